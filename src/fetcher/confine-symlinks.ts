@@ -1,0 +1,47 @@
+import { readdir, readlink, realpath } from 'node:fs/promises';
+import path from 'node:path';
+import { isInside } from './sandbox-paths.js';
+
+/**
+ * Checks every symlink an extraction produced under `root` (canonical): each must be relative and
+ * resolve inside `root`. A lexical check alone is not enough (`b -> .` then `a -> b/..` is lexically
+ * inside but really the parent), so links that resolve are checked by realpath, and dangling links
+ * may not use '..' at all. Throws naming the first offending link.
+ */
+export async function assertSymlinksConfined(root: string): Promise<void> {
+  const pending = [root];
+  while (pending.length > 0) {
+    const dir = pending.pop()!;
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        pending.push(p);
+      } else if (entry.isSymbolicLink()) {
+        await assertLinkConfined(root, p);
+      }
+    }
+  }
+}
+
+async function assertLinkConfined(root: string, link: string): Promise<void> {
+  const target = await readlink(link);
+  const name = path.relative(root, link);
+  const escape = (why: string): never => {
+    throw new Error(`archive symlink '${name}' -> '${target}' ${why}`);
+  };
+  if (path.isAbsolute(target)) escape('is absolute');
+  if (!isInside(root, path.resolve(path.dirname(link), target))) escape('points outside the sandbox');
+  let real: string | null = null;
+  try {
+    real = await realpath(link);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') escape('is part of a symlink loop');
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+  }
+  if (real !== null) {
+    if (!isInside(root, real)) escape('resolves outside the sandbox');
+  } else if (target.split('/').includes('..')) {
+    escape("is dangling and uses '..'");
+  }
+}

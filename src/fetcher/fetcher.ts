@@ -1,0 +1,117 @@
+import { chmod, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { archiveKindOf } from './archive-kind.js';
+import { assertSymlinksConfined } from './confine-symlinks.js';
+import { download } from './download.js';
+import { extractTar } from './extract-tar.js';
+import { extractZip } from './extract-zip.js';
+import { FetchFailed, FetchUriInvalid } from './fetch-errors.js';
+import { planFetch, type FetchPlan } from './fetch-plan.js';
+import {
+  ensureDirNoFollow,
+  mergeTree,
+  placeFile,
+  removeQuietly,
+  resolveSandbox,
+  scratchName,
+} from './sandbox-paths.js';
+
+export { FetchFailed, FetchUriInvalid };
+
+/** One URI to fetch, as Mesos' CommandInfo.URI. */
+export interface FetchUri {
+  value: string;
+  executable?: boolean;
+  /** Default true, as Mesos. */
+  extract?: boolean;
+  outputFile?: string;
+}
+
+/** Cancellation, limits and progress for fetchUris. */
+export interface FetchOptions {
+  signal: AbortSignal;
+  /** max bytes per URI, default 2 GiB */
+  maxBytes?: number;
+  onProgress?: (uri: string, bytes: number) => void;
+}
+
+/** Default per-URI cap on downloaded bytes (and, separately, on bytes extracted from an archive). */
+export const DEFAULT_MAX_FETCH_BYTES = 2 * 1024 ** 3;
+
+/** Validates without touching disk or network; throws FetchUriInvalid naming the field and value. */
+export function validateFetchUris(uris: FetchUri[]): void {
+  uris.forEach((uri, i) => planFetch(uri, i));
+}
+
+/** Fetches every URI into `sandbox` (which exists); rejects with FetchFailed (message names the URI and the cause) or the signal's reason. */
+export async function fetchUris(uris: FetchUri[], sandbox: string, options: FetchOptions): Promise<void> {
+  const { signal } = options;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_FETCH_BYTES;
+  // Validate everything first: a bad 3rd URI should not cost the download of the first two.
+  const plans = uris.map((uri, i) => planFetch(uri, i));
+  signal.throwIfAborted();
+  let sandboxReal: string;
+  try {
+    sandboxReal = await resolveSandbox(sandbox);
+  } catch (err) {
+    throw new FetchFailed(`sandbox '${sandbox}' is unusable: ${describe(err)}`, { cause: err });
+  }
+  // Sequential on purpose: deterministic order, and a later URI may overwrite an earlier one's file.
+  for (let i = 0; i < uris.length; i++) {
+    const uri = uris[i]!;
+    try {
+      await fetchOne(uri, plans[i]!, sandboxReal, maxBytes, options);
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw new FetchFailed(`fetching '${uri.value}' (command_info.uris[${i}]) failed: ${describe(err)}`, { cause: err });
+    }
+  }
+}
+
+async function fetchOne(
+  uri: FetchUri,
+  plan: FetchPlan,
+  sandboxReal: string,
+  maxBytes: number,
+  options: FetchOptions,
+): Promise<void> {
+  const { signal } = options;
+  const temp = path.join(sandboxReal, scratchName('fetch'));
+  let staging: string | null = null;
+  try {
+    await download(plan.source, temp, {
+      signal,
+      maxBytes,
+      onBytes: options.onProgress && ((bytes) => options.onProgress!(uri.value, bytes)),
+    });
+    signal.throwIfAborted();
+    const fileName = plan.destSegments[plan.destSegments.length - 1]!;
+    const kind = uri.executable ? null : uri.extract === false ? null : archiveKindOf(fileName);
+    if (uri.executable) await chmod(temp, 0o755);
+    // Resolve (and create) the destination directory before extracting, so a bad output_file fails
+    // before the archive has been spread over the sandbox.
+    const dir = await ensureDirNoFollow(sandboxReal, plan.destSegments.slice(0, -1));
+    if (kind !== null) {
+      // Extract into a fresh scratch directory first: it holds no pre-existing symlinks, a failed or
+      // aborted extraction is removed whole, and the result is merged without following any link.
+      staging = path.join(sandboxReal, scratchName('extract'));
+      await mkdir(staging, { mode: 0o755 });
+      const limits = { signal, maxBytes };
+      if (kind === 'tar') await extractTar(temp, staging, limits);
+      else await extractZip(temp, staging, limits);
+      signal.throwIfAborted();
+      await assertSymlinksConfined(staging);
+      // Mesos extracts into the sandbox root regardless of where output_file put the archive.
+      await mergeTree(staging, sandboxReal, sandboxReal);
+    }
+    await placeFile(temp, path.join(dir, fileName), sandboxReal);
+  } finally {
+    // After success both are gone (renamed / emptied); after failure or abort nothing half-written stays.
+    await removeQuietly(temp);
+    if (staging !== null) await removeQuietly(staging);
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
