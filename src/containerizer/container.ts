@@ -1,0 +1,113 @@
+import { BehaviorSubject, ReplaySubject } from "rxjs";
+import type { TaskStatus } from "../gen/mesos/v1/mesos_pb.js";
+import { FailedPrecondition } from "./errors.js";
+import type { EventKind, ContainerEvent } from "./container-event.js";
+import type { LaunchSpec } from "./launch-spec.js";
+import { canTransition, type ContainerState } from "./state.js";
+import type { ExitFacts, Termination } from "./termination.js";
+
+/** Publishes an event for a container and returns it numbered. */
+export type Publish = (containerId: string, kind: EventKind) => ContainerEvent;
+
+/** Why a launch was aborted: the signal's reason. */
+export class DestroyRequested extends Error {
+  override readonly name = "DestroyRequested";
+}
+
+/**
+ * One container: its state machine, its exit and its termination. The launch pipeline owns
+ * the transitions; everything else reads.
+ */
+export class Container {
+  readonly state$: BehaviorSubject<ContainerState>;
+  /** Completes exactly once with the termination. */
+  readonly termination$ = new ReplaySubject<Termination>(1);
+  /** Aborted by Destroy or a launch timeout; the reason says which. */
+  readonly launchAbort = new AbortController();
+  engineId?: string;
+  pid?: number;
+  terminated?: Termination;
+  /** The events a new subscriber is shown first: last state, last task status, termination. */
+  lastState?: ContainerEvent;
+  lastTaskStatus?: ContainerEvent;
+  terminationEvent?: ContainerEvent;
+  /** Set by an engine `oom` event. */
+  oomSeen = false;
+  readonly exit: Promise<ExitFacts | undefined>;
+  private resolveExit!: (facts: ExitFacts | undefined) => void;
+  private exitKnown = false;
+
+  constructor(
+    readonly spec: LaunchSpec,
+    readonly sandbox: string,
+    private readonly publish: Publish,
+  ) {
+    this.state$ = new BehaviorSubject<ContainerState>("FETCHING");
+    this.exit = new Promise((resolve) => (this.resolveExit = resolve));
+    this.lastState = publish(spec.containerId, { type: "state", state: "FETCHING" });
+  }
+
+  get id(): string {
+    return this.spec.containerId;
+  }
+
+  get state(): ContainerState {
+    return this.state$.value;
+  }
+
+  get destroyRequested(): boolean {
+    return this.launchAbort.signal.aborted && this.launchAbort.signal.reason instanceof DestroyRequested;
+  }
+
+  /** Moves to `to`; throws FailedPrecondition for a transition the state machine forbids. */
+  transition(to: ContainerState, message?: string): void {
+    const from = this.state;
+    if (!canTransition(from, to)) throw new FailedPrecondition(`container '${this.id}' cannot go from ${from} to ${to}`);
+    this.state$.next(to);
+    this.lastState = this.publish(this.id, { type: "state", state: to, previous: from, message });
+  }
+
+  /** Records the engine's word that the process exited (first word wins). */
+  exited(facts: ExitFacts | undefined): void {
+    if (this.exitKnown) return;
+    this.exitKnown = true;
+    this.resolveExit(facts);
+  }
+
+  get hasExited(): boolean {
+    return this.exitKnown;
+  }
+
+  /** Publishes a task status event (when the container runs a task). */
+  publishTaskStatus(kind: Extract<EventKind, { type: "task_status" }>): void {
+    this.lastTaskStatus = this.publish(this.id, kind);
+  }
+
+  /** Publishes a pull progress event. */
+  publishPull(kind: Extract<EventKind, { type: "pull" }>): void {
+    this.publish(this.id, kind);
+  }
+
+  /**
+   * Ends the container: TERMINATED, then the task's terminal status when it runs a task, then
+   * the termination last. Called once, by the pipeline.
+   */
+  terminate(termination: Termination, finalStatus?: TaskStatus): void {
+    if (this.terminated) return;
+    this.terminated = termination;
+    this.transition("TERMINATED", termination.containerTermination.message);
+    if (finalStatus) this.publishTaskStatus({ type: "task_status", status: finalStatus });
+    this.terminationEvent = this.publish(this.id, { type: "termination", termination });
+    this.exited(undefined);
+    this.termination$.next(termination);
+    this.termination$.complete();
+    this.state$.complete();
+  }
+
+  /** The snapshot a new Watch subscriber sees, oldest first. */
+  snapshot(): ContainerEvent[] {
+    const events = [this.lastState, this.lastTaskStatus, this.terminationEvent].filter((e): e is ContainerEvent => e !== undefined);
+    events.sort((a, b) => (a.sequence < b.sequence ? -1 : a.sequence > b.sequence ? 1 : 0));
+    return events.map((e) => ({ ...e, snapshot: true }));
+  }
+}

@@ -1,0 +1,261 @@
+import path from "node:path";
+import {
+  CapabilityInfo_Capability,
+  ContainerInfo_DockerInfo_Network,
+  LinuxInfo_IpcMode,
+  MountPropagation_Mode,
+  Volume_Mode,
+  Volume_Source_SandboxPath_Type,
+  Volume_Source_Type,
+  type ContainerInfo,
+  type Volume,
+} from "../gen/mesos/v1/mesos_pb.js";
+import type { CreateSpec, MountSpec } from "../docker/engine-port.js";
+import { LABEL_AGENT_ID, LABEL_CONTAINER_ID, containerName } from "../docker/names.js";
+import { quote } from "./container-id.js";
+import { InvalidRequest } from "./errors.js";
+import type { LaunchSpec } from "./launch-spec.js";
+
+/** Mesos' floors: at least 2 CPU shares and 32 MB of memory. */
+export const CPU_SHARES_PER_CPU = 1024;
+export const MIN_CPU_SHARES = 2;
+export const MIN_MEMORY_BYTES = 32 * 1024 * 1024;
+
+/** Docker parameters (DockerInfo.parameters) Berth maps; Mesos passes any `docker run` flag. */
+export const SUPPORTED_DOCKER_PARAMETERS = ["label", "workdir", "env", "hostname", "shm-size"] as const;
+
+/** Where the container's sandbox lives, on the host and inside the container. */
+export interface SandboxPlacement {
+  agentId: string;
+  hostSandbox: string;
+  /** The mount point inside the container (--sandbox_directory). */
+  containerSandbox: string;
+}
+
+/**
+ * Maps a launch to the engine's create options, as Mesos' docker containerizer maps it to
+ * `docker run`. Pure; throws InvalidRequest for shapes it cannot express.
+ */
+export function buildCreateSpec(spec: LaunchSpec, placement: SandboxPlacement): CreateSpec {
+  const info = spec.containerInfo;
+  const docker = info.docker;
+  const name = containerName(placement.agentId, spec.containerId);
+  const labels: Record<string, string> = {
+    [LABEL_AGENT_ID]: placement.agentId,
+    [LABEL_CONTAINER_ID]: spec.containerId,
+  };
+  const env: string[] = [
+    ...spec.environment.map(([k, v]) => `${k}=${v}`),
+    `MESOS_SANDBOX=${placement.containerSandbox}`,
+    `MESOS_CONTAINER_NAME=${name}`,
+  ];
+
+  const create: CreateSpec = {
+    name,
+    Image: spec.image,
+    Labels: labels,
+    Env: env,
+    HostConfig: {
+      NetworkMode: "host",
+      Mounts: [
+        { Type: "bind", Source: placement.hostSandbox, Target: placement.containerSandbox, ReadOnly: false },
+        ...info.volumes.map((v, i) => volumeMount(v, i, placement)),
+      ],
+    },
+  };
+
+  // Command, as Mesos: shell → `/bin/sh -c value` (entrypoint overridden, MESOS-1770); otherwise
+  // value and arguments are handed to the image's entrypoint; neither → the image's own command.
+  const command = spec.command;
+  if (command.shell) {
+    create.Entrypoint = ["/bin/sh", "-c"];
+    create.Cmd = [command.value];
+  } else if (command.value !== "") {
+    create.Cmd = [command.value, ...command.arguments];
+  }
+  if (spec.user !== undefined) create.User = spec.user;
+
+  applyNetwork(create, info);
+  applyResources(create, spec);
+  applyLinux(create, info);
+  if (info.ttyInfo) create.Tty = true;
+  if (docker?.privileged) create.HostConfig.Privileged = true;
+  for (const [i, p] of (docker?.parameters ?? []).entries()) applyParameter(create, p.key, p.value, i);
+  return create;
+}
+
+function applyNetwork(create: CreateSpec, info: ContainerInfo): void {
+  const network = info.docker?.network ?? ContainerInfo_DockerInfo_Network.HOST;
+  const mappings = info.docker?.portMappings ?? [];
+  switch (network) {
+    case ContainerInfo_DockerInfo_Network.HOST:
+      create.HostConfig.NetworkMode = "host";
+      break;
+    case ContainerInfo_DockerInfo_Network.NONE:
+      create.HostConfig.NetworkMode = "none";
+      break;
+    case ContainerInfo_DockerInfo_Network.BRIDGE:
+      create.HostConfig.NetworkMode = "bridge";
+      break;
+    case ContainerInfo_DockerInfo_Network.USER: {
+      const names = info.networkInfos.map((n) => n.name).filter((n) => n !== "");
+      if (names.length !== 1) {
+        throw new InvalidRequest(`container_info.docker.network is USER, which needs exactly one container_info.network_infos[].name; got ${names.length}`);
+      }
+      if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(names[0]!)) throw new InvalidRequest(`container_info.network_infos[0].name ${quote(names[0]!)} is not a valid network name`);
+      create.HostConfig.NetworkMode = names[0]!;
+      break;
+    }
+    default:
+      throw new InvalidRequest(`container_info.docker.network ${network} is not HOST, BRIDGE, NONE or USER`);
+  }
+  if (info.hostname !== "") {
+    if (network === ContainerInfo_DockerInfo_Network.HOST) throw new InvalidRequest("container_info.hostname cannot be set with network HOST (the container shares the host's name)");
+    if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(info.hostname)) throw new InvalidRequest(`container_info.hostname ${quote(info.hostname)} is not a valid host name`);
+    create.Hostname = info.hostname;
+  }
+  if (mappings.length === 0) return;
+  if (network !== ContainerInfo_DockerInfo_Network.BRIDGE && network !== ContainerInfo_DockerInfo_Network.USER) {
+    throw new InvalidRequest(`container_info.docker.port_mappings need network BRIDGE or USER; network is ${ContainerInfo_DockerInfo_Network[network]}`);
+  }
+  create.ExposedPorts = {};
+  create.HostConfig.PortBindings = {};
+  for (const [i, m] of mappings.entries()) {
+    const field = `container_info.docker.port_mappings[${i}]`;
+    for (const [k, v] of [["host_port", m.hostPort], ["container_port", m.containerPort]] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > 65535) throw new InvalidRequest(`${field}.${k} ${v} is not a port (1-65535)`);
+    }
+    const protocol = (m.protocol === "" ? "tcp" : m.protocol).toLowerCase();
+    if (protocol !== "tcp" && protocol !== "udp" && protocol !== "sctp") throw new InvalidRequest(`${field}.protocol ${quote(m.protocol)} is not tcp, udp or sctp`);
+    const key = `${m.containerPort}/${protocol}`;
+    create.ExposedPorts[key] = {};
+    (create.HostConfig.PortBindings[key] ??= []).push({ HostPort: String(m.hostPort) });
+  }
+}
+
+function applyResources(create: CreateSpec, spec: LaunchSpec): void {
+  const { cpus, memMb } = spec.resources;
+  if (cpus !== undefined) create.HostConfig.CpuShares = Math.max(Math.floor(CPU_SHARES_PER_CPU * cpus), MIN_CPU_SHARES);
+  if (memMb !== undefined) {
+    const bytes = Math.max(Math.floor(memMb * 1024 * 1024), MIN_MEMORY_BYTES);
+    create.HostConfig.Memory = bytes;
+    // Swap equal to memory: the limit is a hard one, as Mesos' cgroups memory isolator makes it.
+    create.HostConfig.MemorySwap = bytes;
+  }
+}
+
+function applyLinux(create: CreateSpec, info: ContainerInfo): void {
+  const linux = info.linuxInfo;
+  if (!linux) return;
+  const caps = linux.effectiveCapabilities ?? linux.boundingCapabilities ?? linux.capabilityInfo;
+  if (caps) {
+    create.HostConfig.CapDrop = ["ALL"];
+    create.HostConfig.CapAdd = caps.capabilities.map((c, i) => {
+      const name = CapabilityInfo_Capability[c];
+      if (name === undefined || c === CapabilityInfo_Capability.UNKNOWN) throw new InvalidRequest(`container_info.linux_info capabilities[${i}] ${c} is not a known capability`);
+      return `CAP_${name}`;
+    });
+  }
+  if (linux.ipcMode === LinuxInfo_IpcMode.SHARE_PARENT) create.HostConfig.IpcMode = "host";
+  else if (linux.ipcMode === LinuxInfo_IpcMode.PRIVATE) create.HostConfig.IpcMode = "private";
+  if (linux.shmSize !== 0) {
+    if (linux.ipcMode !== LinuxInfo_IpcMode.PRIVATE) throw new InvalidRequest("container_info.linux_info.shm_size needs ipc_mode PRIVATE");
+    create.HostConfig.ShmSize = linux.shmSize * 1024 * 1024;
+  }
+}
+
+function applyParameter(create: CreateSpec, key: string, value: string, i: number): void {
+  const field = `container_info.docker.parameters[${i}]`;
+  switch (key) {
+    case "label": {
+      const eq = value.indexOf("=");
+      const k = eq < 0 ? value : value.slice(0, eq);
+      if (k === "" || k.startsWith("berth.")) throw new InvalidRequest(`${field} label ${quote(value)} has an empty key or one in Berth's own 'berth.' namespace`);
+      create.Labels[k] = eq < 0 ? "" : value.slice(eq + 1);
+      break;
+    }
+    case "workdir":
+      if (!value.startsWith("/")) throw new InvalidRequest(`${field} workdir ${quote(value)} is not an absolute path`);
+      create.WorkingDir = value;
+      break;
+    case "env":
+      if (!/^[^=\0]+=/.test(value)) throw new InvalidRequest(`${field} env ${quote(value.split("=")[0] ?? "")} is not NAME=VALUE`);
+      create.Env.splice(create.Env.length - 2, 0, value);
+      break;
+    case "hostname":
+      if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(value)) throw new InvalidRequest(`${field} hostname ${quote(value)} is not a valid host name`);
+      create.Hostname = value;
+      break;
+    case "shm-size": {
+      const m = /^(\d+)([bkmg]?)$/i.exec(value);
+      if (!m) throw new InvalidRequest(`${field} shm-size ${quote(value)} is not a size like 64m`);
+      const unit = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "b" | "k" | "m" | "g"];
+      create.HostConfig.ShmSize = Number(m[1]) * unit;
+      break;
+    }
+    default:
+      throw new InvalidRequest(`${field} key ${quote(key)} is not supported; supported keys: ${SUPPORTED_DOCKER_PARAMETERS.join(", ")}`);
+  }
+}
+
+function inside(base: string, rel: string, field: string): string {
+  if (rel.includes("\0")) throw new InvalidRequest(`${field} contains a NUL character`);
+  const resolved = path.resolve(base, rel);
+  if (resolved !== base && !resolved.startsWith(base.endsWith("/") ? base : `${base}/`)) {
+    throw new InvalidRequest(`${field} ${quote(rel)} leaves the sandbox`);
+  }
+  return resolved;
+}
+
+function volumeMount(v: Volume, i: number, placement: SandboxPlacement): MountSpec {
+  const field = `container_info.volumes[${i}]`;
+  if (v.containerPath === "") throw new InvalidRequest(`${field}.container_path is empty`);
+  if (v.containerPath.split("/").includes("..")) throw new InvalidRequest(`${field}.container_path ${quote(v.containerPath)} contains '..'`);
+  // A relative container path is relative to the sandbox inside the container, as in Mesos.
+  const target = path.posix.isAbsolute(v.containerPath) ? path.posix.normalize(v.containerPath) : path.posix.join(placement.containerSandbox, v.containerPath);
+  const readOnly = v.mode === Volume_Mode.RO;
+  if (v.image) throw new InvalidRequest(`${field}.image is set: image volumes are not supported by the Docker containerizer`);
+
+  const source = v.source;
+  if (source) {
+    switch (source.type) {
+      case Volume_Source_Type.DOCKER_VOLUME: {
+        const dv = source.dockerVolume;
+        if (!dv || !/^[A-Za-z0-9][A-Za-z0-9_.-]+$/.test(dv.name)) throw new InvalidRequest(`${field}.source.docker_volume.name ${quote(dv?.name ?? "")} is not a valid volume name`);
+        const mount: MountSpec = { Type: "volume", Source: dv.name, Target: target, ReadOnly: readOnly };
+        if (dv.driver !== "" || (dv.driverOptions?.parameter.length ?? 0) > 0) {
+          mount.VolumeOptions = { DriverConfig: { Name: dv.driver || undefined, Options: Object.fromEntries((dv.driverOptions?.parameter ?? []).map((p) => [p.key, p.value])) } };
+        }
+        return mount;
+      }
+      case Volume_Source_Type.HOST_PATH: {
+        const hp = source.hostPath;
+        if (!hp || !path.isAbsolute(hp.path)) throw new InvalidRequest(`${field}.source.host_path.path ${quote(hp?.path ?? "")} is not an absolute path`);
+        if (hp.path.split("/").includes("..")) throw new InvalidRequest(`${field}.source.host_path.path ${quote(hp.path)} contains '..'`);
+        const mount: MountSpec = { Type: "bind", Source: path.normalize(hp.path), Target: target, ReadOnly: readOnly };
+        const mode = hp.mountPropagation?.mode;
+        if (mode === MountPropagation_Mode.BIDIRECTIONAL) mount.BindOptions = { Propagation: "rshared" };
+        else if (mode === MountPropagation_Mode.HOST_TO_CONTAINER) mount.BindOptions = { Propagation: "rslave" };
+        return mount;
+      }
+      case Volume_Source_Type.SANDBOX_PATH: {
+        const sp = source.sandboxPath;
+        if (!sp) throw new InvalidRequest(`${field}.source.sandbox_path is missing`);
+        if (sp.type === Volume_Source_SandboxPath_Type.PARENT) throw new InvalidRequest(`${field}.source.sandbox_path.type PARENT needs a nested container, which Berth does not run`);
+        return { Type: "bind", Source: inside(placement.hostSandbox, sp.path, `${field}.source.sandbox_path.path`), Target: target, ReadOnly: readOnly };
+      }
+      default:
+        throw new InvalidRequest(`${field}.source.type ${Volume_Source_Type[source.type] ?? source.type} is not supported (DOCKER_VOLUME, HOST_PATH, SANDBOX_PATH are)`);
+    }
+  }
+  if (v.hostPath !== "") {
+    // Legacy form: an absolute host_path is a host directory; a relative one is inside the sandbox.
+    if (path.isAbsolute(v.hostPath)) {
+      if (v.hostPath.split("/").includes("..")) throw new InvalidRequest(`${field}.host_path ${quote(v.hostPath)} contains '..'`);
+      return { Type: "bind", Source: path.normalize(v.hostPath), Target: target, ReadOnly: readOnly };
+    }
+    return { Type: "bind", Source: inside(placement.hostSandbox, v.hostPath, `${field}.host_path`), Target: target, ReadOnly: readOnly };
+  }
+  // Neither: an anonymous engine volume at container_path.
+  return { Type: "volume", Source: "", Target: target, ReadOnly: readOnly };
+}

@@ -1,0 +1,32 @@
+/** Typed domain errors; the rpc edge maps each to a gRPC status code in one function. */
+
+/** Base of every error Berth reports to a client on purpose. */
+export class BerthError extends Error {}
+
+/** The request is malformed; the message names the field and the value. */
+export class InvalidRequest extends BerthError {
+  override readonly name = "InvalidRequest";
+}
+
+/** No container with this id is known (live or retained terminated). */
+export class ContainerNotFound extends BerthError {
+  override readonly name = "ContainerNotFound";
+  constructor(readonly containerId: string) {
+    super(`container_id '${containerId}' is not known to this agent`);
+  }
+}
+
+/** The operation does not fit the container's current state. */
+export class FailedPrecondition extends BerthError {
+  override readonly name = "FailedPrecondition";
+}
+
+/** The Docker engine cannot be reached; calls that need it cannot be served now. */
+export class EngineUnavailable extends BerthError {
+  override readonly name = "EngineUnavailable";
+}
+
+/** The call was cancelled by its caller. */
+export class Cancelled extends BerthError {
+  override readonly name = "Cancelled";
+}

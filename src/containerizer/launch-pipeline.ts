@@ -1,0 +1,191 @@
+import { mkdir, open, realpath } from "node:fs/promises";
+import path from "node:path";
+import type { Logger } from "pino";
+import { TaskState } from "../gen/mesos/v1/mesos_pb.js";
+import type { EnginePort } from "../docker/engine-port.js";
+import type { ImagePuller } from "../docker/image-puller.js";
+import type { FetchUri, FetchOptions } from "../fetcher/fetcher.js";
+import { captureOutput, STDERR_FILE, STDOUT_FILE } from "../logger/sandbox-output.js";
+import { DestroyRequested, type Container } from "./container.js";
+import { buildCreateSpec } from "./create-spec.js";
+import { LaunchDeadline, LaunchTimedOut } from "./launch-deadline.js";
+import type { ContainerState } from "./state.js";
+import { taskStatus } from "./task-status.js";
+import { destroyedBeforeRunning, exitTermination, launchFailed, unknownFate, type ExitFacts, type Termination } from "./termination.js";
+
+/** Fetches URIs into a sandbox (the fetcher's signature, injectable for tests). */
+export type FetchFn = (uris: FetchUri[], sandbox: string, options: FetchOptions) => Promise<void>;
+
+/** What the pipeline needs from the rest of Berth. */
+export interface PipelineDeps {
+  engine: EnginePort;
+  puller: ImagePuller;
+  fetch: FetchFn;
+  agentId: string;
+  /** Mount point of the sandbox inside the container (--sandbox_directory). */
+  containerSandbox: string;
+  stopTimeoutMs: number;
+  removeDelayMs: number;
+  launchTimeoutMs: number;
+  /** How long to wait, after an exit, for the output streams to drain into the sandbox. */
+  outputGraceMs: number;
+  log: Logger;
+  /** Registers the engine id so that engine events reach this container. */
+  bindEngineId(container: Container, engineId: string): void;
+}
+
+/**
+ * Runs one container from FETCHING to TERMINATED. It is the only writer of the container's
+ * transitions after the launch was accepted, and it always ends in `terminate`: every failure,
+ * destroy or timeout becomes a termination, and whatever it created in the engine is removed.
+ */
+export async function runContainer(c: Container, deps: PipelineDeps): Promise<void> {
+  const log = deps.log.child({ container_id: c.id });
+  const signal = c.launchAbort.signal;
+  const deadline = new LaunchDeadline(deps.launchTimeoutMs, (reason) => {
+    log.warn({ stage: reason.stage }, "launch timed out; destroying");
+    if (c.state !== "DESTROYING" && c.state !== "TERMINATED") c.transition("DESTROYING", reason.message);
+    c.launchAbort.abort(reason);
+  });
+  let stage: ContainerState = "FETCHING";
+  let started = false;
+  let output: Promise<void> | undefined;
+  const outputAbort = new AbortController();
+
+  if (c.spec.taskId !== undefined) c.publishTaskStatus({ type: "task_status", status: taskStatus(c.spec, deps.agentId, TaskState.TASK_STARTING) });
+
+  try {
+    deadline.run("FETCHING");
+    await prepareSandbox(c.sandbox);
+    await deps.fetch(c.spec.uris, c.sandbox, { signal });
+    signal.throwIfAborted();
+
+    stage = "PULLING";
+    c.transition("PULLING");
+    deadline.pause();
+    const present = !c.spec.forcePull && (await deps.engine.imagePresent(c.spec.image));
+    signal.throwIfAborted();
+    if (!present) {
+      log.info({ image: c.spec.image }, "pulling image");
+      await deps.puller.pull(c.spec.image, { signal, onProgress: (progress) => c.publishPull({ type: "pull", progress }) });
+    }
+    signal.throwIfAborted();
+
+    stage = "MOUNTING";
+    c.transition("MOUNTING");
+    deadline.run("MOUNTING");
+    const createSpec = buildCreateSpec(c.spec, { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox });
+    await makeSandboxMountSources(c.sandbox, createSpec.HostConfig.Mounts.map((m) => m.Source));
+    const engineId = await deps.engine.createContainer(createSpec);
+    c.engineId = engineId;
+    deps.bindEngineId(c, engineId);
+    signal.throwIfAborted();
+    await deps.engine.startContainer(engineId);
+    started = true;
+    output = deps.engine
+      .followLogs(engineId, outputAbort.signal)
+      .then((streams) => captureOutput(streams, c.sandbox))
+      .catch((err: unknown) => log.warn({ err }, "could not capture container output"));
+    signal.throwIfAborted();
+    deadline.clear();
+    c.transition("RUNNING");
+    log.info({ engine_id: engineId }, "container running");
+    if (c.spec.taskId !== undefined) c.publishTaskStatus({ type: "task_status", status: taskStatus(c.spec, deps.agentId, TaskState.TASK_RUNNING) });
+  } catch (err) {
+    deadline.clear();
+    const reason: unknown = signal.aborted ? signal.reason : err;
+    if (!started) {
+      await finishBeforeRunning(c, deps, log, stage, reason);
+      return;
+    }
+    // Destroyed (or timed out) while starting: the process may be up; kill it and report its exit.
+    log.info({ stage }, "aborted while starting; killing the container");
+    if (c.state !== "DESTROYING") c.transition("DESTROYING", reason instanceof Error ? reason.message : String(reason));
+    await deps.engine.killContainer(c.engineId!).catch((e: unknown) => log.warn({ err: e }, "kill failed"));
+  }
+
+  const facts = await c.exit;
+  await drainOutput(output, outputAbort, deps.outputGraceMs, log);
+  let termination: Termination;
+  if (facts === undefined) {
+    termination = c.destroyRequested ? destroyedBeforeRunning("RUNNING") : unknownFate("The engine no longer knows the container; its exit status is unknown");
+  } else {
+    const oomKilled = facts.oomKilled || c.oomSeen || (await wasOomKilled(deps.engine, c.engineId!, facts));
+    const timedOut = signal.aborted && signal.reason instanceof LaunchTimedOut;
+    termination = timedOut
+      ? launchFailed(signal.reason.stage, signal.reason.message)
+      : exitTermination({ exitCode: facts.exitCode, oomKilled }, c.destroyRequested, c.spec.resources.memMb);
+  }
+  await removeFromEngine(c, deps, log);
+  c.terminate(termination, finalTaskStatus(c, deps, termination));
+  log.info({ state: TaskState[termination.containerTermination.state], status: termination.containerTermination.status }, "container terminated");
+}
+
+async function finishBeforeRunning(c: Container, deps: PipelineDeps, log: Logger, stage: ContainerState, reason: unknown): Promise<void> {
+  if (c.state !== "DESTROYING") c.transition("DESTROYING", reason instanceof Error ? reason.message : String(reason));
+  let termination: Termination;
+  if (reason instanceof DestroyRequested) termination = destroyedBeforeRunning(stage);
+  else if (reason instanceof LaunchTimedOut) termination = launchFailed(reason.stage, reason.message);
+  else termination = launchFailed(stage, reason instanceof Error ? reason.message : String(reason));
+  if (!(reason instanceof DestroyRequested)) log.warn({ stage, err: reason }, "launch failed");
+  await removeFromEngine(c, deps, log, true);
+  c.terminate(termination, finalTaskStatus(c, deps, termination));
+}
+
+/** Removes the engine container now, or after --docker_remove_delay. */
+async function removeFromEngine(c: Container, deps: PipelineDeps, log: Logger, now = false): Promise<void> {
+  const id = c.engineId;
+  if (id === undefined) return;
+  const remove = () => deps.engine.removeContainer(id).catch((err: unknown) => log.warn({ err, engine_id: id }, "could not remove container"));
+  if (now || deps.removeDelayMs <= 0) await remove();
+  else setTimeout(() => void remove(), deps.removeDelayMs).unref();
+}
+
+function finalTaskStatus(c: Container, deps: PipelineDeps, t: Termination) {
+  if (c.spec.taskId === undefined) return undefined;
+  const ct = t.containerTermination;
+  return taskStatus(c.spec, deps.agentId, ct.state, { message: ct.message, reason: ct.reason });
+}
+
+/** An exit with 137 may be an OOM kill whose `oom` event was missed; the engine's state says. */
+async function wasOomKilled(engine: EnginePort, engineId: string, facts: ExitFacts): Promise<boolean> {
+  if (facts.exitCode !== 137) return false;
+  const inspect = await engine.inspectContainer(engineId).catch(() => undefined);
+  return inspect?.oomKilled ?? false;
+}
+
+async function drainOutput(output: Promise<void> | undefined, abort: AbortController, graceMs: number, log: Logger): Promise<void> {
+  if (!output) return;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), graceMs)));
+  const result = await Promise.race([output.then(() => "done" as const), late]);
+  clearTimeout(timer);
+  if (result === "late") {
+    log.warn({ grace_ms: graceMs }, "container output did not end in time after exit; closing it");
+    abort.abort(new Error("output grace period over"));
+    await output;
+  }
+}
+
+async function prepareSandbox(sandbox: string): Promise<void> {
+  await mkdir(sandbox, { recursive: true, mode: 0o755 });
+  // Empty stdout/stderr exist from the start, as in Mesos, so a tail never races their creation.
+  for (const name of [STDOUT_FILE, STDERR_FILE]) await (await open(path.join(sandbox, name), "a")).close();
+}
+
+/**
+ * Sandbox-relative volume sources are created as directories, as Mesos does. A symlink planted in
+ * the sandbox (by a fetched archive, or by an earlier run) must not turn a sandbox volume into a
+ * mount of a host directory, so each source must still resolve inside the sandbox.
+ */
+async function makeSandboxMountSources(sandbox: string, sources: string[]): Promise<void> {
+  const root = await realpath(sandbox);
+  for (const source of sources) {
+    if (source === sandbox || !source.startsWith(`${sandbox}/`)) continue;
+    await mkdir(source, { recursive: true });
+    const real = await realpath(source);
+    if (real !== root && !real.startsWith(`${root}/`)) {
+      throw new Error(`sandbox volume source '${path.relative(sandbox, source)}' resolves outside the sandbox (to '${real}')`);
+    }
+  }
+}

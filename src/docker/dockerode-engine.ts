@@ -1,0 +1,569 @@
+/**
+ * The dockerode adapter: implements the engine port against a real Docker engine.
+ *
+ * Two kinds of calls are kept apart on purpose. Short calls (ping, inspect, create, start, stop,
+ * kill, remove, list) each get their own deadline, because `docker inspect` has been seen to hang
+ * forever and one hung call must not wedge a launch. Long-lived streams (pull, events, logs) get
+ * no deadline at all, only the caller's AbortSignal; a timeout there would silently cap big pulls.
+ * The modem's own global `timeout` is therefore never set (it would apply to streams too).
+ */
+import Docker from "dockerode";
+import { PassThrough, type Readable } from "node:stream";
+import {
+  EngineRequestFailed,
+  EngineUnreachable,
+  type ContainerInspect,
+  type ContainerSummary,
+  type CreateSpec,
+  type EngineEvent,
+  type EnginePort,
+  type LogStreams,
+  type PullProgress,
+} from "./engine-port.js";
+import { NdjsonSplitter, parseJsonLine } from "./ndjson.js";
+
+/** How to reach the engine and how long a short call may take. */
+export interface DockerodeEngineOptions {
+  /** Unix socket path; used when `host` is not given. Defaults to /var/run/docker.sock. */
+  socketPath?: string;
+  /** DOCKER_HOST-style address: `unix:///var/run/docker.sock` or `tcp://127.0.0.1:2375`. */
+  host?: string;
+  /** Deadline of every short call (stop gets the grace period on top). */
+  requestTimeoutMs: number;
+}
+
+/** Events buffered between the socket and a slow consumer before the stream is declared lost. */
+const MAX_QUEUED_EVENTS = 10_000;
+
+/** The engine prints this for a container that never started or never finished. */
+const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+// @types/dockerode does not declare `abortSignal` on every options type, although dockerode 5
+// forwards it for these calls; these local shapes widen exactly what is passed.
+type WithSignal<T> = T & { abortSignal?: AbortSignal };
+
+/** The parts of docker-modem used here (its published types lag behind the library). */
+interface ModemLike {
+  dial(
+    options: {
+      path: string;
+      method: string;
+      options?: Record<string, unknown>;
+      abortSignal?: AbortSignal;
+      statusCodes: Record<number, boolean | string>;
+      isStream?: boolean;
+    },
+    callback: (err: unknown, data: unknown) => void,
+  ): void;
+  demuxStream(source: Readable, stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream): void;
+}
+
+/** What dockerode errors carry for an HTTP answer. */
+interface DockerodeHttpError {
+  statusCode?: number;
+  json?: unknown;
+  message?: string;
+  code?: string;
+}
+
+/** The Engine API JSON of `GET /containers/{id}/json`, the fields read here. */
+interface RawInspect {
+  Id: string;
+  Name?: string;
+  Config?: { Image?: string; Labels?: Record<string, string> | null; Tty?: boolean };
+  State?: {
+    Running?: boolean;
+    Status?: string;
+    Pid?: number;
+    ExitCode?: number;
+    OOMKilled?: boolean;
+    StartedAt?: string;
+    FinishedAt?: string;
+  };
+}
+
+/** Implements EnginePort with dockerode (see the file comment for the timeout policy). */
+export class DockerodeEngine implements EnginePort {
+  private readonly docker: Docker;
+  private readonly modem: ModemLike;
+  /** Where the engine is, for error messages. */
+  readonly endpoint: string;
+  private readonly requestTimeoutMs: number;
+
+  constructor(opts: DockerodeEngineOptions) {
+    if (!(opts.requestTimeoutMs > 0)) {
+      throw new Error(`requestTimeoutMs must be a positive number, got ${String(opts.requestTimeoutMs)}`);
+    }
+    this.requestTimeoutMs = opts.requestTimeoutMs;
+    // Every connection field is set explicitly (undefined included) so that docker-modem's
+    // defaults from DOCKER_HOST / DOCKER_CLIENT_TIMEOUT in the environment cannot override the
+    // configured address or put a global idle timeout on the streams.
+    const base = {
+      host: undefined,
+      port: undefined,
+      socketPath: undefined,
+      timeout: undefined,
+      protocol: undefined,
+      ca: undefined,
+      cert: undefined,
+      key: undefined,
+    };
+    const address = parseAddress(opts);
+    this.endpoint = address.endpoint;
+    this.docker = new Docker({ ...base, ...address.docker } as Docker.DockerOptions);
+    this.modem = this.docker.modem as unknown as ModemLike;
+  }
+
+  async ping(): Promise<void> {
+    await this.short("ping", this.requestTimeoutMs, (abortSignal) =>
+      // dockerode 5 takes options on ping; its types only know the no-argument form.
+      (this.docker as unknown as { ping(o: WithSignal<object>): Promise<unknown> }).ping({ abortSignal }),
+    );
+  }
+
+  async imagePresent(ref: string): Promise<boolean> {
+    try {
+      // Image.inspect in dockerode does not forward abortSignal, so this one goes through the
+      // modem directly (same path and status codes).
+      await this.short(`inspect image '${ref}'`, this.requestTimeoutMs, (abortSignal) =>
+        this.dial({
+          path: `/images/${ref}/json`,
+          method: "GET",
+          abortSignal,
+          statusCodes: { 200: true, 404: "no such image", 500: "server error" },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof EngineRequestFailed && err.statusCode === 404) return false;
+      throw err;
+    }
+  }
+
+  async pullImage(ref: string, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void> {
+    const op = `pull of '${ref}'`;
+    if (signal.aborted) throw signal.reason;
+    let stream: Readable;
+    try {
+      stream = (await this.docker.pull(ref, { abortSignal: signal } as WithSignal<object>)) as Readable;
+    } catch (err) {
+      // An abort before the response surfaces as ABORT_ERR; the caller wants its own reason.
+      if (signal.aborted) throw signal.reason;
+      throw this.mapError(op, err);
+    }
+    // http.request destroys the request on abort, but the already-delivered response stream is
+    // destroyed here too so that iteration below stops at once.
+    const onAbort = (): void => {
+      stream.destroy();
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    const splitter = new NdjsonSplitter();
+    const handle = (line: string): void => {
+      const obj = parseJsonLine(line);
+      if (obj === undefined) return;
+      // followProgress reports success when the stream ends with an error line, so every line
+      // is checked for an error here.
+      const error = engineLineError(obj);
+      if (error !== undefined) {
+        throw new EngineRequestFailed(`${op} failed: ${error}`, 500);
+      }
+      onProgress(toPullProgress(obj));
+    };
+    try {
+      for await (const chunk of stream) {
+        for (const line of splitter.push(chunk as Buffer)) handle(line);
+      }
+      for (const line of splitter.end()) handle(line);
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      if (err instanceof EngineRequestFailed) throw err;
+      throw this.mapError(op, err);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      stream.destroy();
+    }
+    if (signal.aborted) throw signal.reason;
+  }
+
+  async createContainer(spec: CreateSpec): Promise<string> {
+    const { name, ...body } = spec;
+    // `_query`/`_body` keep the name in the query string and the spec in the body only
+    // (dockerode would otherwise put the whole spec into the URL as well).
+    const created = await this.short(`create container '${name}'`, this.requestTimeoutMs, (abortSignal) =>
+      this.docker.createContainer({ _query: { name }, _body: body, abortSignal } as unknown as Docker.ContainerCreateOptions),
+    );
+    return created.id;
+  }
+
+  async startContainer(id: string): Promise<void> {
+    try {
+      await this.short(`start container '${id}'`, this.requestTimeoutMs, (abortSignal) =>
+        this.docker.getContainer(id).start({ abortSignal }),
+      );
+    } catch (err) {
+      if (isStatus(err, 304)) return; // already started
+      throw err;
+    }
+  }
+
+  async stopContainer(id: string, graceSeconds: number): Promise<void> {
+    const t = Math.max(0, Math.ceil(graceSeconds));
+    try {
+      // The engine answers only after the container stopped, i.e. after up to `t` seconds.
+      await this.short(`stop container '${id}'`, t * 1000 + this.requestTimeoutMs, (abortSignal) =>
+        this.docker.getContainer(id).stop({ t, abortSignal } as WithSignal<object>),
+      );
+    } catch (err) {
+      if (isStatus(err, 304) || isStatus(err, 404)) return; // already stopped, or gone
+      throw err;
+    }
+  }
+
+  async killContainer(id: string, signal = "SIGKILL"): Promise<void> {
+    try {
+      await this.short(`kill container '${id}' with ${signal}`, this.requestTimeoutMs, (abortSignal) =>
+        this.docker.getContainer(id).kill({ signal, abortSignal } as WithSignal<object>),
+      );
+    } catch (err) {
+      if (isStatus(err, 304) || isStatus(err, 404)) return;
+      // 409 is also used for other conflicts (e.g. a paused container); only "not running" is done.
+      if (isStatus(err, 409) && /not running/i.test((err as Error).message)) return;
+      throw err;
+    }
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    try {
+      await this.short(`remove container '${id}'`, this.requestTimeoutMs, (abortSignal) =>
+        this.docker.getContainer(id).remove({ force: true, v: true, abortSignal } as WithSignal<object>),
+      );
+    } catch (err) {
+      if (isStatus(err, 404)) return;
+      // A concurrent remove of the same container is already doing the job.
+      if (isStatus(err, 409) && /already in progress/i.test((err as Error).message)) return;
+      throw err;
+    }
+  }
+
+  async inspectContainer(id: string): Promise<ContainerInspect | undefined> {
+    const raw = await this.rawInspect(id);
+    return raw === undefined ? undefined : toInspect(raw);
+  }
+
+  async listContainers(labels: Record<string, string>): Promise<ContainerSummary[]> {
+    const rows = await this.short("list containers", this.requestTimeoutMs, (abortSignal) =>
+      this.docker.listContainers({ all: true, filters: { label: labelFilters(labels) }, abortSignal } as WithSignal<object>),
+    );
+    return rows.map((r) => ({ id: r.Id, labels: r.Labels ?? {}, state: r.State }));
+  }
+
+  async *events(
+    labels: Record<string, string>,
+    sinceNano: bigint | undefined,
+    signal: AbortSignal,
+    onSubscribed?: () => void,
+  ): AsyncIterable<EngineEvent> {
+    if (signal.aborted) return;
+    // Own controller so that a consumer leaving the loop early also drops the connection.
+    const ac = new AbortController();
+    const onAbort = (): void => ac.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    const query: WithSignal<Record<string, unknown>> = {
+      filters: { type: ["container"], label: labelFilters(labels) },
+      abortSignal: ac.signal,
+    };
+    if (sinceNano !== undefined) query.since = nanosToSince(sinceNano);
+
+    let stream: Readable;
+    try {
+      stream = (await this.docker.getEvents(query as Docker.GetEventsOptions)) as unknown as Readable;
+    } catch (err) {
+      signal.removeEventListener("abort", onAbort);
+      if (signal.aborted) return;
+      throw this.mapError("events", err);
+    }
+    onSubscribed?.();
+
+    // The engine drops a subscriber that does not read for ~100 ms, so the socket is drained in
+    // flowing mode into a queue regardless of how fast the consumer iterates.
+    const queue: EngineEvent[] = [];
+    let head = 0;
+    let closed = false;
+    let failure: unknown;
+    let wake: (() => void) | undefined;
+    const notify = (): void => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const splitter = new NdjsonSplitter();
+    stream.on("data", (chunk: Buffer) => {
+      for (const line of splitter.push(chunk)) {
+        const ev = toEngineEvent(line);
+        if (ev !== undefined) queue.push(ev);
+      }
+      if (queue.length - head > MAX_QUEUED_EVENTS) {
+        failure = new Error(`events consumer fell ${MAX_QUEUED_EVENTS} events behind; dropping the stream`);
+        stream.destroy();
+      }
+      notify();
+    });
+    stream.on("end", () => {
+      for (const line of splitter.end()) {
+        const ev = toEngineEvent(line);
+        if (ev !== undefined) queue.push(ev);
+      }
+    });
+    stream.on("error", (err) => {
+      failure ??= err;
+    });
+    stream.on("close", () => {
+      closed = true;
+      notify();
+    });
+    ac.signal.addEventListener("abort", notify, { once: true });
+
+    try {
+      for (;;) {
+        if (signal.aborted) return;
+        if (head < queue.length) {
+          const ev = queue[head++]!;
+          if (head > 1024 && head * 2 > queue.length) {
+            queue.splice(0, head);
+            head = 0;
+          }
+          yield ev;
+          continue;
+        }
+        if (closed) {
+          if (failure !== undefined && !signal.aborted) throw this.mapError("events", failure);
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      ac.abort();
+      stream.destroy();
+    }
+  }
+
+  /**
+   * Follows the container's output from its start. Whether the output is multiplexed is read
+   * once from the container's `Config.Tty` (a TTY container has one raw stream, which goes to
+   * stdout; stderr then ends right away with it).
+   */
+  async followLogs(id: string, signal: AbortSignal): Promise<LogStreams> {
+    if (signal.aborted) throw signal.reason;
+    const raw = await this.rawInspect(id);
+    if (raw === undefined) throw new EngineRequestFailed(`follow logs of container '${id}': no such container`, 404);
+    const tty = raw.Config?.Tty === true;
+    let source: Readable;
+    try {
+      source = (await this.docker
+        .getContainer(id)
+        .logs({ follow: true, stdout: true, stderr: true, abortSignal: signal } as WithSignal<{ follow: true }>)) as unknown as Readable;
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw this.mapError(`follow logs of container '${id}'`, err);
+    }
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      signal.removeEventListener("abort", onAbort);
+      stdout.end();
+      stderr.end();
+    };
+    const onAbort = (): void => {
+      source.destroy();
+      finish();
+    };
+    if (tty) {
+      source.on("data", (chunk: Buffer) => {
+        if (!done) stdout.write(chunk);
+      });
+    } else {
+      this.modem.demuxStream(source, stdout, stderr);
+    }
+    // demuxStream writes synchronously on each chunk, so by 'end' everything has been written.
+    source.on("end", finish);
+    source.on("close", finish);
+    source.on("error", finish);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    return { stdout, stderr };
+  }
+
+  private async rawInspect(id: string): Promise<RawInspect | undefined> {
+    try {
+      return (await this.short(`inspect container '${id}'`, this.requestTimeoutMs, (abortSignal) =>
+        this.docker.getContainer(id).inspect({ abortSignal }),
+      )) as unknown as RawInspect;
+    } catch (err) {
+      if (isStatus(err, 404)) return undefined;
+      throw err;
+    }
+  }
+
+  /** A promise around modem.dial, for the few calls dockerode does not make abortable. */
+  private dial(options: Parameters<ModemLike["dial"]>[0]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.modem.dial(options, (err, data) => (err ? reject(err) : resolve(data)));
+    });
+  }
+
+  /**
+   * Runs one short call with its own deadline. The timer both aborts the HTTP request and
+   * rejects, so a call that ignores its signal still cannot hang the caller.
+   */
+  private async short<T>(op: string, timeoutMs: number, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ac = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new EngineUnreachable(
+          `engine at ${this.endpoint} did not answer ${op} within ${timeoutMs} ms`,
+        );
+        ac.abort(err);
+        reject(err);
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([call(ac.signal), deadline]);
+    } catch (err) {
+      if (ac.signal.aborted && ac.signal.reason instanceof EngineUnreachable) throw ac.signal.reason;
+      throw this.mapError(op, err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Engine HTTP answers become EngineRequestFailed; everything else means no engine. */
+  private mapError(op: string, err: unknown): Error {
+    if (err instanceof EngineRequestFailed || err instanceof EngineUnreachable) return err;
+    const e = (err ?? {}) as DockerodeHttpError;
+    if (typeof e.statusCode === "number") {
+      return new EngineRequestFailed(`engine answered ${e.statusCode} to ${op}: ${engineMessage(e)}`, e.statusCode);
+    }
+    const cause = [e.code, e.message ?? String(err)].filter((s) => s !== undefined && s !== "").join(" ");
+    return new EngineUnreachable(`engine at ${this.endpoint} unreachable during ${op}: ${cause}`, { cause: err });
+  }
+}
+
+/** Turns the configured address into dockerode options and a printable endpoint. */
+function parseAddress(opts: DockerodeEngineOptions): { docker: Docker.DockerOptions; endpoint: string } {
+  if (opts.host !== undefined && opts.host !== "") {
+    const host = opts.host;
+    if (host.startsWith("unix://")) {
+      const socketPath = host.slice("unix://".length);
+      if (socketPath === "") throw new Error(`host '${host}' names no socket path`);
+      return { docker: { socketPath }, endpoint: host };
+    }
+    let url: URL;
+    try {
+      url = new URL(host.includes("://") ? host : `tcp://${host}`);
+    } catch {
+      throw new Error(`host '${host}' is not like unix:///var/run/docker.sock or tcp://127.0.0.1:2375`);
+    }
+    if (url.protocol !== "tcp:" && url.protocol !== "http:") {
+      throw new Error(`host '${host}' uses scheme '${url.protocol}', expected unix: or tcp:`);
+    }
+    if (url.hostname === "" || url.port === "") {
+      throw new Error(`host '${host}' needs a host name and a port, e.g. tcp://127.0.0.1:2375`);
+    }
+    return {
+      docker: { host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port), protocol: "http" },
+      endpoint: host,
+    };
+  }
+  const socketPath = opts.socketPath ?? "/var/run/docker.sock";
+  return { docker: { socketPath }, endpoint: `unix://${socketPath}` };
+}
+
+function isStatus(err: unknown, status: number): boolean {
+  return err instanceof EngineRequestFailed && err.statusCode === status;
+}
+
+/** The engine's own message (`json.message`), else dockerode's text. */
+function engineMessage(e: DockerodeHttpError): string {
+  const json = e.json;
+  if (json !== null && typeof json === "object" && !Buffer.isBuffer(json)) {
+    const m = (json as { message?: unknown }).message;
+    if (typeof m === "string" && m !== "") return m;
+  }
+  if (typeof json === "string" && json.trim() !== "") return json.trim();
+  // For streamed calls dockerode has no json; its message wraps the engine's text in a prefix.
+  return (e.message ?? "unknown error").replace(/^\(HTTP code \d+\) [^-]*- /, "").trim();
+}
+
+/** `k=v` label filters as the Engine API expects them. */
+function labelFilters(labels: Record<string, string>): string[] {
+  return Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+}
+
+/** The engine's `since` accepts `seconds.nanoseconds`; a bigint keeps full precision. */
+export function nanosToSince(nanos: bigint): string {
+  const sec = nanos / 1_000_000_000n;
+  const frac = nanos % 1_000_000_000n;
+  return `${sec}.${frac.toString().padStart(9, "0")}`;
+}
+
+function engineLineError(obj: Record<string, unknown>): string | undefined {
+  const detail = obj.errorDetail as { message?: unknown } | undefined;
+  if (typeof obj.error === "string" && obj.error !== "") return obj.error;
+  if (detail !== undefined && detail !== null) {
+    return typeof detail.message === "string" && detail.message !== "" ? detail.message : JSON.stringify(detail);
+  }
+  return undefined;
+}
+
+function toPullProgress(obj: Record<string, unknown>): PullProgress {
+  const p: PullProgress = { status: typeof obj.status === "string" ? obj.status : "" };
+  if (typeof obj.id === "string") p.layer = obj.id;
+  const detail = obj.progressDetail as { current?: unknown; total?: unknown } | undefined;
+  if (detail !== undefined && detail !== null) {
+    if (typeof detail.current === "number") p.current = detail.current;
+    if (typeof detail.total === "number") p.total = detail.total;
+  }
+  return p;
+}
+
+/** One `/events` line as an EngineEvent; undefined for lines that are not container events. */
+function toEngineEvent(line: string): EngineEvent | undefined {
+  const obj = parseJsonLine(line);
+  if (obj === undefined) return undefined;
+  const actor = (obj.Actor ?? {}) as { ID?: unknown; Attributes?: Record<string, string> | null };
+  const id = typeof actor.ID === "string" ? actor.ID : typeof obj.id === "string" ? obj.id : undefined;
+  const action = typeof obj.Action === "string" ? obj.Action : typeof obj.status === "string" ? obj.status : undefined;
+  if (id === undefined || action === undefined) return undefined;
+  // timeNano exceeds 2^53: JSON.parse rounds it, so the digits are taken from the raw text.
+  const m = /"timeNano"\s*:\s*(\d+)/.exec(line);
+  let timeNano: bigint;
+  if (m !== null) timeNano = BigInt(m[1]!);
+  else if (typeof obj.time === "number") timeNano = BigInt(Math.trunc(obj.time)) * 1_000_000_000n;
+  else timeNano = 0n;
+  return { action, id, attributes: { ...(actor.Attributes ?? {}) }, timeNano };
+}
+
+function toInspect(raw: RawInspect): ContainerInspect {
+  const s = raw.State ?? {};
+  const out: ContainerInspect = {
+    id: raw.Id,
+    name: (raw.Name ?? "").replace(/^\//, ""),
+    image: raw.Config?.Image ?? "",
+    labels: raw.Config?.Labels ?? {},
+    running: s.Running === true,
+    status: s.Status ?? "",
+    pid: s.Pid ?? 0,
+    exitCode: s.ExitCode ?? 0,
+    oomKilled: s.OOMKilled === true,
+  };
+  if (s.StartedAt !== undefined && s.StartedAt !== ZERO_TIME) out.startedAt = s.StartedAt;
+  if (s.FinishedAt !== undefined && s.FinishedAt !== ZERO_TIME) out.finishedAt = s.FinishedAt;
+  return out;
+}

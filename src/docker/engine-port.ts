@@ -1,0 +1,151 @@
+/**
+ * The Docker "port": the narrow view of the engine that the domain uses.
+ * The dockerode adapter implements it against a real engine; a fake may implement it for fast
+ * unit tests. Shapes mirror the Engine API JSON (subset), without any dockerode type.
+ */
+import type { Readable } from "node:stream";
+
+/** A mount, as the Engine API `HostConfig.Mounts` takes it (never a `Binds` string). */
+export interface MountSpec {
+  Type: "bind" | "volume";
+  Source: string;
+  Target: string;
+  ReadOnly?: boolean;
+  BindOptions?: { Propagation?: "rprivate" | "private" | "rshared" | "shared" | "rslave" | "slave" };
+  VolumeOptions?: { DriverConfig?: { Name?: string; Options?: Record<string, string> } };
+}
+
+/** Body of `POST /containers/create` (the subset Berth produces) plus the container name. */
+export interface CreateSpec {
+  name: string;
+  Image: string;
+  Labels: Record<string, string>;
+  Env: string[];
+  Entrypoint?: string[];
+  Cmd?: string[];
+  User?: string;
+  WorkingDir?: string;
+  Hostname?: string;
+  Tty?: boolean;
+  ExposedPorts?: Record<string, Record<string, never>>;
+  HostConfig: {
+    NetworkMode: string;
+    Mounts: MountSpec[];
+    PortBindings?: Record<string, { HostIp?: string; HostPort: string }[]>;
+    CpuShares?: number;
+    CpuQuota?: number;
+    CpuPeriod?: number;
+    Memory?: number;
+    MemorySwap?: number;
+    Privileged?: boolean;
+    CapAdd?: string[];
+    CapDrop?: string[];
+    ShmSize?: number;
+    IpcMode?: string;
+  };
+}
+
+/** What Berth reads back from `GET /containers/{id}/json`. */
+export interface ContainerInspect {
+  id: string;
+  name: string;
+  image: string;
+  labels: Record<string, string>;
+  running: boolean;
+  status: string; // created | running | exited | dead | ...
+  pid: number;
+  exitCode: number;
+  oomKilled: boolean;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+/** One row of `GET /containers/json?all=1`. */
+export interface ContainerSummary {
+  id: string;
+  labels: Record<string, string>;
+  state: string;
+}
+
+/** One line of the engine's `/events` stream, for type=container. */
+export interface EngineEvent {
+  /** die, oom, start, create, destroy, kill, stop, ... */
+  action: string;
+  /** Engine container id. */
+  id: string;
+  /** Actor attributes: the container's labels plus e.g. `exitCode` on die. */
+  attributes: Record<string, string>;
+  /** Nanoseconds since the epoch (`timeNano`). */
+  timeNano: bigint;
+}
+
+/** One progress line of a pull (one NDJSON line of `POST /images/create`). */
+export interface PullProgress {
+  status: string;
+  layer?: string;
+  current?: number;
+  total?: number;
+}
+
+/** The two output streams of a container, ending when the container stops. */
+export interface LogStreams {
+  stdout: Readable;
+  stderr: Readable;
+}
+
+/** Error raised by an adapter when the engine cannot be reached at all (socket refused, timeout). */
+export class EngineUnreachable extends Error {
+  override readonly name = "EngineUnreachable";
+}
+
+/** Error raised by an adapter for an engine answer with an HTTP status (404, 409, 500, ...). */
+export class EngineRequestFailed extends Error {
+  override readonly name = "EngineRequestFailed";
+  constructor(message: string, readonly statusCode: number) {
+    super(message);
+  }
+}
+
+/**
+ * The engine as the domain sees it. Short calls take a timeout inside the adapter; long-lived
+ * streams (pull, events, logs) are bounded only by their AbortSignal.
+ */
+export interface EnginePort {
+  /** Resolves when the engine answers `/_ping`; rejects with EngineUnreachable otherwise. */
+  ping(): Promise<void>;
+  /** True when the image is present locally (`GET /images/{ref}/json` answers 200). */
+  imagePresent(ref: string): Promise<boolean>;
+  /**
+   * Pulls `ref`, reporting each progress line. Rejects with the engine's own message when any
+   * progress line carries an error; rejects with the signal's reason when aborted (the engine
+   * request is destroyed at once).
+   */
+  pullImage(ref: string, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void>;
+  /** Creates a container and returns its engine id. */
+  createContainer(spec: CreateSpec): Promise<string>;
+  startContainer(id: string): Promise<void>;
+  /** SIGTERM (or the image's stop signal), then SIGKILL after `graceSeconds`. Already stopped is fine. */
+  stopContainer(id: string, graceSeconds: number): Promise<void>;
+  /** Sends a signal (default SIGKILL). Not running is fine. */
+  killContainer(id: string, signal?: string): Promise<void>;
+  /** Removes the container (force kills a running one). Already gone is fine. */
+  removeContainer(id: string): Promise<void>;
+  /** Undefined when the engine has no such container. */
+  inspectContainer(id: string): Promise<ContainerInspect | undefined>;
+  /** All containers (running or not) whose labels include every given label. */
+  listContainers(labels: Record<string, string>): Promise<ContainerSummary[]>;
+  /**
+   * The raw `/events` stream for containers carrying every given label, from `sinceNano` when
+   * given. Ends (or throws) when the connection is lost; reconnecting is the caller's business.
+   * `onSubscribed` (optional) is called once the engine has accepted the subscription, so a caller
+   * can tell "connected" apart from "no events yet".
+   */
+  events(
+    labels: Record<string, string>,
+    sinceNano: bigint | undefined,
+    signal: AbortSignal,
+    onSubscribed?: () => void,
+  ): AsyncIterable<EngineEvent>;
+  /** Follows stdout/stderr from the container's start; both streams end when it stops. */
+  followLogs(id: string, signal: AbortSignal): Promise<LogStreams>;
+}

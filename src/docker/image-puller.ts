@@ -1,0 +1,251 @@
+/**
+ * Shared, reference-counted image pulls with a no-progress watchdog and an overall cap.
+ *
+ * N launches of one image cause one engine pull. Each launch waits with its own AbortSignal: an
+ * aborted waiter detaches alone, and the engine request is dropped (which stops the registry
+ * transfer) only when the last waiter is gone. That is rxjs `share` with reset on ref-count zero;
+ * `shareReplay` would keep the transfer running after everyone left.
+ *
+ * A no-progress watchdog alone misjudges pulls (layer extraction reports no bytes; a trickle never
+ * trips it), so download and extraction progress are tracked separately, any per-layer status
+ * change counts as activity, and an overall cap bounds the trickle.
+ */
+import { Observable, ReplaySubject, share, type Subscription } from "rxjs";
+import type { EnginePort, PullProgress } from "./engine-port.js";
+
+/** Progress of one pull, aggregated across its layers. */
+export interface PullProgressSummary {
+  ref: string;
+  layersTotal: number;
+  layersDone: number;
+  /** Bytes downloaded so far over all layers whose size is known. */
+  bytesCurrent: number;
+  bytesTotal: number;
+  /** The latest status line, e.g. "Downloading" or "Status: Downloaded newer image for …". */
+  status: string;
+}
+
+/** A pull that made no progress for too long, or did not finish in time; the transfer was dropped. */
+export class PullTimedOut extends Error {
+  override readonly name = "PullTimedOut";
+  constructor(message: string, readonly ref: string) {
+    super(message);
+  }
+}
+
+/**
+ * A pull the engine failed (an error line, an HTTP error, or an unreachable engine — see `cause`,
+ * which is the EngineRequestFailed / EngineUnreachable from the port).
+ */
+export class PullFailed extends Error {
+  override readonly name = "PullFailed";
+  constructor(message: string, readonly ref: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Construction options of an ImagePuller. */
+export interface ImagePullerOptions {
+  engine: EnginePort;
+  /** A pull still running after this long is aborted with PullTimedOut. */
+  overallTimeoutMs: number;
+  /** A pull with no download/extraction progress and no layer status change for this long is aborted. */
+  activityTimeoutMs: number;
+}
+
+/** Options of one waiter. */
+export interface PullOptions {
+  /** Detaches this waiter (its promise rejects with the signal's reason). */
+  signal: AbortSignal;
+  onProgress?: (p: PullProgressSummary) => void;
+}
+
+/** Layer statuses that mean the layer is in place. */
+const LAYER_DONE = new Set(["Pull complete", "Already exists"]);
+
+/** Coalesces concurrent pulls of the same reference into one engine pull. */
+export class ImagePuller {
+  private readonly engine: EnginePort;
+  private readonly overallTimeoutMs: number;
+  private readonly activityTimeoutMs: number;
+  private readonly pulls = new Map<string, Observable<PullProgressSummary>>();
+
+  constructor(opts: ImagePullerOptions) {
+    if (!(opts.overallTimeoutMs > 0)) throw new Error(`overallTimeoutMs must be > 0, got ${opts.overallTimeoutMs}`);
+    if (!(opts.activityTimeoutMs > 0)) throw new Error(`activityTimeoutMs must be > 0, got ${opts.activityTimeoutMs}`);
+    this.engine = opts.engine;
+    this.overallTimeoutMs = opts.overallTimeoutMs;
+    this.activityTimeoutMs = opts.activityTimeoutMs;
+  }
+
+  /** Number of engine pulls currently running (for tests and metrics). */
+  get activePulls(): number {
+    return this.pulls.size;
+  }
+
+  /**
+   * Resolves when `ref` is pulled. Joins a running pull of the same ref if there is one.
+   * Rejects with PullTimedOut, PullFailed, or the signal's reason when this waiter is aborted.
+   */
+  pull(ref: string, opts: PullOptions): Promise<void> {
+    const { signal, onProgress } = opts;
+    if (signal.aborted) return Promise.reject(signal.reason);
+    let shared = this.pulls.get(ref);
+    if (shared === undefined) {
+      shared = this.sharedPull(ref);
+      this.pulls.set(ref, shared);
+    }
+    const source = shared;
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      let sub: Subscription | undefined;
+      const settle = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener("abort", onAbort);
+        sub?.unsubscribe();
+        fn();
+      };
+      const onAbort = (): void => settle(() => reject(signal.reason));
+      signal.addEventListener("abort", onAbort, { once: true });
+      sub = source.subscribe({
+        next: (p) => {
+          if (settled || onProgress === undefined) return;
+          try {
+            onProgress(p);
+          } catch {
+            // A waiter's progress callback must not break the pull shared with others.
+          }
+        },
+        error: (err: unknown) => settle(() => reject(err)),
+        complete: () => settle(() => resolve()),
+      });
+      if (settled) sub.unsubscribe();
+    });
+  }
+
+  /** One engine pull as a cold Observable, shared while it has subscribers. */
+  private sharedPull(ref: string): Observable<PullProgressSummary> {
+    const cold = new Observable<PullProgressSummary>((subscriber) => {
+      const ac = new AbortController();
+      const tracker = new ProgressTracker(ref);
+      let finished = false;
+      const fail = (err: Error): void => {
+        if (finished) return;
+        finished = true;
+        ac.abort(err);
+        subscriber.error(err);
+      };
+      const overall = setTimeout(
+        () => fail(new PullTimedOut(`pull of '${ref}' did not finish within ${seconds(this.overallTimeoutMs)}s`, ref)),
+        this.overallTimeoutMs,
+      );
+      let activity: NodeJS.Timeout | undefined;
+      const armActivity = (): void => {
+        clearTimeout(activity);
+        activity = setTimeout(
+          () => fail(new PullTimedOut(`pull of '${ref}' made no progress for ${seconds(this.activityTimeoutMs)}s`, ref)),
+          this.activityTimeoutMs,
+        );
+      };
+      armActivity();
+
+      const onLine = (p: PullProgress): void => {
+        if (finished) return;
+        if (tracker.apply(p)) armActivity();
+        subscriber.next(tracker.summary());
+      };
+      this.engine.pullImage(ref, onLine, ac.signal).then(
+        () => {
+          if (finished) return;
+          finished = true;
+          subscriber.complete();
+        },
+        (err: unknown) => {
+          // After a timeout or the last waiter leaving, the rejection is our own abort.
+          if (finished || ac.signal.aborted) return;
+          const msg = err instanceof Error ? err.message : String(err);
+          fail(new PullFailed(msg.includes(`'${ref}'`) ? msg : `pull of '${ref}' failed: ${msg}`, ref, { cause: err }));
+        },
+      );
+
+      return () => {
+        clearTimeout(overall);
+        clearTimeout(activity);
+        if (this.pulls.get(ref) === shared) this.pulls.delete(ref);
+        if (!finished) {
+          finished = true;
+          ac.abort(new Error(`pull of '${ref}' has no waiters left`));
+        }
+      };
+    });
+    const shared = cold.pipe(
+      share({
+        // A late joiner sees the current progress at once.
+        connector: () => new ReplaySubject<PullProgressSummary>(1),
+        resetOnRefCountZero: true,
+        resetOnError: true,
+        resetOnComplete: true,
+      }),
+    );
+    return shared;
+  }
+}
+
+/** Per-layer bookkeeping of one pull: decides what counts as activity and builds summaries. */
+class ProgressTracker {
+  private readonly layers = new Map<string, { status: string; currentByStatus: Map<string, number>; downloaded: number; total: number; done: boolean }>();
+  private status = "";
+  private readonly seenStatuses = new Set<string>();
+
+  constructor(private readonly ref: string) {}
+
+  /** Records one progress line; true when it shows activity. */
+  apply(p: PullProgress): boolean {
+    this.status = p.status;
+    // Lines without a layer ("Digest: …", "Status: …") and the "Pulling from <repo>" line, whose
+    // id is the tag, are not layers; a new such status still counts as activity.
+    if (p.layer === undefined || p.status.startsWith("Pulling from")) {
+      if (this.seenStatuses.has(p.status)) return false;
+      this.seenStatuses.add(p.status);
+      return true;
+    }
+    let layer = this.layers.get(p.layer);
+    if (layer === undefined) {
+      layer = { status: "", currentByStatus: new Map(), downloaded: 0, total: 0, done: false };
+      this.layers.set(p.layer, layer);
+    }
+    let active = p.status !== layer.status;
+    layer.status = p.status;
+    if (p.current !== undefined) {
+      // Download and extraction report their own byte counters; each is compared to itself.
+      const prev = layer.currentByStatus.get(p.status);
+      if (prev !== p.current) active = true;
+      layer.currentByStatus.set(p.status, p.current);
+      if (p.status === "Downloading") layer.downloaded = p.current;
+    }
+    if (p.status === "Downloading" && p.total !== undefined && p.total > 0) layer.total = p.total;
+    if (p.status === "Download complete" || p.status === "Verifying Checksum") layer.downloaded = layer.total;
+    if (LAYER_DONE.has(p.status)) {
+      layer.done = true;
+      layer.downloaded = layer.total;
+    }
+    return active;
+  }
+
+  summary(): PullProgressSummary {
+    let layersDone = 0;
+    let bytesCurrent = 0;
+    let bytesTotal = 0;
+    for (const l of this.layers.values()) {
+      if (l.done) layersDone++;
+      bytesCurrent += l.downloaded;
+      bytesTotal += l.total;
+    }
+    return { ref: this.ref, layersTotal: this.layers.size, layersDone, bytesCurrent, bytesTotal, status: this.status };
+  }
+}
+
+function seconds(ms: number): string {
+  return String(Math.round(ms) / 1000);
+}

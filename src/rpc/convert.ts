@@ -1,0 +1,90 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  ContainerEventSchema,
+  ContainerSummarySchema,
+  State,
+  TerminationSchema,
+  type ContainerEvent as ContainerEventMessage,
+  type ContainerSummary,
+  type Termination as TerminationMessage,
+} from "../gen/berth/v1/containerizer_pb.js";
+import type { ContainerEvent } from "../containerizer/container-event.js";
+import type { ContainerInfoSummary } from "../containerizer/containerizer.js";
+import type { ContainerState } from "../containerizer/state.js";
+import type { Termination } from "../containerizer/termination.js";
+
+const STATES: Record<ContainerState, State> = {
+  FETCHING: State.FETCHING,
+  PULLING: State.PULLING,
+  MOUNTING: State.MOUNTING,
+  RUNNING: State.RUNNING,
+  DESTROYING: State.DESTROYING,
+  TERMINATED: State.TERMINATED,
+};
+
+/** Domain state → wire enum. */
+export function stateToProto(state: ContainerState): State {
+  return STATES[state];
+}
+
+/** Domain termination → wire message. */
+export function terminationToProto(t: Termination): TerminationMessage {
+  return create(TerminationSchema, {
+    containerTermination: t.containerTermination,
+    exitCode: t.exitCode,
+    signal: t.signal,
+    time: timestampFromDate(t.time),
+  });
+}
+
+/** Domain event → wire message. */
+export function eventToProto(e: ContainerEvent): ContainerEventMessage {
+  const message = create(ContainerEventSchema, {
+    sequence: e.sequence,
+    time: timestampFromDate(e.time),
+    containerId: { value: e.containerId },
+    snapshot: e.snapshot,
+  });
+  const k = e.kind;
+  switch (k.type) {
+    case "state":
+      message.kind = {
+        case: "stateChanged",
+        value: { $typeName: "berth.v1.StateChanged", state: STATES[k.state], previous: k.previous ? STATES[k.previous] : State.UNSPECIFIED, message: k.message ?? "" },
+      };
+      break;
+    case "pull":
+      message.kind = {
+        case: "pullProgress",
+        value: {
+          $typeName: "berth.v1.PullProgress",
+          image: k.progress.ref,
+          layersTotal: k.progress.layersTotal,
+          layersDone: k.progress.layersDone,
+          bytesCurrent: BigInt(Math.max(0, Math.floor(k.progress.bytesCurrent))),
+          bytesTotal: BigInt(Math.max(0, Math.floor(k.progress.bytesTotal))),
+          status: k.progress.status,
+        },
+      };
+      break;
+    case "task_status":
+      message.kind = { case: "taskStatus", value: k.status };
+      break;
+    case "termination":
+      message.kind = { case: "termination", value: terminationToProto(k.termination) };
+      break;
+  }
+  return message;
+}
+
+/** Domain summary → wire message. */
+export function summaryToProto(s: ContainerInfoSummary): ContainerSummary {
+  return create(ContainerSummarySchema, {
+    containerId: { value: s.containerId },
+    state: STATES[s.state],
+    image: s.image,
+    engineId: s.engineId ?? "",
+    sandboxDirectory: s.sandbox,
+  });
+}

@@ -1,0 +1,87 @@
+import { connect } from "node:net";
+import { rm } from "node:fs/promises";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import { Containerizer as ContainerizerDesc, file_berth_v1_containerizer } from "../gen/berth/v1/containerizer_pb.js";
+import type { Containerizer } from "../containerizer/containerizer.js";
+import { containerizerService } from "./containerizer-service.js";
+import { reflectionService } from "./reflection.js";
+import { serviceDefinition } from "./service-definition.js";
+import { WatchStreams } from "./watch-writer.js";
+
+/** The service name health reports on, besides the server as a whole (""). */
+export const SERVICE_NAME = ContainerizerDesc.typeName;
+
+/** Options of the gRPC server. */
+export interface BerthServerOptions {
+  /** `unix:///path` or `host:port` (repeatable). */
+  listen: string[];
+  watchQueueLimit: number;
+}
+
+/** Thrown when an address cannot be bound; the message names it and the cause. */
+export class ListenFailed extends Error {}
+
+async function unixSocketInUse(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/** The gRPC server: Containerizer, health and reflection on every listen address. */
+export class BerthServer {
+  readonly health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
+  private readonly server = new Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024 });
+  private readonly streams = new WatchStreams();
+  /** The addresses actually bound (a `:0` port resolved). */
+  readonly bound: string[] = [];
+
+  constructor(containerizer: Containerizer, private readonly options: BerthServerOptions) {
+    this.server.addService(serviceDefinition(ContainerizerDesc), containerizerService(containerizer, { watchQueueLimit: options.watchQueueLimit }, this.streams));
+    this.health.addToServer(this.server);
+    reflectionService([file_berth_v1_containerizer]).addToServer(this.server);
+  }
+
+  /** Marks the server SERVING or NOT_SERVING (follows the engine's reachability). */
+  setServing(serving: boolean): void {
+    const status = serving ? "SERVING" : "NOT_SERVING";
+    this.health.setStatus("", status);
+    this.health.setStatus(SERVICE_NAME, status);
+  }
+
+  /** Binds every listen address; a stale unix socket file is replaced, a live one is an error. */
+  async start(): Promise<void> {
+    for (const address of this.options.listen) {
+      if (address.startsWith("unix://")) {
+        const path = address.slice("unix://".length);
+        if (await unixSocketInUse(path)) throw new ListenFailed(`cannot listen on ${address}: another process is serving on that socket`);
+        await rm(path, { force: true });
+      }
+      const port = await new Promise<number>((resolve, reject) => {
+        this.server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(new ListenFailed(`cannot listen on ${address}: ${err.message}`)) : resolve(p)));
+      });
+      this.bound.push(address.startsWith("unix://") ? address : address.replace(/:0$/, `:${port}`));
+    }
+  }
+
+  /** Ends Watch streams, then shuts down (forcing after `graceMs`). */
+  async stop(graceMs = 5000): Promise<void> {
+    this.setServing(false);
+    this.streams.endAll();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

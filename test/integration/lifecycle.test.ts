@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type Dockerode from "dockerode";
+import { State, type ContainerEvent } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { TaskState, TaskStatus_Reason } from "../../src/gen/mesos/v1/mesos_pb.js";
+import { LABEL_AGENT_ID, LABEL_CONTAINER_ID } from "../../src/docker/names.js";
+import { ensureEngine, ensureTestImages, removeImage, type TestImages } from "../support/engine.js";
+import { launchRequest, newId } from "../harness/launches.js";
+import { startTestBerth, type TestBerth } from "../harness/test-berth.js";
+
+function states(events: ContainerEvent[]): State[] {
+  return events.filter((e) => e.kind.case === "stateChanged" && !e.snapshot).map((e) => (e.kind.value as { state: State }).state);
+}
+
+async function engineContainers(docker: Dockerode, agentId: string, containerId: string) {
+  return docker.listContainers({ all: true, filters: { label: [`${LABEL_AGENT_ID}=${agentId}`, `${LABEL_CONTAINER_ID}=${containerId}`] } });
+}
+
+describe("lifecycle against a real engine", function () {
+  this.timeout(120_000);
+  let docker: Dockerode;
+  let images: TestImages;
+  let t: TestBerth;
+
+  before(async () => {
+    docker = await ensureEngine();
+    images = await ensureTestImages(docker);
+    t = await startTestBerth();
+  });
+  after(async () => {
+    await t?.close();
+  });
+
+  it("a task exiting 0 goes FETCHING → PULLING → MOUNTING → RUNNING → TERMINATED with TASK_FINISHED, output in the sandbox", async () => {
+    await removeImage(docker, images.busybox);
+    const id = newId("ok");
+    const watch = t.client.collect([]);
+    const launched = await t.client.launch(launchRequest(id, { image: images.busybox, shell: "echo hello-out; echo hello-err >&2", taskId: `task-${id}` }));
+    assert.equal(launched.result, 1);
+    const { termination } = await t.client.wait(id);
+    assert.equal(termination?.containerTermination?.state, TaskState.TASK_FINISHED);
+    assert.equal(termination?.containerTermination?.status, 0);
+    assert.equal(termination?.exitCode, 0);
+    assert.equal(await readFile(path.join(launched.sandboxDirectory, "stdout"), "utf8"), "hello-out\n");
+    assert.equal(await readFile(path.join(launched.sandboxDirectory, "stderr"), "utf8"), "hello-err\n");
+    assert.deepEqual(await engineContainers(docker, t.berth.agentId, id), [], "container removed at once (remove delay 0)");
+    const byId = await t.client.collect([id]);
+    const mine = byId.filter((e) => e.containerId?.value === id);
+    assert.ok(mine.every((e) => e.snapshot), "terminated container: the watch is the snapshot and ends");
+    assert.equal(mine.at(-1)?.kind.case, "termination");
+    void watch;
+  });
+
+  it("watch shows every state in order, pull progress, task statuses, and the termination last", async () => {
+    await removeImage(docker, images.busybox);
+    const id = newId("order");
+    const events = t.client.collect([], (e) => e.containerId?.value === id && e.kind.case === "termination");
+    await new Promise((r) => setTimeout(r, 50)); // let the stream open before launching
+    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "exit 0", taskId: `task-${id}` }));
+    const all = (await events).filter((e) => e.containerId?.value === id);
+    assert.deepEqual(states(all), [State.FETCHING, State.PULLING, State.MOUNTING, State.RUNNING, State.TERMINATED]);
+    assert.ok(all.some((e) => e.kind.case === "pullProgress"), "pull progress published while PULLING");
+    const tasks = all.filter((e) => e.kind.case === "taskStatus").map((e) => (e.kind.value as { state: TaskState }).state);
+    assert.deepEqual(tasks, [TaskState.TASK_STARTING, TaskState.TASK_RUNNING, TaskState.TASK_FINISHED]);
+    assert.equal(all.at(-1)?.kind.case, "termination");
+    for (let i = 1; i < all.length; i++) assert.ok(all[i]!.sequence > all[i - 1]!.sequence, "sequence strictly increases");
+  });
+
+  it("exit code 3 is TASK_FAILED with raw wait status 768", async () => {
+    const id = newId("exit3");
+    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "exit 3" }));
+    const { termination } = await t.client.wait(id);
+    assert.equal(termination?.containerTermination?.state, TaskState.TASK_FAILED);
+    assert.equal(termination?.containerTermination?.status, 3 << 8);
+    assert.equal(termination?.exitCode, 3);
+    assert.match(termination?.containerTermination?.message ?? "", /exited with status 3/);
+  });
+
+  it("a death by SIGKILL reports raw status 9 and signal 9", async () => {
+    const id = newId("sig");
+    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "sh -c 'kill -9 $$'" }));
+    const { termination } = await t.client.wait(id);
+    assert.equal(termination?.containerTermination?.status, 9);
+    assert.equal(termination?.signal, 9);
+    assert.equal(termination?.containerTermination?.state, TaskState.TASK_FAILED);
+  });
+
+  it("destroy during RUNNING kills with SIGTERM, reports TASK_KILLED, removes the container; a second destroy answers the same", async () => {
+    const id = newId("kill");
+    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "echo started; exec sleep 300", taskId: `task-${id}` }));
+    await t.client.collect([id], (e) => e.kind.case === "stateChanged" && (e.kind.value as { state: State }).state === State.RUNNING);
+    const [first, second] = await Promise.all([t.client.destroy(id), t.client.destroy(id)]);
+    assert.equal(first.termination?.containerTermination?.state, TaskState.TASK_KILLED);
+    assert.deepEqual(second.termination, first.termination);
+    const again = await t.client.destroy(id);
+    assert.deepEqual(again.termination, first.termination);
+    assert.deepEqual(await engineContainers(docker, t.berth.agentId, id), []);
+    assert.equal((await t.client.wait(id)).termination?.containerTermination?.state, TaskState.TASK_KILLED);
+  });
+
+  it("a container that ignores SIGTERM is SIGKILLed after the task's kill_policy grace period", async () => {
+    const id = newId("grace");
+    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "trap '' TERM; echo ready; while true; do sleep 1; done", taskId: `task-${id}`, gracePeriodMs: 1000 }));
+    await t.client.collect([id], (e) => e.kind.case === "stateChanged" && (e.kind.value as { state: State }).state === State.RUNNING);
+    const { termination } = await t.client.destroy(id);
+    assert.equal(termination?.containerTermination?.state, TaskState.TASK_KILLED);
+    assert.equal(termination?.signal, 9);
+  });
+
+  it("an OOM kill reports REASON_CONTAINER_LIMITATION_MEMORY", async () => {
+    const id = newId("oom");
+    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "tail /dev/zero", memMb: 32 }));
+    const { termination } = await t.client.wait(id);
+    assert.equal(termination?.containerTermination?.state, TaskState.TASK_FAILED);
+    assert.equal(termination?.containerTermination?.reason, TaskStatus_Reason.CONTAINER_LIMITATION_MEMORY);
+  });
+
+  it("environment values with '=' and newlines arrive intact; MESOS_SANDBOX is set and mounted", async () => {
+    const id = newId("env");
+    const value = "a=b=c\nsecond line";
+    const launched = await t.client.launch(
+      launchRequest(id, {
+        image: images.busybox,
+        shell: 'printf "%s" "$TRICKY" > "$MESOS_SANDBOX/tricky"; echo "$MESOS_SANDBOX" > "$MESOS_SANDBOX/where"',
+        environment: { TRICKY: value },
+      }),
+    );
+    await t.client.wait(id);
+    assert.equal(await readFile(path.join(launched.sandboxDirectory, "tricky"), "utf8"), value);
+    assert.equal(await readFile(path.join(launched.sandboxDirectory, "where"), "utf8"), "/mnt/mesos/sandbox\n");
+  });
+
+  it("status reports the init pid while running; containers lists it with state, image and engine id", async () => {
+    const id = newId("status");
+    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "exec sleep 300" }));
+    await t.client.collect([id], (e) => e.kind.case === "stateChanged" && (e.kind.value as { state: State }).state === State.RUNNING);
+    const status = await t.client.status(id);
+    assert.equal(status.state, State.RUNNING);
+    assert.ok((status.containerStatus?.executorPid ?? 0) > 0);
+    const list = await t.client.containers();
+    const row = list.containers.find((c) => c.containerId?.value === id);
+    assert.equal(row?.state, State.RUNNING);
+    assert.equal(row?.image, images.busybox);
+    assert.equal(row?.engineId, status.engineId);
+    await t.client.destroy(id);
+  });
+});
