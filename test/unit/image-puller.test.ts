@@ -1,0 +1,282 @@
+import assert from "node:assert/strict";
+import { setTimeout as delay } from "node:timers/promises";
+import type { EnginePort, PullProgress } from "../../src/docker/engine-port.js";
+import { EngineRequestFailed } from "../../src/docker/engine-port.js";
+import { ImagePuller, PullFailed, PullTimedOut, type PullProgressSummary } from "../../src/docker/image-puller.js";
+
+/** One engine pull on the fake engine, driven by the test. */
+class FakePull {
+  private settle!: { resolve: () => void; reject: (e: unknown) => void };
+  readonly done: Promise<void>;
+
+  constructor(
+    readonly ref: string,
+    readonly onProgress: (p: PullProgress) => void,
+    readonly signal: AbortSignal,
+  ) {
+    this.done = new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    // Like the adapter: an aborted pull rejects with the signal's reason.
+    signal.addEventListener("abort", () => this.settle.reject(signal.reason), { once: true });
+  }
+  progress(p: PullProgress): void {
+    this.onProgress(p);
+  }
+  finish(): void {
+    this.settle.resolve();
+  }
+  fail(err: Error): void {
+    this.settle.reject(err);
+  }
+  /** Resolves when the engine request was aborted. */
+  aborted(): Promise<void> {
+    if (this.signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => this.signal.addEventListener("abort", () => resolve(), { once: true }));
+  }
+}
+
+class FakeEngine implements EnginePort {
+  readonly pulls: FakePull[] = [];
+  pullImage(ref: string, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void> {
+    const pull = new FakePull(ref, onProgress, signal);
+    this.pulls.push(pull);
+    return pull.done;
+  }
+  ping = unused;
+  imagePresent = unused;
+  createContainer = unused;
+  startContainer = unused;
+  stopContainer = unused;
+  killContainer = unused;
+  removeContainer = unused;
+  inspectContainer = unused;
+  listContainers = unused;
+  events = unused;
+  followLogs = unused;
+}
+
+function unused(): never {
+  throw new Error("not used by the image puller");
+}
+
+const REF = "127.0.0.1:5000/berth-test/busybox:1";
+
+function puller(engine: EnginePort, overallTimeoutMs = 10_000, activityTimeoutMs = 10_000): ImagePuller {
+  return new ImagePuller({ engine, overallTimeoutMs, activityTimeoutMs });
+}
+
+/** Settles to "resolved", "rejected: <err>" — for asserting a promise is still pending too. */
+function track(p: Promise<void>): { state: string; error?: unknown } {
+  const t: { state: string; error?: unknown } = { state: "pending" };
+  p.then(
+    () => (t.state = "resolved"),
+    (e: unknown) => {
+      t.state = "rejected";
+      t.error = e;
+    },
+  );
+  return t;
+}
+
+describe("ImagePuller", () => {
+  it("two waiters of one ref share a single engine pull and both see progress", async () => {
+    const engine = new FakeEngine();
+    const p = puller(engine);
+    const seenA: PullProgressSummary[] = [];
+    const seenB: PullProgressSummary[] = [];
+    const a = p.pull(REF, { signal: new AbortController().signal, onProgress: (s) => seenA.push(s) });
+    const b = p.pull(REF, { signal: new AbortController().signal, onProgress: (s) => seenB.push(s) });
+    assert.equal(engine.pulls.length, 1);
+    assert.equal(p.activePulls, 1);
+    const pull = engine.pulls[0]!;
+    assert.equal(pull.ref, REF);
+    pull.progress({ status: "Pulling fs layer", layer: "l1" });
+    pull.finish();
+    await Promise.all([a, b]);
+    assert.equal(seenA.at(-1)?.status, "Pulling fs layer");
+    assert.equal(seenB.at(-1)?.status, "Pulling fs layer");
+    assert.equal(p.activePulls, 0);
+  });
+
+  it("a late waiter joins the running pull and gets the current progress at once", async () => {
+    const engine = new FakeEngine();
+    const p = puller(engine);
+    const a = p.pull(REF, { signal: new AbortController().signal });
+    engine.pulls[0]!.progress({ status: "Downloading", layer: "l1", current: 10, total: 100 });
+    const late: PullProgressSummary[] = [];
+    const b = p.pull(REF, { signal: new AbortController().signal, onProgress: (s) => late.push(s) });
+    assert.equal(engine.pulls.length, 1);
+    assert.equal(late[0]?.bytesCurrent, 10);
+    engine.pulls[0]!.finish();
+    await Promise.all([a, b]);
+  });
+
+  it("first waiter aborting detaches only that waiter; the pull goes on for the second", async () => {
+    const engine = new FakeEngine();
+    const p = puller(engine);
+    const first = new AbortController();
+    const a = track(p.pull(REF, { signal: first.signal }));
+    const b = p.pull(REF, { signal: new AbortController().signal });
+    const reason = new Error("container c1 destroyed");
+    first.abort(reason);
+    await delay(0);
+    assert.equal(a.state, "rejected");
+    assert.equal(a.error, reason);
+    const pull = engine.pulls[0]!;
+    assert.equal(pull.signal.aborted, false);
+    pull.finish();
+    await b;
+    assert.equal(engine.pulls.length, 1);
+  });
+
+  it("when every waiter has aborted the engine request is aborted", async () => {
+    const engine = new FakeEngine();
+    const p = puller(engine);
+    const c1 = new AbortController();
+    const c2 = new AbortController();
+    const a = p.pull(REF, { signal: c1.signal });
+    const b = p.pull(REF, { signal: c2.signal });
+    c1.abort(new Error("destroy c1"));
+    await assert.rejects(a, /destroy c1/);
+    assert.equal(engine.pulls[0]!.signal.aborted, false);
+    c2.abort(new Error("destroy c2"));
+    await assert.rejects(b, /destroy c2/);
+    await engine.pulls[0]!.aborted();
+    assert.equal(p.activePulls, 0);
+    // The next pull of the same ref is a fresh engine pull.
+    const c = p.pull(REF, { signal: new AbortController().signal });
+    assert.equal(engine.pulls.length, 2);
+    engine.pulls[1]!.finish();
+    await c;
+  });
+
+  it("an already-aborted signal rejects without starting a pull", async () => {
+    const engine = new FakeEngine();
+    const c = new AbortController();
+    c.abort(new Error("gone"));
+    await assert.rejects(puller(engine).pull(REF, { signal: c.signal }), /gone/);
+    assert.equal(engine.pulls.length, 0);
+  });
+
+  it("a pull with no progress for activityTimeoutMs is aborted with PullTimedOut for every waiter", async () => {
+    const engine = new FakeEngine();
+    const p = puller(engine, 10_000, 50);
+    const a = p.pull(REF, { signal: new AbortController().signal });
+    const b = p.pull(REF, { signal: new AbortController().signal });
+    const pull = engine.pulls[0]!;
+    // Repeating the same line is not progress.
+    const repeat = setInterval(() => pull.progress({ status: "Downloading", layer: "l1", current: 5, total: 100 }), 10);
+    try {
+      for (const w of [a, b]) {
+        await assert.rejects(w, (err: unknown) => {
+          assert.ok(err instanceof PullTimedOut);
+          assert.equal(err.message, `pull of '${REF}' made no progress for 0.05s`);
+          return true;
+        });
+      }
+    } finally {
+      clearInterval(repeat);
+    }
+    await pull.aborted();
+    assert.ok(pull.signal.reason instanceof PullTimedOut);
+  });
+
+  it("download bytes, extraction bytes and layer status changes each count as activity", async () => {
+    const engine = new FakeEngine();
+    const p = puller(engine, 10_000, 150);
+    const w = track(p.pull(REF, { signal: new AbortController().signal }));
+    const pull = engine.pulls[0]!;
+    const lines: PullProgress[] = [
+      { status: "Pulling fs layer", layer: "l1" },
+      { status: "Downloading", layer: "l1", current: 10, total: 30 },
+      { status: "Downloading", layer: "l1", current: 20, total: 30 },
+      { status: "Download complete", layer: "l1" },
+      { status: "Extracting", layer: "l1", current: 10, total: 30 },
+      { status: "Extracting", layer: "l1", current: 20, total: 30 },
+      { status: "Extracting", layer: "l1", current: 30, total: 30 },
+      { status: "Pull complete", layer: "l1" },
+    ];
+    // Driving the clock: each line comes after 2/3 of the activity timeout, 8 lines ≈ 5 timeouts.
+    for (const line of lines) {
+      await delay(100);
+      assert.equal(w.state, "pending", `timed out before ${JSON.stringify(line)}`);
+      pull.progress(line);
+    }
+    pull.finish();
+    await delay(0);
+    assert.equal(w.state, "resolved");
+  });
+
+  it("a pull still running after overallTimeoutMs is aborted with PullTimedOut even while progressing", async () => {
+    const engine = new FakeEngine();
+    const p = puller(engine, 150, 10_000);
+    const w = p.pull(REF, { signal: new AbortController().signal });
+    const pull = engine.pulls[0]!;
+    let current = 0;
+    const trickle = setInterval(() => pull.progress({ status: "Downloading", layer: "l1", current: ++current, total: 1e9 }), 10);
+    try {
+      await assert.rejects(w, (err: unknown) => {
+        assert.ok(err instanceof PullTimedOut);
+        assert.equal(err.message, `pull of '${REF}' did not finish within 0.15s`);
+        return true;
+      });
+    } finally {
+      clearInterval(trickle);
+    }
+    await pull.aborted();
+  });
+
+  it("an engine error rejects every waiter with PullFailed naming the ref and the engine's message", async () => {
+    const engine = new FakeEngine();
+    const p = puller(engine);
+    const a = p.pull(REF, { signal: new AbortController().signal });
+    const b = p.pull(REF, { signal: new AbortController().signal });
+    const cause = new EngineRequestFailed("manifest for 127.0.0.1:5000/berth-test/busybox:1 not found: manifest unknown", 500);
+    engine.pulls[0]!.fail(cause);
+    for (const w of [a, b]) {
+      await assert.rejects(w, (err: unknown) => {
+        assert.ok(err instanceof PullFailed);
+        assert.equal(err.ref, REF);
+        assert.match(err.message, new RegExp(`^pull of '${REF.replace(/[.]/g, "\\.")}' failed: manifest for .* not found`));
+        assert.equal(err.cause, cause);
+        return true;
+      });
+    }
+    assert.equal(p.activePulls, 0);
+  });
+
+  it("summarises progress across layers", async () => {
+    const engine = new FakeEngine();
+    const p = puller(engine);
+    let last: PullProgressSummary | undefined;
+    const w = p.pull(REF, { signal: new AbortController().signal, onProgress: (s) => (last = s) });
+    const pull = engine.pulls[0]!;
+    pull.progress({ status: "Pulling from berth-test/busybox", layer: "1" });
+    pull.progress({ status: "Pulling fs layer", layer: "a" });
+    pull.progress({ status: "Pulling fs layer", layer: "b" });
+    pull.progress({ status: "Already exists", layer: "c" });
+    pull.progress({ status: "Downloading", layer: "a", current: 40, total: 100 });
+    pull.progress({ status: "Downloading", layer: "b", current: 10, total: 50 });
+    assert.deepEqual(last, { ref: REF, layersTotal: 3, layersDone: 1, bytesCurrent: 50, bytesTotal: 150, status: "Downloading" });
+    pull.progress({ status: "Download complete", layer: "a" });
+    pull.progress({ status: "Extracting", layer: "a", current: 100, total: 100 });
+    pull.progress({ status: "Pull complete", layer: "a" });
+    assert.deepEqual(last, { ref: REF, layersTotal: 3, layersDone: 2, bytesCurrent: 110, bytesTotal: 150, status: "Pull complete" });
+    pull.finish();
+    await w;
+  });
+
+  it("different refs are pulled independently", async () => {
+    const engine = new FakeEngine();
+    const p = puller(engine);
+    const a = p.pull("a:1", { signal: new AbortController().signal });
+    const b = p.pull("b:1", { signal: new AbortController().signal });
+    assert.deepEqual(engine.pulls.map((x) => x.ref), ["a:1", "b:1"]);
+    engine.pulls[1]!.fail(new Error("boom"));
+    await assert.rejects(b, PullFailed);
+    assert.equal(engine.pulls[0]!.signal.aborted, false);
+    engine.pulls[0]!.finish();
+    await a;
+  });
+});
