@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import type Dockerode from "dockerode";
+import { State, type ContainerEvent } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { ensureEngine, ensureTestImages, type TestImages } from "../support/engine.js";
+import { launchRequest, newId } from "../harness/launches.js";
+import { startTestBerth, type TestBerth } from "../harness/test-berth.js";
+
+const key = (e: ContainerEvent) => `${e.sequence}:${e.containerId?.value}:${e.kind.case}`;
+const isRunning = (e: ContainerEvent) => e.kind.case === "stateChanged" && (e.kind.value as { state: State }).state === State.RUNNING;
+
+describe("Watch against a real engine", function () {
+  this.timeout(60_000);
+  let docker: Dockerode;
+  let images: TestImages;
+  let t: TestBerth;
+
+  before(async () => {
+    docker = await ensureEngine();
+    images = await ensureTestImages(docker);
+    t = await startTestBerth();
+  });
+  after(async () => {
+    await t?.close();
+  });
+
+  it("a new subscriber first gets a snapshot of the current state, then live events", async () => {
+    const id = newId("snap");
+    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "exec sleep 300", taskId: `task-${id}` }));
+    await t.client.collect([id], isRunning);
+    // A late subscriber: the container is RUNNING already.
+    let destroyed: Promise<unknown> | undefined;
+    const events = await t.client.collect([id], (e, all) => {
+      if (all.length === 1 || (!destroyed && !e.snapshot)) destroyed ??= t.client.destroy(id);
+      return e.kind.case === "termination";
+    });
+    const snapshot = events.filter((e) => e.snapshot);
+    assert.equal(snapshot[0]?.kind.case, "stateChanged");
+    assert.equal((snapshot[0]?.kind.value as { state: State }).state, State.RUNNING);
+    assert.ok(snapshot.some((e) => e.kind.case === "taskStatus"), "the last task status is in the snapshot");
+    const live = events.filter((e) => !e.snapshot);
+    assert.ok(live.length > 0 && live.every((e) => e.sequence > snapshot.at(-1)!.sequence), "live events come after the snapshot");
+    assert.equal(events.at(-1)?.kind.case, "termination");
+    await destroyed;
+  });
+
+  it("two subscribers see the same sequence of events", async () => {
+    const ids = [newId("two"), newId("two")];
+    const done = (e: ContainerEvent, all: ContainerEvent[]) => all.filter((x) => x.kind.case === "termination" && ids.includes(x.containerId?.value ?? "")).length === 2;
+    const a = t.client.collect([], done);
+    const b = t.client.collect([], done);
+    await new Promise((r) => setTimeout(r, 100)); // both streams open (their snapshot arrives first)
+    await Promise.all(ids.map((id) => t.client.launch(launchRequest(id, { image: images.busybox, shell: "echo hi" }))));
+    const [ea, eb] = await Promise.all([a, b]);
+    const mine = (es: ContainerEvent[]) => es.filter((e) => !e.snapshot && ids.includes(e.containerId?.value ?? "")).map(key);
+    assert.ok(mine(ea).length >= 10);
+    assert.deepEqual(mine(ea), mine(eb));
+  });
+
+  it("watching given ids ends after their terminations; watching all stays open", async () => {
+    const id = newId("end");
+    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "exit 0" }));
+    const forId = await t.client.collect([id]); // resolves on the stream's end
+    assert.equal(forId.at(-1)?.kind.case, "termination");
+    let sawMine = false;
+    const all = await t.client.collect([], (e) => {
+      sawMine ||= e.containerId?.value === id && e.kind.case === "termination";
+      return sawMine;
+    });
+    assert.ok(all.length > 0, "the all-stream stays open until cancelled");
+  });
+});
