@@ -61,13 +61,14 @@ export function resolveLaunchSpec(containerId: string, config: ContainerConfig |
   const task = config.taskInfo;
   const executor = config.executorInfo;
 
-  // Which command and container to run: the config's own (as a Mesos agent fills them), else the
-  // task's, else the executor's (Mesos' executor-in-a-docker-container case).
-  const command = config.commandInfo ?? task?.command ?? executor?.command;
+  // Which command and container to run: the task's when a task is given (Berth runs the task's
+  // command itself, where a Mesos agent would put its docker executor in command_info); else the
+  // executor's (Mesos' executor-in-a-docker-container case); else the config's own.
+  const command = task?.command ?? executor?.command ?? config.commandInfo;
   if (!command) {
     throw new InvalidRequest("container_config.command_info is missing (and neither task_info.command nor executor_info.command is set)");
   }
-  const containerInfo = config.containerInfo ?? task?.container ?? executor?.container;
+  const containerInfo = task?.container ?? executor?.container ?? config.containerInfo;
   if (!containerInfo) throw new NotSupported("container_config.container_info is missing: Berth runs Docker containers only");
   if (containerInfo.type !== ContainerInfo_Type.DOCKER) {
     throw new NotSupported(`container_info.type is ${ContainerInfo_Type[containerInfo.type] ?? containerInfo.type}; Berth runs DOCKER containers only`);
