@@ -1,4 +1,5 @@
-import { mkdir, open, realpath } from "node:fs/promises";
+import { constants } from "node:fs";
+import { lstat, mkdir, open } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { TaskState } from "../gen/mesos/v1/mesos_pb.js";
@@ -76,6 +77,8 @@ export async function runContainer(c: Container, deps: PipelineDeps): Promise<vo
     deadline.run("MOUNTING");
     const createSpec = buildCreateSpec(c.spec, { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox });
     await makeSandboxMountSources(c.sandbox, createSpec.HostConfig.Mounts.map((m) => m.Source));
+    // Destroyed while the mount sources were made: create nothing that would only be removed.
+    signal.throwIfAborted();
     const engineId = await deps.engine.createContainer(createSpec);
     c.engineId = engineId;
     deps.bindEngineId(c, engineId);
@@ -170,22 +173,30 @@ async function drainOutput(output: Promise<void> | undefined, abort: AbortContro
 async function prepareSandbox(sandbox: string): Promise<void> {
   await mkdir(sandbox, { recursive: true, mode: 0o755 });
   // Empty stdout/stderr exist from the start, as in Mesos, so a tail never races their creation.
-  for (const name of [STDOUT_FILE, STDERR_FILE]) await (await open(path.join(sandbox, name), "a")).close();
+  for (const name of [STDOUT_FILE, STDERR_FILE]) {
+    await (await open(path.join(sandbox, name), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644)).close();
+  }
 }
 
 /**
  * Sandbox-relative volume sources are created as directories, as Mesos does. A symlink planted in
- * the sandbox (by a fetched archive, or by an earlier run) must not turn a sandbox volume into a
- * mount of a host directory, so each source must still resolve inside the sandbox.
+ * the sandbox (by a fetched archive, or by the container itself in an earlier run) must not turn a
+ * sandbox volume into a mount of a host directory, so every component is created or checked
+ * without following links.
  */
 async function makeSandboxMountSources(sandbox: string, sources: string[]): Promise<void> {
-  const root = await realpath(sandbox);
   for (const source of sources) {
     if (source === sandbox || !source.startsWith(`${sandbox}/`)) continue;
-    await mkdir(source, { recursive: true });
-    const real = await realpath(source);
-    if (real !== root && !real.startsWith(`${root}/`)) {
-      throw new Error(`sandbox volume source '${path.relative(sandbox, source)}' resolves outside the sandbox (to '${real}')`);
+    let current = sandbox;
+    for (const part of path.relative(sandbox, source).split("/")) {
+      current = path.join(current, part);
+      const stat = await lstat(current).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") return undefined;
+        throw err;
+      });
+      if (!stat) await mkdir(current);
+      else if (stat.isSymbolicLink()) throw new Error(`sandbox volume path '${path.relative(sandbox, current)}' is a symbolic link; refusing to mount through it`);
+      else if (!stat.isDirectory()) throw new Error(`sandbox volume path '${path.relative(sandbox, current)}' exists and is not a directory`);
     }
   }
 }

@@ -138,6 +138,18 @@ describe("container configuration reaches the real engine", function () {
     await Promise.all([none, host].map((id) => t.client.destroy(id)));
   });
 
+  it("a container that swaps its sandbox stdout for a symlink cannot make Berth write to a host file", async () => {
+    const victim = path.join(hostDir, `victim-${process.pid}`);
+    const id = newId("symlink");
+    const req = launchRequest(id, {
+      image: images.busybox,
+      shell: `rm -f "$MESOS_SANDBOX/stdout" "$MESOS_SANDBOX/stderr"; ln -s ${victim} "$MESOS_SANDBOX/stdout"; ln -s ${victim} "$MESOS_SANDBOX/stderr"; sleep 1; echo pwned; echo pwned >&2`,
+    });
+    await t.client.launch(req);
+    await t.client.wait(id);
+    await assert.rejects(readFile(victim, "utf8"), { code: "ENOENT" });
+  });
+
   it("runs the executor's command when only executor_info is given", async () => {
     const id = newId("exec");
     const req = launchRequest(id, { image: images.busybox, shell: "unused" });
