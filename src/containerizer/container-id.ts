@@ -5,10 +5,22 @@ export const MAX_CONTAINER_ID_LENGTH = 128;
 
 const ALLOWED = /^[A-Za-z0-9_.-]+$/;
 
+// Characters JSON.stringify leaves alone but a reader cannot see or that reorder the text around
+// them: C1 controls, format characters (zero-width, bidi overrides) and line/paragraph separators.
+const INVISIBLE = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu;
+
 /** Prints a value safely inside an error message (control characters escaped, long values cut). */
 export function quote(value: string, max = 80): string {
   const shown = value.length > max ? `${value.slice(0, max)}…` : value;
-  return `'${JSON.stringify(shown).slice(1, -1).replace(/'/g, "\\'")}'`;
+  const escaped = JSON.stringify(shown)
+    .slice(1, -1)
+    .replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return `'${escaped.replace(/'/g, "\\'")}'`;
+}
+
+/** `U+00E9`, the conventional name of a code point. */
+function codePoint(c: string): string {
+  return `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
 }
 
 /**
@@ -22,7 +34,14 @@ export function validateId(value: string, field: string): string {
   }
   if (!ALLOWED.test(value)) {
     const bad = [...value].find((c) => !ALLOWED.test(c)) ?? "";
-    const shown = bad.charCodeAt(0) < 0x20 || bad.charCodeAt(0) === 0x7f ? `control character U+${bad.charCodeAt(0).toString(16).padStart(4, "0")}` : `'${bad}'`;
+    const code = bad.codePointAt(0) ?? 0;
+    const shown =
+      code < 0x20 || (code >= 0x7f && code <= 0x9f)
+        ? `control character ${codePoint(bad)}`
+        : code > 0x7e
+          ? // Invisible or direction-changing characters are named only by code point.
+            new RegExp(INVISIBLE.source, "u").test(bad) ? `character ${codePoint(bad)}` : `'${bad}' (${codePoint(bad)})`
+          : `'${bad}'`;
     throw new InvalidRequest(`${field} ${quote(value)} contains ${shown}; allowed are letters, digits, '_', '.' and '-'`);
   }
   if (value.startsWith(".") || value.startsWith("-")) {

@@ -110,7 +110,7 @@ function applyNetwork(create: CreateSpec, info: ContainerInfo): void {
       throw new InvalidRequest(`container_info.docker.network ${network} is not HOST, BRIDGE, NONE or USER`);
   }
   if (info.hostname !== "") {
-    if (network === ContainerInfo_DockerInfo_Network.HOST) throw new InvalidRequest("container_info.hostname cannot be set with network HOST (the container shares the host's name)");
+    if (network === ContainerInfo_DockerInfo_Network.HOST) throw new InvalidRequest(`container_info.hostname ${quote(info.hostname)} cannot be set with network HOST (the container shares the host's name)`);
     if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(info.hostname)) throw new InvalidRequest(`container_info.hostname ${quote(info.hostname)} is not a valid host name`);
     create.Hostname = info.hostname;
   }
@@ -147,19 +147,26 @@ function applyResources(create: CreateSpec, spec: LaunchSpec): void {
 function applyLinux(create: CreateSpec, info: ContainerInfo): void {
   const linux = info.linuxInfo;
   if (!linux) return;
-  const caps = linux.effectiveCapabilities ?? linux.boundingCapabilities ?? linux.capabilityInfo;
+  // The engine has one capability set, so the most specific one the request carries wins.
+  const [capsField, caps] = linux.effectiveCapabilities
+    ? ["effective_capabilities", linux.effectiveCapabilities]
+    : linux.boundingCapabilities
+      ? ["bounding_capabilities", linux.boundingCapabilities]
+      : ["capability_info", linux.capabilityInfo];
   if (caps) {
     create.HostConfig.CapDrop = ["ALL"];
     create.HostConfig.CapAdd = caps.capabilities.map((c, i) => {
       const name = CapabilityInfo_Capability[c];
-      if (name === undefined || c === CapabilityInfo_Capability.UNKNOWN) throw new InvalidRequest(`container_info.linux_info capabilities[${i}] ${c} is not a known capability`);
+      if (name === undefined || c === CapabilityInfo_Capability.UNKNOWN) throw new InvalidRequest(`container_info.linux_info.${capsField}.capabilities[${i}] ${c} is not a known capability`);
       return `CAP_${name}`;
     });
   }
   if (linux.ipcMode === LinuxInfo_IpcMode.SHARE_PARENT) create.HostConfig.IpcMode = "host";
   else if (linux.ipcMode === LinuxInfo_IpcMode.PRIVATE) create.HostConfig.IpcMode = "private";
   if (linux.shmSize !== 0) {
-    if (linux.ipcMode !== LinuxInfo_IpcMode.PRIVATE) throw new InvalidRequest("container_info.linux_info.shm_size needs ipc_mode PRIVATE");
+    if (linux.ipcMode !== LinuxInfo_IpcMode.PRIVATE) {
+      throw new InvalidRequest(`container_info.linux_info.shm_size ${linux.shmSize} needs ipc_mode PRIVATE; ipc_mode is ${LinuxInfo_IpcMode[linux.ipcMode] ?? linux.ipcMode}`);
+    }
     create.HostConfig.ShmSize = linux.shmSize * 1024 * 1024;
   }
 }
@@ -184,13 +191,18 @@ function applyParameter(create: CreateSpec, key: string, value: string, i: numbe
       break;
     case "hostname":
       if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(value)) throw new InvalidRequest(`${field} hostname ${quote(value)} is not a valid host name`);
+      // Same rule as container_info.hostname: a host-network container shares the host's name.
+      if (create.HostConfig.NetworkMode === "host") throw new InvalidRequest(`${field} hostname ${quote(value)} cannot be set with network HOST (the container shares the host's name)`);
       create.Hostname = value;
       break;
     case "shm-size": {
       const m = /^(\d+)([bkmg]?)$/i.exec(value);
       if (!m) throw new InvalidRequest(`${field} shm-size ${quote(value)} is not a size like 64m`);
       const unit = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "b" | "k" | "m" | "g"];
-      create.HostConfig.ShmSize = Number(m[1]) * unit;
+      const bytes = Number(m[1]) * unit;
+      // A digit string long enough to lose precision is a typo, not a size the kernel could honour.
+      if (!Number.isSafeInteger(bytes)) throw new InvalidRequest(`${field} shm-size ${quote(value)} is too large`);
+      create.HostConfig.ShmSize = bytes;
       break;
     }
     default:
@@ -200,6 +212,8 @@ function applyParameter(create: CreateSpec, key: string, value: string, i: numbe
 
 function inside(base: string, rel: string, field: string): string {
   if (rel.includes("\0")) throw new InvalidRequest(`${field} contains a NUL character`);
+  // Normalise first: a sandbox given as '/x/' must still contain '/x'.
+  base = path.resolve(base);
   const resolved = path.resolve(base, rel);
   if (resolved !== base && !resolved.startsWith(base.endsWith("/") ? base : `${base}/`)) {
     throw new InvalidRequest(`${field} ${quote(rel)} leaves the sandbox`);

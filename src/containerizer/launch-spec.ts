@@ -9,13 +9,13 @@ import {
   type Resource,
 } from "../gen/mesos/v1/mesos_pb.js";
 import { validateFetchUris, FetchUriInvalid, type FetchUri } from "../fetcher/fetcher.js";
-import { quote, validateId } from "./container-id.js";
+import { quote } from "./container-id.js";
 import { InvalidRequest } from "./errors.js";
 
 /** Upper bounds past which a resource request is taken as a mistake, not a wish. */
 export const MAX_CPUS = 4096;
 export const MAX_MEM_MB = 64 * 1024 * 1024; // 64 TiB
-export const MAX_DISK_MB = 1024 * 1024 * 1024; // 1 EiB
+export const MAX_DISK_MB = 1024 * 1024 * 1024; // 1 PiB
 
 /** The resources Berth interprets, summed over roles as Mesos does. */
 export interface ResourceSummary {
@@ -114,8 +114,8 @@ export function resolveLaunchSpec(containerId: string, config: ContainerConfig |
     gracePeriodMs = Number(grace.nanoseconds / 1_000_000n);
   }
 
-  if (task) validateId(task.taskId?.value ?? "", "task_info.task_id.value");
-  if (executor) validateId(executor.executorId?.value ?? "", "executor_info.executor_id.value");
+  if (task) validateMesosId(task.taskId?.value ?? "", "task_info.task_id.value");
+  if (executor) validateMesosId(executor.executorId?.value ?? "", "executor_info.executor_id.value");
 
   return {
     containerId,
@@ -136,7 +136,27 @@ export function resolveLaunchSpec(containerId: string, config: ContainerConfig |
   };
 }
 
-const IMAGE_REF = /^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+/** Longest task or executor id Mesos accepts (NAME_MAX: Mesos puts executor ids in paths). */
+const MAX_MESOS_ID_LENGTH = 255;
+
+/**
+ * Task and executor ids follow Mesos' own rules, not the stricter container-id charset: Berth only
+ * reports them back, and frameworks use ':' or '@' in them (Chronos ids look like `ct:1423:0:job`).
+ */
+function validateMesosId(value: string, field: string): void {
+  if (value === "") throw new InvalidRequest(`${field} is empty`);
+  if (value.length > MAX_MESOS_ID_LENGTH) throw new InvalidRequest(`${field} ${quote(value)} is ${value.length} characters long; at most ${MAX_MESOS_ID_LENGTH} are allowed`);
+  if (value === "." || value === "..") throw new InvalidRequest(`${field} ${quote(value)} is not allowed`);
+  const bad = /[/\\\s\0-\x1f\x7f-\x9f]/u.exec(value);
+  if (bad) {
+    const c = bad[0];
+    const shown = c === "/" || c === "\\" ? `'${c}'` : `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+    throw new InvalidRequest(`${field} ${quote(value)} contains ${shown}; '/', '\\', whitespace and control characters are not allowed`);
+  }
+}
+
+// Docker's reference grammar: a domain's components neither start nor end with '-'.
+const IMAGE_REF = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
 function validateImageRef(image: string): void {
   if (image.length > 512 || !IMAGE_REF.test(image)) {
