@@ -203,30 +203,31 @@ export class Containerizer {
     return new Observable<ContainerEvent>((subscriber) => {
       const watched = ids.length > 0 ? new Set(ids) : undefined;
       const remaining = new Set(ids);
-      // Snapshot and subscription happen in one synchronous step: no event can fall between.
+      const deliver = (e: ContainerEvent): void => {
+        if (subscriber.closed || (watched && !watched.has(e.containerId))) return;
+        subscriber.next(e);
+        if (watched && e.kind.type === "termination") {
+          remaining.delete(e.containerId);
+          if (remaining.size === 0) subscriber.complete();
+        }
+      };
+      // Subscribe before taking the snapshot and hold live events back until it is delivered: a
+      // subscriber that acts on a snapshot event (e.g. destroys) must still see what that causes.
+      let pending: ContainerEvent[] | undefined = [];
+      let endedEarly = false;
+      const live = this.events$.subscribe({
+        next: (e) => (pending ? pending.push(e) : deliver(e)),
+        complete: () => (pending ? (endedEarly = true) : subscriber.complete()),
+      });
       const snapshot = [...this.containers.values()]
         .filter((c) => !watched || watched.has(c.id))
         .flatMap((c) => c.snapshot())
         .sort((a, b) => (a.sequence < b.sequence ? -1 : a.sequence > b.sequence ? 1 : 0));
-      for (const e of snapshot) {
-        subscriber.next(e);
-        if (e.kind.type === "termination") remaining.delete(e.containerId);
-      }
-      if (watched && remaining.size === 0) {
-        subscriber.complete();
-        return undefined;
-      }
-      return this.events$.subscribe({
-        next: (e) => {
-          if (watched && !watched.has(e.containerId)) return;
-          subscriber.next(e);
-          if (watched && e.kind.type === "termination") {
-            remaining.delete(e.containerId);
-            if (remaining.size === 0) subscriber.complete();
-          }
-        },
-        complete: () => subscriber.complete(),
-      });
+      for (const e of snapshot) deliver(e);
+      while (pending.length > 0) deliver(pending.shift()!);
+      pending = undefined;
+      if (endedEarly) subscriber.complete();
+      return live;
     });
   }
 

@@ -66,6 +66,12 @@ export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events:
   call.on("close", () => finish());
   call.on("error", () => finish());
 
+  // A client that cancelled before the handler ran gets no further 'cancelled' event.
+  if (call.cancelled) {
+    finish();
+    return;
+  }
+
   subscription = events.subscribe({
     next: (event) => {
       if (done) return;
@@ -86,4 +92,7 @@ export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events:
       if (queue.length === 0) finish();
     },
   });
+  // The stream may have ended while subscribing (a snapshot larger than the queue, or a watch
+  // whose containers had all terminated); finish() could not release what it did not have yet.
+  if (done) subscription.unsubscribe();
 }
