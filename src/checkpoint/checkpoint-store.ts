@@ -1,0 +1,116 @@
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import path from "node:path";
+import {
+  AgentCheckpointSchema,
+  ContainerCheckpointSchema,
+  type AgentCheckpoint,
+  type ContainerCheckpoint,
+} from "../gen/berth/checkpoint/v1/checkpoint_pb.js";
+import { syncDirectory, writeFileAtomic } from "./atomic-file.js";
+
+const SUFFIX = ".pb";
+
+/** What was found on disk at start. */
+export interface LoadedCheckpoints {
+  containers: ContainerCheckpoint[];
+  agent: AgentCheckpoint | undefined;
+  /** Files that could not be decoded; moved aside to `<name>.corrupt`. */
+  corrupt: string[];
+}
+
+/**
+ * Durable per-container records under `<work_dir>/meta`: one small protobuf file per container,
+ * replaced atomically. Writes of one container are applied in order (a later state never lands
+ * before an earlier one); writes of different containers never wait for each other.
+ */
+export class CheckpointStore {
+  private readonly containersDir: string;
+  private readonly agentFile: string;
+  private readonly chains = new Map<string, Promise<void>>();
+  private agentChain: Promise<void> = Promise.resolve();
+
+  constructor(readonly dir: string) {
+    this.containersDir = path.join(dir, "containers");
+    this.agentFile = path.join(dir, "agent.pb");
+  }
+
+  /** Creates the folders (and makes their creation durable). */
+  async init(): Promise<void> {
+    await mkdir(this.containersDir, { recursive: true, mode: 0o700 });
+    await syncDirectory(this.dir);
+  }
+
+  /** Writes a container's record durably; resolves once it would survive a crash. */
+  save(checkpoint: ContainerCheckpoint): Promise<void> {
+    const id = checkpoint.containerId;
+    const bytes = toBinary(ContainerCheckpointSchema, checkpoint);
+    return this.chain(id, () => writeFileAtomic(this.containerFile(id), bytes));
+  }
+
+  /** Forgets a container (after its termination is no longer retained). */
+  remove(containerId: string): Promise<void> {
+    return this.chain(containerId, () => rm(this.containerFile(containerId), { force: true }));
+  }
+
+  /** Writes the agent's record durably. */
+  saveAgent(agent: AgentCheckpoint): Promise<void> {
+    const bytes = toBinary(AgentCheckpointSchema, agent);
+    const next = this.agentChain.then(() => writeFileAtomic(this.agentFile, bytes));
+    this.agentChain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Reads every record; undecodable files are moved aside and reported, never fatal. */
+  async load(): Promise<LoadedCheckpoints> {
+    const corrupt: string[] = [];
+    const containers: ContainerCheckpoint[] = [];
+    for (const name of await readdir(this.containersDir)) {
+      const file = path.join(this.containersDir, name);
+      if (name.startsWith(".") && name.endsWith(".tmp")) {
+        // A write that died before its rename: the previous record (if any) is still whole.
+        await rm(file, { force: true });
+        continue;
+      }
+      if (!name.endsWith(SUFFIX)) continue;
+      try {
+        const cp = fromBinary(ContainerCheckpointSchema, await readFile(file));
+        if (`${cp.containerId}${SUFFIX}` !== name) throw new Error(`names container '${cp.containerId}'`);
+        containers.push(cp);
+      } catch (err) {
+        corrupt.push(`${file}: ${(err as Error).message}`);
+        await rename(file, `${file}.corrupt`).catch(() => undefined);
+      }
+    }
+    let agent: AgentCheckpoint | undefined;
+    try {
+      agent = fromBinary(AgentCheckpointSchema, await readFile(this.agentFile));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+        corrupt.push(`${this.agentFile}: ${(err as Error).message}`);
+        await rename(this.agentFile, `${this.agentFile}.corrupt`).catch(() => undefined);
+      }
+    }
+    return { containers, agent, corrupt };
+  }
+
+  /** Resolves once every write issued so far has landed. */
+  async flush(): Promise<void> {
+    await Promise.all([...this.chains.values(), this.agentChain]);
+  }
+
+  private containerFile(id: string): string {
+    return path.join(this.containersDir, `${id}${SUFFIX}`);
+  }
+
+  private chain(id: string, write: () => Promise<void>): Promise<void> {
+    const previous = this.chains.get(id) ?? Promise.resolve();
+    const next = previous.then(write);
+    const settled = next.catch(() => undefined);
+    this.chains.set(id, settled);
+    void settled.then(() => {
+      if (this.chains.get(id) === settled) this.chains.delete(id);
+    });
+    return next;
+  }
+}
