@@ -81,8 +81,13 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   containerizer.start();
   monitor.start();
   const server = new BerthServer(containerizer, { listen: config.listen, watchQueueLimit: config.watchQueueLimit });
+  let opened = false;
   const healthSub = monitor.connected$.subscribe((up) => {
     server.setServing(up);
+    // The first `false` only means the events stream is not open yet (the ping just answered):
+    // logging "engine unreachable" then would mislead whoever reads a start-up.
+    if (!opened && !up) return;
+    opened = true;
     log.info({ engine: config.dockerHost, serving: up }, up ? "engine reachable" : "engine unreachable");
   });
   try {

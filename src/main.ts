@@ -1,22 +1,37 @@
 #!/usr/bin/env node
+import { setLogger } from "@grpc/grpc-js";
+import type { Logger } from "pino";
 import { buildCli } from "./config.js";
-import { startBerth, StartupError } from "./berth.js";
+import { startBerth, StartupError, type RunningBerth } from "./berth.js";
 import { createLogger } from "./log.js";
+
+/**
+ * grpc-js writes its own errors as bare "E …" lines on stderr (e.g. "No address added" before a
+ * bind failure Berth reports itself); route them into the structured log so that a person reads
+ * exactly one line about a start-up failure.
+ */
+function routeGrpcLogs(log: Logger): void {
+  const grpcLog = log.child({ component: "grpc-js" });
+  const text = (args: unknown[]) => args.map(String).join(" ");
+  setLogger({
+    debug: (...args: unknown[]) => grpcLog.debug(text(args)),
+    info: (...args: unknown[]) => grpcLog.info(text(args)),
+    error: (...args: unknown[]) => grpcLog.warn(text(args)),
+  });
+}
 
 const program = buildCli(async (config) => {
   const log = createLogger(config.logLevel);
-  let berth;
-  try {
-    berth = await startBerth(config, log);
-  } catch (err) {
-    if (err instanceof StartupError) {
-      process.stderr.write(`berth: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
+  routeGrpcLogs(log);
+  let berth: RunningBerth | undefined;
+  let requested: string | undefined;
   let stopping = false;
   const shutdown = (signal: string) => {
+    // A signal during start-up is honoured once Berth is up, so its stop runs in full.
+    if (!berth) {
+      requested ??= signal;
+      return;
+    }
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down; containers keep running");
@@ -28,8 +43,20 @@ const program = buildCli(async (config) => {
       },
     );
   };
+  // Installed before start-up: Berth logs "berth serving" before startBerth returns, and a SIGTERM
+  // right then would otherwise take the default action and kill the process without a stop.
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+  try {
+    berth = await startBerth(config, log);
+  } catch (err) {
+    if (err instanceof StartupError) {
+      process.stderr.write(`berth: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  if (requested) shutdown(requested);
 });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -1,6 +1,6 @@
 import { connect } from "node:net";
 import { rm } from "node:fs/promises";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server, ServerCredentials, type ServerWritableStream, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { Containerizer as ContainerizerDesc, file_berth_v1_containerizer } from "../gen/berth/v1/containerizer_pb.js";
 import type { Containerizer } from "../containerizer/containerizer.js";
@@ -43,8 +43,29 @@ export class BerthServer {
 
   constructor(containerizer: Containerizer, private readonly options: BerthServerOptions) {
     this.server.addService(serviceDefinition(ContainerizerDesc), containerizerService(containerizer, { watchQueueLimit: options.watchQueueLimit }, this.streams));
-    this.health.addToServer(this.server);
+    // HealthImplementation's Watch streams end only on client cancel, so stop() would wait out
+    // its grace period and clients would see CANCELLED: register them to be ended with the rest.
+    this.health.addToServer({
+      addService: (definition, implementation) => this.server.addService(definition as never, this.endedOnStop(implementation as UntypedServiceImplementation)),
+    });
     reflectionService([file_berth_v1_containerizer]).addToServer(this.server);
+  }
+
+  private endedOnStop(health: UntypedServiceImplementation): UntypedServiceImplementation {
+    const watch = health.watch as ((call: ServerWritableStream<unknown, unknown>) => void) | undefined;
+    if (!watch) return health;
+    return {
+      ...health,
+      watch: (call: ServerWritableStream<unknown, unknown>) => {
+        const unregister = this.streams.add(() => {
+          if (!call.cancelled) call.end();
+        });
+        call.on("cancelled", unregister);
+        // A status set after end() is a write after end, which surfaces as 'error': never a crash.
+        call.on("error", unregister);
+        watch(call);
+      },
+    };
   }
 
   /** Marks the server SERVING or NOT_SERVING (follows the engine's reachability). */
