@@ -77,13 +77,26 @@ describe("lifecycle against a real engine", function () {
     assert.match(termination?.containerTermination?.message ?? "", /exited with status 3/);
   });
 
-  it("a death by SIGKILL reports raw status 9 and signal 9", async () => {
+  it("a death by SIGKILL from outside Berth reports raw status 9, signal 9 and TASK_FAILED", async () => {
     const id = newId("sig");
-    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "sh -c 'kill -9 $$'" }));
+    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "exec sleep 300" }));
+    await t.client.collect([id], (e) => e.kind.case === "stateChanged" && (e.kind.value as { state: State }).state === State.RUNNING);
+    const { engineId } = await t.client.status(id);
+    await docker.getContainer(engineId).kill({ signal: "SIGKILL" });
     const { termination } = await t.client.wait(id);
     assert.equal(termination?.containerTermination?.status, 9);
     assert.equal(termination?.signal, 9);
+    assert.equal(termination?.exitCode, undefined);
     assert.equal(termination?.containerTermination?.state, TaskState.TASK_FAILED);
+    assert.match(termination?.containerTermination?.message ?? "", /terminated by signal 9/);
+  });
+
+  it("a child's signal death passed on by the shell (exit 128+N) is reported as that signal", async () => {
+    const id = newId("sig2");
+    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "sh -c 'kill -TERM $$'; exit $?" }));
+    const { termination } = await t.client.wait(id);
+    assert.equal(termination?.containerTermination?.status, 15);
+    assert.equal(termination?.signal, 15);
   });
 
   it("destroy during RUNNING kills with SIGTERM, reports TASK_KILLED, removes the container; a second destroy answers the same", async () => {
