@@ -1,4 +1,7 @@
-import { access, constants, mkdir, rm, writeFile } from "node:fs/promises";
+import { access, constants, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { filter, firstValueFrom, timeout } from "rxjs";
+import { CheckpointStore } from "./checkpoint/checkpoint-store.js";
+import { SequenceFile } from "./checkpoint/sequence-file.js";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { ServeConfig } from "./config.js";
@@ -43,6 +46,36 @@ function engineOptions(address: string, requestTimeoutMs: number) {
   return { host: address, requestTimeoutMs };
 }
 
+/**
+ * One Berth per work dir: two would overwrite each other's checkpoints. The lock file holds the
+ * owner's pid; a stale one (its process gone, e.g. after kill -9) is taken over.
+ */
+async function takeLock(file: string): Promise<void> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(file, `${process.pid}\n`, { flag: "wx" });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new StartupError(`cannot lock '${file}': ${(err as Error).message}`);
+    }
+    const owner = Number((await readFile(file, "utf8").catch(() => "")).trim());
+    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+      throw new StartupError(`another berth (pid ${owner}) is serving work dir '${path.dirname(path.dirname(file))}'; stop it or choose another --work_dir`);
+    }
+    await rm(file, { force: true });
+  }
+  throw new StartupError(`cannot lock '${file}': it keeps reappearing`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /** Seams for tests: wrap the real engine (e.g. to count calls). */
 export interface StartOverrides {
   wrapEngine?: (engine: EnginePort) => EnginePort;
@@ -54,6 +87,12 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   const agentId = await resolveAgentId(config.workDir, config.agentId).catch((err: Error) => {
     throw new StartupError(err.message);
   });
+  const meta = path.join(config.workDir, "meta");
+  await mkdir(meta, { recursive: true, mode: 0o700 });
+  await takeLock(path.join(meta, "lock"));
+  const checkpoints = new CheckpointStore(meta);
+  await checkpoints.init();
+  const sequence = new SequenceFile(path.join(meta, "sequence"));
   const real = new DockerodeEngine(engineOptions(config.dockerHost, config.dockerRequestTimeoutMs));
   const engine = overrides.wrapEngine ? overrides.wrapEngine(real) : real;
   try {
@@ -75,12 +114,23 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       outputGraceMs: 5000,
       engineAddress: config.dockerHost,
     },
-    { engine, puller, monitor, fetch: fetchUris, log },
+    { engine, puller, monitor, fetch: fetchUris, log, checkpoints, sequence },
   );
   // Subscribe to the events before the stream opens, so nothing is missed.
   containerizer.start();
   monitor.start();
   const server = new BerthServer(containerizer, { listen: config.listen, watchQueueLimit: config.watchQueueLimit });
+  try {
+    await firstValueFrom(monitor.connected$.pipe(filter(Boolean), timeout(config.dockerRequestTimeoutMs)));
+    const started = Date.now();
+    const report = await containerizer.recover();
+    log.info({ ms: Date.now() - started, adopted: report.adopted }, "recovered");
+  } catch (err) {
+    containerizer.shutdown();
+    await monitor.stop();
+    await rm(path.join(meta, "lock"), { force: true });
+    throw new StartupError(`recovery failed: ${(err as Error).message}`);
+  }
   let opened = false;
   const healthSub = monitor.connected$.subscribe((up) => {
     server.setServing(up);
@@ -100,6 +150,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     containerizer.shutdown();
     await monitor.stop();
     await server.stop(0);
+    await rm(path.join(meta, "lock"), { force: true });
     throw new StartupError((err as Error).message);
   }
   log.info({ agent_id: agentId, listen: server.bound, work_dir: config.workDir }, "berth serving");
@@ -113,6 +164,8 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       containerizer.shutdown();
       await server.stop();
       await monitor.stop();
+      await checkpoints.flush();
+      await rm(path.join(meta, "lock"), { force: true });
     },
   };
 }

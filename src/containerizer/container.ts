@@ -2,7 +2,8 @@ import { BehaviorSubject, ReplaySubject } from "rxjs";
 import type { TaskStatus } from "../gen/mesos/v1/mesos_pb.js";
 import { FailedPrecondition } from "./errors.js";
 import type { EventKind, ContainerEvent } from "./container-event.js";
-import type { LaunchSpec } from "./launch-spec.js";
+import type { Resource } from "../gen/mesos/v1/mesos_pb.js";
+import type { LaunchSpec, ResourceSummary } from "./launch-spec.js";
 import { canTransition, type ContainerState } from "./state.js";
 import type { ExitFacts, Termination } from "./termination.js";
 
@@ -37,14 +38,27 @@ export class Container {
   private resolveExit!: (facts: ExitFacts | undefined) => void;
   private exitKnown = false;
 
+  /** The resources in force: the launch's, then each Update's. */
+  resources: ResourceSummary;
+  /** The Resource messages behind `resources` (kept in the checkpoint). */
+  resourceMessages: Resource[];
+
+  /**
+   * A new container starts in FETCHING; one recovered after a restart starts in the state its
+   * checkpoint gave (RUNNING or DESTROYING), announced with a fresh sequence number.
+   */
   constructor(
     readonly spec: LaunchSpec,
     readonly sandbox: string,
     private readonly publish: Publish,
+    initial: ContainerState = "FETCHING",
+    readonly launchedAt: Date = new Date(),
   ) {
-    this.state$ = new BehaviorSubject<ContainerState>("FETCHING");
+    this.state$ = new BehaviorSubject<ContainerState>(initial);
     this.exit = new Promise((resolve) => (this.resolveExit = resolve));
-    this.lastState = publish(spec.containerId, { type: "state", state: "FETCHING" });
+    this.resources = spec.resources;
+    this.resourceMessages = spec.resourceMessages;
+    this.lastState = publish(spec.containerId, { type: "state", state: initial, message: initial === "FETCHING" ? undefined : "recovered after a restart" });
   }
 
   get id(): string {

@@ -12,9 +12,22 @@ import type { ContainerEvent, EventKind } from "./container-event.js";
 import { buildCreateSpec } from "./create-spec.js";
 import { Cancelled, ContainerNotFound, EngineUnavailable, InvalidRequest } from "./errors.js";
 import { NotSupported, resolveLaunchSpec } from "./launch-spec.js";
-import { runContainer, type FetchFn } from "./launch-pipeline.js";
+import { adoptContainer, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
+import { stat } from "node:fs/promises";
+import type { CheckpointStore } from "../checkpoint/checkpoint-store.js";
+import type { SequenceFile } from "../checkpoint/sequence-file.js";
+import type { ContainerCheckpoint } from "../gen/berth/checkpoint/v1/checkpoint_pb.js";
+import { TaskState, TaskStatus_Reason } from "../gen/mesos/v1/mesos_pb.js";
+import { agentLabels } from "../docker/names.js";
+import { forEachBounded } from "./bounded.js";
+import { terminationFromCheckpoint, toCheckpoint } from "./container-checkpoint.js";
+import { planRecovery, type RecoveryAction } from "./recovery-plan.js";
+import { destroyedBeforeRunning, launchFailed, unknownFate, type ExitFacts } from "./termination.js";
 import type { ContainerState } from "./state.js";
 import type { Termination } from "./termination.js";
+
+/** How many engine calls recovery and reconciliation make at once. */
+const ENGINE_CONCURRENCY = 16;
 
 /** Settings the containerizer takes from the flags. */
 export interface ContainerizerOptions {
@@ -39,6 +52,21 @@ export interface ContainerizerDeps {
   monitor: EventMonitor;
   fetch: FetchFn;
   log: Logger;
+  /** Durable records; without one (unit tests), nothing survives a restart. */
+  checkpoints?: CheckpointStore;
+  /** The per-agent sequence kept across restarts; without one, numbering starts at 1. */
+  sequence?: SequenceFile;
+}
+
+/** What recovery found and did, for the log and for tests. */
+export interface RecoveryReport {
+  adopted: number;
+  exitedMeanwhile: number;
+  vanished: number;
+  abandoned: number;
+  restoredTerminated: number;
+  orphansRemoved: number;
+  unreadable: string[];
 }
 
 /** Outcome of Launch, as Mesos' Containerizer::LaunchResult. */
@@ -79,11 +107,31 @@ export class Containerizer {
   private sequence = 0n;
   private readonly subscriptions: Subscription[] = [];
   private readonly running = new Set<Promise<void>>();
+  /** `die` events of engine ids not (yet) bound to a container: recovery claims them. */
+  private readonly unclaimedExits = new Map<string, ExitFacts>();
+  private readonly pipelineDeps: PipelineDeps;
+  /** Ids whose launch is being recorded right now (a second Launch of one is ALREADY_LAUNCHED). */
+  private readonly reserved = new Set<string>();
 
   constructor(
     private readonly options: ContainerizerOptions,
     private readonly deps: ContainerizerDeps,
-  ) {}
+  ) {
+    this.pipelineDeps = {
+      engine: deps.engine,
+      puller: deps.puller,
+      fetch: deps.fetch,
+      agentId: options.agentId,
+      containerSandbox: options.sandboxDirectory,
+      stopTimeoutMs: options.stopTimeoutMs,
+      removeDelayMs: options.removeDelayMs,
+      launchTimeoutMs: options.launchTimeoutMs,
+      outputGraceMs: options.outputGraceMs,
+      log: deps.log,
+      bindEngineId: (c, engineId) => this.bind(c, engineId),
+      checkpoint: (c, overrides) => this.checkpoint(c, overrides),
+    };
+  }
 
   /** Starts listening to the engine's events; call before serving. */
   start(): void {
@@ -101,7 +149,7 @@ export class Containerizer {
 
   /** The last sequence number handed out. */
   get lastSequence(): bigint {
-    return this.sequence;
+    return this.deps.sequence?.last ?? this.sequence;
   }
 
   /** Validates and records a launch, then runs its pipeline in the background. */
@@ -110,6 +158,7 @@ export class Containerizer {
     if (input.nested) return { result: "NOT_SUPPORTED", reason: "nested containers (container_id.parent) are not supported" };
     const existing = this.containers.get(id);
     if (existing) return { result: "ALREADY_LAUNCHED", sandbox: existing.sandbox };
+    if (this.reserved.has(id)) return { result: "ALREADY_LAUNCHED", sandbox: path.join(this.options.workDir, "sandboxes", id) };
     let spec;
     try {
       spec = resolveLaunchSpec(id, input.config, input.environment);
@@ -129,28 +178,21 @@ export class Containerizer {
         throw new InvalidRequest(`container_config.directory '${sandbox}' is already the sandbox of live container '${other.id}'`);
       }
     }
+    // Recorded durably before it is accepted: a restart right after LAUNCHED still knows it.
+    const store = this.deps.checkpoints;
+    if (store) {
+      this.reserved.add(id);
+      try {
+        await store.save(toCheckpoint(this.options.agentId, { spec, sandbox, state: "FETCHING", launchedAt: new Date(), resources: spec.resourceMessages }));
+      } catch (err) {
+        throw new EngineUnavailable(`could not record container '${id}' in ${store.dir}: ${(err as Error).message}`);
+      } finally {
+        this.reserved.delete(id);
+      }
+    }
     const container = new Container(spec, sandbox, this.publish);
     this.containers.set(id, container);
-    const run = runContainer(container, {
-      engine: this.deps.engine,
-      puller: this.deps.puller,
-      fetch: this.deps.fetch,
-      agentId: this.options.agentId,
-      containerSandbox: this.options.sandboxDirectory,
-      stopTimeoutMs: this.options.stopTimeoutMs,
-      removeDelayMs: this.options.removeDelayMs,
-      launchTimeoutMs: this.options.launchTimeoutMs,
-      outputGraceMs: this.options.outputGraceMs,
-      log: this.deps.log,
-      bindEngineId: (c, engineId) => this.byEngineId.set(engineId, c),
-    })
-      .catch((err: unknown) => this.deps.log.error({ err, container_id: id }, "container pipeline crashed"))
-      .finally(() => {
-        this.running.delete(run);
-        if (container.engineId) this.byEngineId.delete(container.engineId);
-        this.retain(id);
-      });
-    this.running.add(run);
+    this.track(container, runContainer(container, this.pipelineDeps));
     return { result: "LAUNCHED", sandbox };
   }
 
@@ -180,16 +222,23 @@ export class Containerizer {
     if (c.state !== "DESTROYING") c.transition("DESTROYING", "destroy requested");
     if (!c.launchAbort.signal.aborted) c.launchAbort.abort(new DestroyRequested(`container '${c.id}' destroyed`));
     if (wasRunning && c.engineId !== undefined && !c.hasExited) {
-      const graceMs = c.spec.gracePeriodMs ?? this.options.stopTimeoutMs;
-      this.deps.log.info({ container_id: c.id, grace_ms: graceMs }, "stopping container");
+      // After a crash from here on, recovery finishes the destroy (and reports TASK_KILLED).
+      await this.checkpoint(c).catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "could not checkpoint the destroy"));
       try {
-        await this.deps.engine.stopContainer(c.engineId, Math.ceil(graceMs / 1000));
+        await this.stopForDestroy(c);
       } catch (err) {
         if (c.terminated) return c.terminated;
         throw new EngineUnavailable(`could not stop container '${c.id}': ${(err as Error).message}; Destroy may be retried`);
       }
     }
     return this.wait(containerId, signal);
+  }
+
+  /** SIGTERM, then SIGKILL after the task's kill policy grace or --docker_stop_timeout. */
+  private async stopForDestroy(c: Container): Promise<void> {
+    const graceMs = c.spec.gracePeriodMs ?? this.options.stopTimeoutMs;
+    this.deps.log.info({ container_id: c.id, grace_ms: graceMs }, "stopping container");
+    await this.deps.engine.stopContainer(c.engineId!, Math.ceil(graceMs / 1000));
   }
 
   /**
@@ -262,8 +311,8 @@ export class Containerizer {
   }
 
   private readonly publish = (containerId: string, kind: EventKind): ContainerEvent => {
-    this.sequence += 1n;
-    const event: ContainerEvent = { sequence: this.sequence, time: new Date(), containerId, snapshot: false, kind };
+    const sequence = this.deps.sequence ? this.deps.sequence.next() : (this.sequence += 1n);
+    const event: ContainerEvent = { sequence, time: new Date(), containerId, snapshot: false, kind };
     this.events$.next(event);
     return event;
   };
@@ -274,32 +323,214 @@ export class Containerizer {
     while (this.terminatedOrder.length > this.options.terminationRetention) {
       const old = this.terminatedOrder.shift()!;
       const c = this.containers.get(old);
-      if (c?.terminated) this.containers.delete(old);
+      if (c?.terminated) {
+        this.containers.delete(old);
+        this.deps.checkpoints?.remove(old).catch((err: unknown) => this.deps.log.warn({ err, container_id: old }, "could not forget checkpoint"));
+      }
     }
   }
 
   private onEngineEvent(e: EngineEvent): void {
     const c = this.byEngineId.get(e.id) ?? this.containers.get(e.attributes[LABEL_CONTAINER_ID] ?? "");
-    if (!c || (c.engineId !== undefined && c.engineId !== e.id)) return;
+    if (!c || (c.engineId !== undefined && c.engineId !== e.id)) {
+      // Not bound yet (recovery is listing the engine): keep the exit for whoever claims the id.
+      if (e.action === "die") {
+        this.unclaimedExits.set(e.id, { exitCode: exitCodeOf(e), oomKilled: false });
+        while (this.unclaimedExits.size > 4096) this.unclaimedExits.delete(this.unclaimedExits.keys().next().value!);
+      }
+      return;
+    }
     if (e.action === "oom") c.oomSeen = true;
-    else if (e.action === "die") {
-      const exitCode = Number(e.attributes.exitCode ?? "NaN");
-      c.exited({ exitCode: Number.isFinite(exitCode) ? exitCode : 255, oomKilled: c.oomSeen });
+    else if (e.action === "die") c.exited({ exitCode: exitCodeOf(e), oomKilled: c.oomSeen });
+  }
+
+  private bind(c: Container, engineId: string): void {
+    this.byEngineId.set(engineId, c);
+    const missed = this.unclaimedExits.get(engineId);
+    if (missed) {
+      this.unclaimedExits.delete(engineId);
+      c.exited(missed);
+    }
+  }
+
+  private checkpoint(c: Container, overrides: { state?: ContainerState; termination?: Termination } = {}): Promise<void> {
+    if (!this.deps.checkpoints) return Promise.resolve();
+    return this.deps.checkpoints.save(
+      toCheckpoint(this.options.agentId, {
+        spec: c.spec,
+        sandbox: c.sandbox,
+        state: overrides.state ?? c.state,
+        launchedAt: c.launchedAt,
+        resources: c.resourceMessages,
+        engineId: c.engineId,
+        destroyRequested: c.destroyRequested,
+        termination: overrides.termination ?? c.terminated,
+      }),
+    );
+  }
+
+  private track(c: Container, run: Promise<void>): void {
+    const tracked = run
+      .catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "container pipeline crashed"))
+      .finally(() => {
+        this.running.delete(tracked);
+        if (c.engineId) this.byEngineId.delete(c.engineId);
+        this.retain(c.id);
+      });
+    this.running.add(tracked);
+  }
+
+  /**
+   * Rebuilds the containers from their checkpoints and one listing of this agent's engine
+   * containers: adopts the live ones (Wait, Watch, Destroy, Status work as before), reports those
+   * that exited meanwhile with their real status, destroys launches caught mid-pipeline, restores
+   * retained terminations, and removes engine containers of this agent that nobody owns. Call
+   * after start() (so events are subscribed before the listing) and before serving.
+   */
+  async recover(): Promise<RecoveryReport> {
+    const report: RecoveryReport = { adopted: 0, exitedMeanwhile: 0, vanished: 0, abandoned: 0, restoredTerminated: 0, orphansRemoved: 0, unreadable: [] };
+    if (!this.deps.checkpoints) return report;
+    const loaded = await this.deps.checkpoints.load();
+    report.unreadable.push(...loaded.corrupt);
+    const rows = await this.deps.engine.listContainers(agentLabels(this.options.agentId));
+    const plan = planRecovery(loaded.containers, rows, this.options.agentId);
+    const inspections: Array<{ c: Container; engineId: string }> = [];
+    const removals: string[] = plan.orphans.map((r) => r.id);
+    report.orphansRemoved = plan.orphans.length;
+    // Bind every adopted container synchronously, before any further await, so no `die` event
+    // can fall between the listing and the binding (those before are kept as unclaimed exits).
+    const terminateLater: Array<{ c: Container; t: Termination }> = [];
+    for (const action of plan.actions) {
+      if (action.kind === "unreadable") {
+        report.unreadable.push(`container '${action.checkpoint.containerId}': ${action.reason}`);
+        continue;
+      }
+      const spec = this.restoreSpec(action.checkpoint);
+      if (!spec) {
+        report.unreadable.push(`container '${action.checkpoint.containerId}': its launch no longer validates`);
+        continue;
+      }
+      const cp = action.checkpoint;
+      const launchedAt = cp.launchedAt ? new Date(Number(cp.launchedAt.seconds) * 1000) : new Date();
+      switch (action.kind) {
+        case "restore-terminated": {
+          const c = new Container(spec, cp.sandbox, this.publish, "DESTROYING", launchedAt);
+          c.resourceMessages = cp.resources;
+          this.containers.set(c.id, c);
+          c.terminate(terminationFromCheckpoint(cp.termination!));
+          this.retain(c.id);
+          removals.push(...action.leftovers.map((r) => r.id));
+          report.restoredTerminated += 1;
+          break;
+        }
+        case "adopt": {
+          const c = new Container(spec, cp.sandbox, this.publish, action.state, launchedAt);
+          c.resourceMessages = cp.resources;
+          c.engineId = action.row.id;
+          if (action.state === "DESTROYING") c.launchAbort.abort(new DestroyRequested(`container '${c.id}' destroyed before the restart`));
+          this.containers.set(c.id, c);
+          this.bind(c, action.row.id);
+          removals.push(...action.leftovers.map((r) => r.id));
+          if (action.row.state !== "running") inspections.push({ c, engineId: action.row.id });
+          else report.adopted += 1;
+          break;
+        }
+        case "vanished": {
+          const c = new Container(spec, cp.sandbox, this.publish, action.state, launchedAt);
+          if (action.state === "DESTROYING") c.launchAbort.abort(new DestroyRequested(`container '${c.id}' destroyed before the restart`));
+          this.containers.set(c.id, c);
+          const t = cp.destroyRequested
+            ? destroyedBeforeRunning(action.state)
+            : withReason(unknownFate(`Container '${c.id}' is gone from the engine and Berth was not running when it ended; its exit status is unknowable`), TaskStatus_Reason.AGENT_RESTARTED);
+          terminateLater.push({ c, t });
+          report.vanished += 1;
+          break;
+        }
+        case "abandon": {
+          const c = new Container(spec, cp.sandbox, this.publish, "DESTROYING", launchedAt);
+          if (cp.destroyRequested) c.launchAbort.abort(new DestroyRequested(`container '${c.id}' destroyed before the restart`));
+          this.containers.set(c.id, c);
+          removals.push(...action.leftovers.map((r) => r.id));
+          const t = cp.destroyRequested ? destroyedBeforeRunning(action.stage) : launchFailed(action.stage, `Berth restarted during ${action.stage}; the launch was abandoned`);
+          terminateLater.push({ c, t });
+          report.abandoned += 1;
+          break;
+        }
+      }
+    }
+    await forEachBounded(removals, ENGINE_CONCURRENCY, (id) =>
+      this.deps.engine.removeContainer(id).catch((err: unknown) => this.deps.log.warn({ err, engine_id: id }, "recovery: could not remove container")),
+    );
+    for (const { c, t } of terminateLater) {
+      await this.checkpoint(c, { state: "TERMINATED", termination: t }).catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "could not checkpoint"));
+      c.terminate(t);
+      this.retain(c.id);
+    }
+    await forEachBounded(inspections, ENGINE_CONCURRENCY, async ({ c, engineId }) => {
+      const inspect = await this.deps.engine.inspectContainer(engineId);
+      if (!inspect) c.exited(undefined);
+      else if (!inspect.running) c.exited({ exitCode: inspect.exitCode, oomKilled: inspect.oomKilled });
+      report.exitedMeanwhile += 1;
+    });
+    // Adopted containers: follow their output from where the sandbox files stopped, and supervise.
+    for (const c of this.containers.values()) {
+      if (c.terminated || c.engineId === undefined || !this.byEngineId.has(c.engineId)) continue;
+      const since = await outputWatermark(c.sandbox);
+      this.track(c, adoptContainer(c, this.pipelineDeps, since));
+      if (c.state === "DESTROYING" && !c.hasExited) void this.stopForDestroy(c).catch(() => undefined);
+    }
+    this.deps.log.info({ ...report, unreadable: report.unreadable.length }, "recovery done");
+    for (const u of report.unreadable) this.deps.log.warn({ detail: u }, "recovery: record skipped");
+    return report;
+  }
+
+  private restoreSpec(cp: ContainerCheckpoint) {
+    try {
+      return resolveLaunchSpec(cp.containerId, cp.containerConfig, cp.environment);
+    } catch {
+      return undefined;
     }
   }
 
   /** After the events stream was lost, asks the engine about every container still awaiting its exit. */
   private async reconcile(): Promise<void> {
-    for (const c of this.containers.values()) {
-      if (c.engineId === undefined || c.hasExited || c.terminated) continue;
-      if (c.state !== "RUNNING" && c.state !== "DESTROYING") continue;
+    const waiting = [...this.containers.values()].filter((c) => c.engineId !== undefined && !c.hasExited && !c.terminated && (c.state === "RUNNING" || c.state === "DESTROYING"));
+    await forEachBounded(waiting, ENGINE_CONCURRENCY, async (c) => {
       try {
-        const inspect = await this.deps.engine.inspectContainer(c.engineId);
+        const inspect = await this.deps.engine.inspectContainer(c.engineId!);
         if (!inspect) c.exited(undefined);
         else if (!inspect.running && inspect.status !== "created") c.exited({ exitCode: inspect.exitCode, oomKilled: inspect.oomKilled });
       } catch (err) {
         this.deps.log.warn({ err, container_id: c.id }, "reconcile: inspect failed");
       }
-    }
+    });
   }
+}
+
+function exitCodeOf(e: EngineEvent): number {
+  const exitCode = Number(e.attributes.exitCode ?? "NaN");
+  return Number.isFinite(exitCode) ? exitCode : 255;
+}
+
+function withReason(t: Termination, reason: TaskStatus_Reason): Termination {
+  t.containerTermination.reason = reason;
+  return t;
+}
+
+/**
+ * Where output capture stopped before a restart: the later modification time of the sandbox's
+ * stdout/stderr files, as a fractional Unix time. Following from there re-captures at most the
+ * lines of that instant and loses none the engine logged while Berth was down.
+ */
+async function outputWatermark(sandbox: string): Promise<number | undefined> {
+  const times = await Promise.all(
+    ["stdout", "stderr"].map((f) =>
+      stat(path.join(sandbox, f)).then(
+        (s) => s.mtimeMs,
+        () => undefined,
+      ),
+    ),
+  );
+  const known = times.filter((t): t is number => t !== undefined);
+  return known.length > 0 ? Math.max(...known) / 1000 : undefined;
 }

@@ -33,6 +33,11 @@ export interface PipelineDeps {
   log: Logger;
   /** Registers the engine id so that engine events reach this container. */
   bindEngineId(container: Container, engineId: string): void;
+  /**
+   * Durably records the container's facts (with `state`/`termination` overriding its current
+   * ones) before the step they describe takes effect.
+   */
+  checkpoint(container: Container, overrides?: { state?: ContainerState; termination?: Termination }): Promise<void>;
 }
 
 /**
@@ -50,8 +55,7 @@ export async function runContainer(c: Container, deps: PipelineDeps): Promise<vo
   });
   let stage: ContainerState = "FETCHING";
   let started = false;
-  let output: Promise<void> | undefined;
-  const outputAbort = new AbortController();
+  const output = new OutputCapture();
 
   if (c.spec.taskId !== undefined) c.publishTaskStatus({ type: "task_status", status: taskStatus(c.spec, deps.agentId, TaskState.TASK_STARTING) });
 
@@ -77,20 +81,23 @@ export async function runContainer(c: Container, deps: PipelineDeps): Promise<vo
     deadline.run("MOUNTING");
     const createSpec = buildCreateSpec(c.spec, { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox });
     await makeSandboxMountSources(c.sandbox, createSpec.HostConfig.Mounts.map((m) => m.Source));
+    // Recorded before the engine object exists: after a crash, recovery looks for it by label.
+    await deps.checkpoint(c);
     // Destroyed while the mount sources were made: create nothing that would only be removed.
     signal.throwIfAborted();
     const engineId = await deps.engine.createContainer(createSpec);
     c.engineId = engineId;
     deps.bindEngineId(c, engineId);
     signal.throwIfAborted();
+    await deps.checkpoint(c);
+    signal.throwIfAborted();
     await deps.engine.startContainer(engineId);
     started = true;
-    output = deps.engine
-      .followLogs(engineId, outputAbort.signal)
-      .then((streams) => captureOutput(streams, c.sandbox))
-      .catch((err: unknown) => log.warn({ err }, "could not capture container output"));
+    output.follow(deps, c, log);
     signal.throwIfAborted();
     deadline.clear();
+    await deps.checkpoint(c, { state: "RUNNING" });
+    signal.throwIfAborted();
     c.transition("RUNNING");
     log.info({ engine_id: engineId }, "container running");
     if (c.spec.taskId !== undefined) c.publishTaskStatus({ type: "task_status", status: taskStatus(c.spec, deps.agentId, TaskState.TASK_RUNNING) });
@@ -106,9 +113,25 @@ export async function runContainer(c: Container, deps: PipelineDeps): Promise<vo
     if (c.state !== "DESTROYING") c.transition("DESTROYING", reason instanceof Error ? reason.message : String(reason));
     await deps.engine.killContainer(c.engineId!).catch((e: unknown) => log.warn({ err: e }, "kill failed"));
   }
+  await superviseExit(c, deps, log, output);
+}
 
+/**
+ * Re-attaches to a container found running (or exited) after a restart: follows its output from
+ * where the sandbox files stopped, then reports its exit as for any other container.
+ */
+export async function adoptContainer(c: Container, deps: PipelineDeps, outputSinceSeconds: number | undefined): Promise<void> {
+  const log = deps.log.child({ container_id: c.id });
+  const output = new OutputCapture();
+  output.follow(deps, c, log, outputSinceSeconds);
+  await superviseExit(c, deps, log, output);
+}
+
+/** Waits for the exit, drains the output, records the termination, removes, publishes. */
+async function superviseExit(c: Container, deps: PipelineDeps, log: Logger, output: OutputCapture): Promise<void> {
+  const signal = c.launchAbort.signal;
   const facts = await c.exit;
-  await drainOutput(output, outputAbort, deps.outputGraceMs, log);
+  await output.drain(deps.outputGraceMs, log);
   let termination: Termination;
   if (facts === undefined) {
     termination = c.destroyRequested ? destroyedBeforeRunning("RUNNING") : unknownFate("The engine no longer knows the container; its exit status is unknown");
@@ -117,11 +140,44 @@ export async function runContainer(c: Container, deps: PipelineDeps): Promise<vo
     const timedOut = signal.aborted && signal.reason instanceof LaunchTimedOut;
     termination = timedOut
       ? launchFailed(signal.reason.stage, signal.reason.message)
-      : exitTermination({ exitCode: facts.exitCode, oomKilled }, c.destroyRequested, c.spec.resources.memMb);
+      : exitTermination({ exitCode: facts.exitCode, oomKilled }, c.destroyRequested, c.resources.memMb);
   }
-  await removeFromEngine(c, deps, log);
+  await finish(c, deps, log, termination);
+}
+
+/** Records the termination durably, removes the engine container, then publishes. */
+async function finish(c: Container, deps: PipelineDeps, log: Logger, termination: Termination, removeNow = false): Promise<void> {
+  await deps.checkpoint(c, { state: "TERMINATED", termination }).catch((err: unknown) => log.error({ err }, "could not checkpoint the termination"));
+  await removeFromEngine(c, deps, log, removeNow);
   c.terminate(termination, finalTaskStatus(c, deps, termination));
   log.info({ state: TaskState[termination.containerTermination.state], status: termination.containerTermination.status }, "container terminated");
+}
+
+/** The container's output on its way into the sandbox files. */
+class OutputCapture {
+  private done: Promise<void> | undefined;
+  private readonly abort = new AbortController();
+
+  follow(deps: PipelineDeps, c: Container, log: Logger, sinceSeconds?: number): void {
+    this.done = deps.engine
+      .followLogs(c.engineId!, this.abort.signal, sinceSeconds)
+      .then((streams) => captureOutput(streams, c.sandbox))
+      .catch((err: unknown) => log.warn({ err }, "could not capture container output"));
+  }
+
+  /** Waits for the output to end after the exit, at most `graceMs`. */
+  async drain(graceMs: number, log: Logger): Promise<void> {
+    if (!this.done) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), graceMs)));
+    const result = await Promise.race([this.done.then(() => "done" as const), late]);
+    clearTimeout(timer);
+    if (result === "late") {
+      log.warn({ grace_ms: graceMs }, "container output did not end in time after exit; closing it");
+      this.abort.abort(new Error("output grace period over"));
+      await this.done;
+    }
+  }
 }
 
 async function finishBeforeRunning(c: Container, deps: PipelineDeps, log: Logger, stage: ContainerState, reason: unknown): Promise<void> {
@@ -131,8 +187,7 @@ async function finishBeforeRunning(c: Container, deps: PipelineDeps, log: Logger
   else if (reason instanceof LaunchTimedOut) termination = launchFailed(reason.stage, reason.message);
   else termination = launchFailed(stage, reason instanceof Error ? reason.message : String(reason));
   if (!(reason instanceof DestroyRequested)) log.warn({ stage, err: reason }, "launch failed");
-  await removeFromEngine(c, deps, log, true);
-  c.terminate(termination, finalTaskStatus(c, deps, termination));
+  await finish(c, deps, log, termination, true);
 }
 
 /** Removes the engine container now, or after --docker_remove_delay. */
@@ -155,19 +210,6 @@ async function wasOomKilled(engine: EnginePort, engineId: string, facts: ExitFac
   if (facts.exitCode !== 137) return false;
   const inspect = await engine.inspectContainer(engineId).catch(() => undefined);
   return inspect?.oomKilled ?? false;
-}
-
-async function drainOutput(output: Promise<void> | undefined, abort: AbortController, graceMs: number, log: Logger): Promise<void> {
-  if (!output) return;
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), graceMs)));
-  const result = await Promise.race([output.then(() => "done" as const), late]);
-  clearTimeout(timer);
-  if (result === "late") {
-    log.warn({ grace_ms: graceMs }, "container output did not end in time after exit; closing it");
-    abort.abort(new Error("output grace period over"));
-    await output;
-  }
 }
 
 async function prepareSandbox(sandbox: string): Promise<void> {

@@ -34,11 +34,15 @@ export interface LaunchSpec {
   image: string;
   forcePull: boolean;
   resources: ResourceSummary;
+  /** The Resource messages the summary was made from. */
+  resourceMessages: Resource[];
   user?: string;
   /** The sandbox the client chose (absolute), or undefined for Berth to pick. */
   directory?: string;
   /** Name/value pairs in order; later entries win. Values are never logged. */
   environment: Array<[string, string]>;
+  /** The request's own extra environment, as given (kept for the checkpoint). */
+  extraEnvironment: Record<string, string>;
   uris: FetchUri[];
   taskId?: string;
   executorId?: string;
@@ -92,7 +96,8 @@ export function resolveLaunchSpec(containerId: string, config: ContainerConfig |
   }
 
   const environment = resolveEnvironment(command, extraEnv);
-  const resources = summarizeResources(config.resources.length > 0 ? config.resources : [...(task?.resources ?? []), ...(executor?.resources ?? [])]);
+  const resourceMessages = config.resources.length > 0 ? config.resources : [...(task?.resources ?? []), ...(executor?.resources ?? [])];
+  const resources = summarizeResources(resourceMessages);
 
   let directory: string | undefined;
   if (config.directory !== "") {
@@ -125,9 +130,11 @@ export function resolveLaunchSpec(containerId: string, config: ContainerConfig |
     image,
     forcePull: containerInfo.docker?.forcePullImage ?? false,
     resources,
+    resourceMessages,
     user,
     directory,
     environment,
+    extraEnvironment: { ...extraEnv },
     uris,
     taskId: task?.taskId?.value,
     executorId: executor?.executorId?.value,

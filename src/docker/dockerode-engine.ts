@@ -19,6 +19,7 @@ import {
   type EnginePort,
   type LogStreams,
   type PullProgress,
+  type ResourceUpdate,
 } from "./engine-port.js";
 import { NdjsonSplitter, parseJsonLine } from "./ndjson.js";
 
@@ -245,6 +246,25 @@ export class DockerodeEngine implements EnginePort {
     }
   }
 
+  async updateContainer(id: string, resources: ResourceUpdate): Promise<void> {
+    await this.short(`update container '${id}'`, this.requestTimeoutMs, (abortSignal) =>
+      this.docker.getContainer(id).update({ ...resources, abortSignal } as WithSignal<object>),
+    );
+  }
+
+  async removeImage(ref: string): Promise<"removed" | "in-use" | "missing"> {
+    try {
+      await this.short(`remove image '${ref}'`, this.requestTimeoutMs, (abortSignal) =>
+        this.docker.getImage(ref).remove({ abortSignal } as WithSignal<object>),
+      );
+      return "removed";
+    } catch (err) {
+      if (isStatus(err, 404)) return "missing";
+      if (isStatus(err, 409)) return "in-use";
+      throw err;
+    }
+  }
+
   async inspectContainer(id: string): Promise<ContainerInspect | undefined> {
     const raw = await this.rawInspect(id);
     return raw === undefined ? undefined : toInspect(raw);
@@ -355,7 +375,7 @@ export class DockerodeEngine implements EnginePort {
    * once from the container's `Config.Tty` (a TTY container has one raw stream, which goes to
    * stdout; stderr then ends right away with it).
    */
-  async followLogs(id: string, signal: AbortSignal): Promise<LogStreams> {
+  async followLogs(id: string, signal: AbortSignal, sinceSeconds?: number): Promise<LogStreams> {
     if (signal.aborted) throw signal.reason;
     const raw = await this.rawInspect(id);
     if (raw === undefined) throw new EngineRequestFailed(`follow logs of container '${id}': no such container`, 404);
@@ -364,7 +384,14 @@ export class DockerodeEngine implements EnginePort {
     try {
       source = (await this.docker
         .getContainer(id)
-        .logs({ follow: true, stdout: true, stderr: true, abortSignal: signal } as WithSignal<{ follow: true }>)) as unknown as Readable;
+        .logs({
+          follow: true,
+          stdout: true,
+          stderr: true,
+          // The engine takes a fractional Unix time here; dockerode passes it through as a string.
+          ...(sinceSeconds !== undefined ? { since: sinceSeconds.toFixed(9) } : {}),
+          abortSignal: signal,
+        } as unknown as WithSignal<{ follow: true }>)) as unknown as Readable;
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       throw this.mapError(`follow logs of container '${id}'`, err);

@@ -87,6 +87,15 @@ export interface PullProgress {
   total?: number;
 }
 
+/** Body of `POST /containers/{id}/update` (the subset Berth sets). */
+export interface ResourceUpdate {
+  CpuShares?: number;
+  CpuQuota?: number;
+  CpuPeriod?: number;
+  Memory?: number;
+  MemorySwap?: number;
+}
+
 /** The two output streams of a container, ending when the container stops. */
 export interface LogStreams {
   stdout: Readable;
@@ -146,6 +155,13 @@ export interface EnginePort {
     signal: AbortSignal,
     onSubscribed?: () => void,
   ): AsyncIterable<EngineEvent>;
-  /** Follows stdout/stderr from the container's start; both streams end when it stops. */
-  followLogs(id: string, signal: AbortSignal): Promise<LogStreams>;
+  /**
+   * Follows stdout/stderr from the container's start (or from `sinceSeconds`, a Unix time with
+   * a fraction, when re-attaching after a restart); both streams end when it stops.
+   */
+  followLogs(id: string, signal: AbortSignal, sinceSeconds?: number): Promise<LogStreams>;
+  /** Changes a running container's cpu shares/quota and memory limits. */
+  updateContainer(id: string, resources: ResourceUpdate): Promise<void>;
+  /** Removes an image by reference; an image in use or already gone is reported, not thrown. */
+  removeImage(ref: string): Promise<"removed" | "in-use" | "missing">;
 }

@@ -16,6 +16,7 @@ import {
   type EnginePort,
   type LogStreams,
   type PullProgress,
+  type ResourceUpdate,
 } from "../../src/docker/engine-port.js";
 
 /** The name of an EnginePort method. */
@@ -64,6 +65,8 @@ export interface FakeContainer {
   /** The container's output; write to it, it is ended when the container dies. */
   readonly stdout: PassThrough;
   readonly stderr: PassThrough;
+  /** What `updateContainer` last set. */
+  resources?: ResourceUpdate;
 }
 
 /** Construction options of a FakeEngine. */
@@ -337,6 +340,22 @@ export class FakeEngine implements EnginePort {
     });
   }
 
+  async updateContainer(id: string, resources: ResourceUpdate): Promise<void> {
+    await this.call("updateContainer", [id, resources], () => {
+      const c = this.mustHave(id);
+      c.resources = { ...c.resources, ...resources };
+    });
+  }
+
+  async removeImage(ref: string): Promise<"removed" | "in-use" | "missing"> {
+    return this.call("removeImage", [ref], () => {
+      if (!this.images.has(ref)) return "missing";
+      if ([...this.containers.values()].some((c) => c.spec.Image === ref)) return "in-use";
+      this.images.delete(ref);
+      return "removed";
+    });
+  }
+
   async inspectContainer(id: string): Promise<ContainerInspect | undefined> {
     return this.call("inspectContainer", [id], () => {
       const c = this.containers.get(id);
@@ -402,10 +421,10 @@ export class FakeEngine implements EnginePort {
     })();
   }
 
-  async followLogs(id: string, signal: AbortSignal): Promise<LogStreams> {
+  async followLogs(id: string, signal: AbortSignal, sinceSeconds?: number): Promise<LogStreams> {
     return this.call(
       "followLogs",
-      [id, signal],
+      [id, signal, sinceSeconds],
       () => {
         const c = this.mustHave(id);
         const drop = (): void => {

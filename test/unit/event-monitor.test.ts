@@ -89,6 +89,8 @@ class FakeEngine implements EnginePort {
   inspectContainer = unused;
   listContainers = unused;
   followLogs = unused;
+  updateContainer = unused;
+  removeImage = unused;
 }
 
 function unused(): never {

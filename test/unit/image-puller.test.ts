@@ -54,6 +54,8 @@ class FakeEngine implements EnginePort {
   listContainers = unused;
   events = unused;
   followLogs = unused;
+  updateContainer = unused;
+  removeImage = unused;
 }
 
 function unused(): never {

@@ -1,0 +1,14 @@
+/**
+ * Runs `work` over `items` with at most `limit` in flight (Mesos once ran out of file descriptors
+ * inspecting 400+ containers at once during recovery).
+ */
+export async function forEachBounded<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
