@@ -113,6 +113,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       terminationRetention: config.terminationRetention,
       outputGraceMs: 5000,
       engineAddress: config.dockerHost,
+      eventRetention: config.watchRetention,
     },
     { engine, puller, monitor, fetch: fetchUris, log, checkpoints, sequence },
   );

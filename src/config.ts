@@ -17,6 +17,7 @@ export interface ServeConfig {
   pullActivityTimeoutMs: number;
   terminationRetention: number;
   watchQueueLimit: number;
+  watchRetention: number;
   logLevel: string;
 }
 
@@ -46,6 +47,7 @@ export function buildCli(onServe: (config: ServeConfig) => Promise<void>): Comma
     .addOption(new Option("--pull_activity_timeout <duration>", "abort a pull that makes no progress for this long").default("2mins"))
     .addOption(new Option("--termination_retention <count>", "terminated containers remembered for Wait/Watch/Destroy").default("1000"))
     .addOption(new Option("--watch_queue_limit <count>", "events a Watch client may fall behind by before its stream ends with RESOURCE_EXHAUSTED").default("1024"))
+    .addOption(new Option("--watch_retention <count>", "recent events kept for Watch clients resuming from a sequence number").default("10000"))
     .addOption(new Option("--log_level <level>", "pino log level").choices(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"))
     .action(async (opts: Record<string, string | string[] | undefined>) => {
       await onServe(resolveConfig(opts));
@@ -82,6 +84,7 @@ export function resolveConfig(opts: Record<string, string | string[] | undefined
     pullActivityTimeoutMs: parseDuration(String(opts.pull_activity_timeout), "--pull_activity_timeout"),
     terminationRetention: count(String(opts.termination_retention), "--termination_retention"),
     watchQueueLimit: count(String(opts.watch_queue_limit), "--watch_queue_limit"),
+    watchRetention: count(String(opts.watch_retention ?? "10000"), "--watch_retention"),
     logLevel: String(opts.log_level),
   };
 }

@@ -10,7 +10,8 @@ import { validateId } from "./container-id.js";
 import { Container, DestroyRequested } from "./container.js";
 import type { ContainerEvent, EventKind } from "./container-event.js";
 import { buildCreateSpec } from "./create-spec.js";
-import { Cancelled, ContainerNotFound, EngineUnavailable, InvalidRequest } from "./errors.js";
+import { Cancelled, ContainerNotFound, EngineUnavailable, InvalidRequest, OutOfRange } from "./errors.js";
+import { EventJournal } from "./event-journal.js";
 import { NotSupported, resolveLaunchSpec } from "./launch-spec.js";
 import { adoptContainer, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
 import { stat } from "node:fs/promises";
@@ -43,6 +44,8 @@ export interface ContainerizerOptions {
   outputGraceMs: number;
   /** Where the engine is, for messages. */
   engineAddress: string;
+  /** How many recent events are kept for Watch resumes (default 10,000). */
+  eventRetention?: number;
 }
 
 /** The collaborators the containerizer drives. */
@@ -110,6 +113,10 @@ export class Containerizer {
   /** `die` events of engine ids not (yet) bound to a container: recovery claims them. */
   private readonly unclaimedExits = new Map<string, ExitFacts>();
   private readonly pipelineDeps: PipelineDeps;
+  /** Recent events, for Watch clients resuming from a sequence number. */
+  private readonly journal: EventJournal;
+  /** The first sequence number this process handed out. */
+  private firstSequence: bigint | undefined;
   /** Ids whose launch is being recorded right now (a second Launch of one is ALREADY_LAUNCHED). */
   private readonly reserved = new Set<string>();
 
@@ -117,6 +124,7 @@ export class Containerizer {
     private readonly options: ContainerizerOptions,
     private readonly deps: ContainerizerDeps,
   ) {
+    this.journal = new EventJournal(options.eventRetention ?? 10_000);
     this.pipelineDeps = {
       engine: deps.engine,
       puller: deps.puller,
@@ -243,11 +251,13 @@ export class Containerizer {
 
   /**
    * Events of the given containers (all, including later ones, when empty): first a snapshot of
-   * each one's current state, then live events. With ids, the stream completes once all of them
-   * have terminated.
+   * each one's current state — or, with `fromSequence`, every retained event after it — then live
+   * events. With ids, the stream completes once all of them have terminated. A resume from a
+   * sequence whose successors are no longer retained is refused with OutOfRange.
    */
-  watch(containerIds: string[]): Observable<ContainerEvent> {
+  watch(containerIds: string[], fromSequence?: bigint): Observable<ContainerEvent> {
     const ids = containerIds.map((id) => validateId(id, "container_ids[].value"));
+    if (fromSequence !== undefined) return this.resume(ids, fromSequence);
     for (const id of ids) this.get(id);
     return new Observable<ContainerEvent>((subscriber) => {
       const watched = ids.length > 0 ? new Set(ids) : undefined;
@@ -277,6 +287,43 @@ export class Containerizer {
       pending = undefined;
       if (endedEarly) subscriber.complete();
       return live;
+    });
+  }
+
+  /** Watch resumed after `from`: the retained events after it, then live ones. */
+  private resume(ids: string[], from: bigint): Observable<ContainerEvent> {
+    const last = this.lastSequence;
+    if (from > last) throw new InvalidRequest(`from_sequence ${from} is ahead of the last sequence handed out (${last})`);
+    const missed = this.journal.after(from, this.firstSequence ?? last + 1n);
+    if (missed === undefined) {
+      throw new OutOfRange(
+        `events after sequence ${from} are no longer retained (oldest retained: ${this.journal.oldest ?? "none"}; Berth keeps the last ${this.journal.capacity} events of this run); Watch without from_sequence for a fresh snapshot`,
+      );
+    }
+    const watched = ids.length > 0 ? new Set(ids) : undefined;
+    for (const id of ids) {
+      if (!this.containers.has(id) && !missed.some((e) => e.containerId === id)) this.get(id);
+    }
+    return new Observable<ContainerEvent>((subscriber) => {
+      const remaining = new Set(ids);
+      const deliver = (e: ContainerEvent): void => {
+        if (subscriber.closed || (watched && !watched.has(e.containerId))) return;
+        subscriber.next(e);
+        if (watched && e.kind.type === "termination") {
+          remaining.delete(e.containerId);
+          if (remaining.size === 0) subscriber.complete();
+        }
+      };
+      // Replay and subscription happen in one synchronous step: nothing falls between.
+      for (const e of missed) deliver(e);
+      if (subscriber.closed) return undefined;
+      // A watched container that terminated before `from` has nothing more to say.
+      for (const id of ids) if (this.containers.get(id)?.terminated && !missed.some((e) => e.containerId === id)) remaining.delete(id);
+      if (watched && remaining.size === 0) {
+        subscriber.complete();
+        return undefined;
+      }
+      return this.events$.subscribe({ next: deliver, complete: () => subscriber.complete() });
     });
   }
 
@@ -313,6 +360,8 @@ export class Containerizer {
   private readonly publish = (containerId: string, kind: EventKind): ContainerEvent => {
     const sequence = this.deps.sequence ? this.deps.sequence.next() : (this.sequence += 1n);
     const event: ContainerEvent = { sequence, time: new Date(), containerId, snapshot: false, kind };
+    this.firstSequence ??= sequence;
+    this.journal.append(event);
     this.events$.next(event);
     return event;
   };

@@ -30,3 +30,8 @@ export class EngineUnavailable extends BerthError {
 export class Cancelled extends BerthError {
   override readonly name = "Cancelled";
 }
+
+/** A Watch resume asked for events that are no longer retained. */
+export class OutOfRange extends BerthError {
+  override readonly name = "OutOfRange";
+}

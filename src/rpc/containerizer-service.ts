@@ -75,7 +75,7 @@ export function containerizerService(containerizer: Containerizer, options: Serv
     watch: (call: ServerWritableStream<WatchRequest, unknown>) => {
       try {
         const ids = call.request.containerIds.map((id, i) => requireId(id, `container_ids[${i}]`));
-        pipeEvents(call, containerizer.watch(ids), options.watchQueueLimit, streams);
+        pipeEvents(call, containerizer.watch(ids, call.request.fromSequence), options.watchQueueLimit, streams);
       } catch (err) {
         call.emit("error", toStatus(err));
       }

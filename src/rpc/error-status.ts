@@ -1,6 +1,6 @@
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { Metadata } from "@grpc/grpc-js";
-import { BerthError, Cancelled, ContainerNotFound, EngineUnavailable, FailedPrecondition, InvalidRequest } from "../containerizer/errors.js";
+import { BerthError, Cancelled, OutOfRange, ContainerNotFound, EngineUnavailable, FailedPrecondition, InvalidRequest } from "../containerizer/errors.js";
 import { EngineRequestFailed, EngineUnreachable } from "../docker/engine-port.js";
 
 /** A status a handler answers with. */
@@ -15,6 +15,7 @@ export function toStatus(err: unknown): StatusError {
   else if (err instanceof FailedPrecondition) code = status.FAILED_PRECONDITION;
   else if (err instanceof EngineUnavailable || err instanceof EngineUnreachable) code = status.UNAVAILABLE;
   else if (err instanceof Cancelled) code = status.CANCELLED;
+  else if (err instanceof OutOfRange) code = status.OUT_OF_RANGE;
   else if (err instanceof EngineRequestFailed) code = status.INTERNAL;
   else if (err instanceof BerthError) code = status.UNKNOWN;
   else code = status.INTERNAL;

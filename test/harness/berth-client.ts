@@ -60,14 +60,14 @@ export class BerthClient {
     return this.unary(method, request, options);
   }
 
-  watch(ids: string[] = []): ClientReadableStream<WatchResponse> {
+  watch(ids: string[] = [], fromSequence?: bigint): ClientReadableStream<WatchResponse> {
     const fn = (this.raw as unknown as Record<string, (req: unknown) => ClientReadableStream<WatchResponse>>).watch!.bind(this.raw);
-    return fn(create(WatchRequestSchema, { containerIds: ids.map((value) => ({ value })) }));
+    return fn(create(WatchRequestSchema, { containerIds: ids.map((value) => ({ value })), fromSequence }));
   }
 
   /** Collects a Watch stream's events until it ends (or `until` says stop, then cancels). */
-  async collect(ids: string[], until?: (e: ContainerEvent, all: ContainerEvent[]) => boolean): Promise<ContainerEvent[]> {
-    const stream = this.watch(ids);
+  async collect(ids: string[], until?: (e: ContainerEvent, all: ContainerEvent[]) => boolean, fromSequence?: bigint): Promise<ContainerEvent[]> {
+    const stream = this.watch(ids, fromSequence);
     const events: ContainerEvent[] = [];
     return new Promise((resolve, reject) => {
       stream.on("data", (r: WatchResponse) => {

@@ -17,7 +17,7 @@ export interface TestBerth {
 
 /** Starts Berth against the real engine with test-friendly timeouts; flags as on the command line. */
 export async function startTestBerth(flags: Record<string, string> = {}, overrides: StartOverrides = {}): Promise<TestBerth> {
-  const workDir = await mkdtemp(path.join(os.tmpdir(), "berth-test-"));
+  const workDir = flags.work_dir ?? (await mkdtemp(path.join(os.tmpdir(), "berth-test-")));
   const config = resolveConfig({
     work_dir: workDir,
     docker_socket: process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock",
