@@ -114,6 +114,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       outputGraceMs: 5000,
       engineAddress: config.dockerHost,
       eventRetention: config.watchRetention,
+      cgroupsEnableCfs: config.cgroupsEnableCfs,
     },
     { engine, puller, monitor, fetch: fetchUris, log, checkpoints, sequence },
   );
@@ -125,6 +126,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     await firstValueFrom(monitor.connected$.pipe(filter(Boolean), timeout(config.dockerRequestTimeoutMs)));
     const started = Date.now();
     const report = await containerizer.recover();
+    await containerizer.loadPulledImages();
     log.info({ ms: Date.now() - started, adopted: report.adopted }, "recovered");
   } catch (err) {
     containerizer.shutdown();

@@ -18,6 +18,8 @@ export interface ServeConfig {
   terminationRetention: number;
   watchQueueLimit: number;
   watchRetention: number;
+  /** Mesos' --cgroups_enable_cfs: cpus are also enforced as a CFS quota, not only weighed as shares. */
+  cgroupsEnableCfs: boolean;
   logLevel: string;
 }
 
@@ -48,6 +50,7 @@ export function buildCli(onServe: (config: ServeConfig) => Promise<void>): Comma
     .addOption(new Option("--termination_retention <count>", "terminated containers remembered for Wait/Watch/Destroy").default("1000"))
     .addOption(new Option("--watch_queue_limit <count>", "events a Watch client may fall behind by before its stream ends with RESOURCE_EXHAUSTED").default("1024"))
     .addOption(new Option("--watch_retention <count>", "recent events kept for Watch clients resuming from a sequence number").default("10000"))
+    .addOption(new Option("--cgroups_enable_cfs [bool]", "also cap cpus with a CFS quota (period 100ms, quota cpus × period), at launch and on Update").default("false"))
     .addOption(new Option("--log_level <level>", "pino log level").choices(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"))
     .action(async (opts: Record<string, string | string[] | undefined>) => {
       await onServe(resolveConfig(opts));
@@ -59,6 +62,15 @@ function count(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} '${value}' is not a positive whole number`);
   return n;
+}
+
+/** A Mesos-style boolean flag: bare (`--flag`) or `--flag=true|false|1|0`. */
+function bool(value: string | string[] | boolean, flag: string): boolean {
+  if (value === true) return true;
+  const v = String(value).toLowerCase();
+  if (v === "true" || v === "1") return true;
+  if (v === "false" || v === "0") return false;
+  throw new Error(`${flag} '${String(value)}' is not true or false`);
 }
 
 /** Turns parsed flags into a ServeConfig, failing with the flag's name on a bad value. */
@@ -85,6 +97,7 @@ export function resolveConfig(opts: Record<string, string | string[] | undefined
     terminationRetention: count(String(opts.termination_retention), "--termination_retention"),
     watchQueueLimit: count(String(opts.watch_queue_limit), "--watch_queue_limit"),
     watchRetention: count(String(opts.watch_retention ?? "10000"), "--watch_retention"),
+    cgroupsEnableCfs: bool(opts.cgroups_enable_cfs ?? "false", "--cgroups_enable_cfs"),
     logLevel: String(opts.log_level),
   };
 }

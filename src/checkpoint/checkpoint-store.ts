@@ -94,6 +94,26 @@ export class CheckpointStore {
     return { containers, agent, corrupt };
   }
 
+  /**
+   * Reads only the agent's record (undefined when there is none yet). An undecodable one is moved
+   * aside and reported as undefined, as load() does.
+   */
+  async loadAgent(): Promise<AgentCheckpoint | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.agentFile);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw err;
+    }
+    try {
+      return fromBinary(AgentCheckpointSchema, bytes);
+    } catch {
+      await rename(this.agentFile, `${this.agentFile}.corrupt`).catch(() => undefined);
+      return undefined;
+    }
+  }
+
   /** Resolves once every write issued so far has landed. */
   async flush(): Promise<void> {
     await Promise.all([...this.chains.values(), this.agentChain]);

@@ -26,6 +26,11 @@ import { planRecovery, type RecoveryAction } from "./recovery-plan.js";
 import { destroyedBeforeRunning, launchFailed, unknownFate, type ExitFacts } from "./termination.js";
 import type { ContainerState } from "./state.js";
 import type { Termination } from "./termination.js";
+import type { Resource, ResourceStatistics } from "../gen/mesos/v1/mesos_pb.js";
+import { CgroupStatsReader } from "../stats/cgroup-stats.js";
+import { ContainerResources } from "./container-resources.js";
+import { PulledImages, recordingPuller } from "./pulled-images.js";
+import { RuntimeFacts, type StatsSource } from "./runtime-facts.js";
 
 /** How many engine calls recovery and reconciliation make at once. */
 const ENGINE_CONCURRENCY = 16;
@@ -46,6 +51,8 @@ export interface ContainerizerOptions {
   engineAddress: string;
   /** How many recent events are kept for Watch resumes (default 10,000). */
   eventRetention?: number;
+  /** Mesos' --cgroups_enable_cfs: cpus also become a CFS quota, at launch and on Update. */
+  cgroupsEnableCfs?: boolean;
 }
 
 /** The collaborators the containerizer drives. */
@@ -57,6 +64,8 @@ export interface ContainerizerDeps {
   log: Logger;
   /** Durable records; without one (unit tests), nothing survives a restart. */
   checkpoints?: CheckpointStore;
+  /** Where Usage reads statistics (default: the host's cgroup files). */
+  stats?: StatsSource;
   /** The per-agent sequence kept across restarts; without one, numbering starts at 1. */
   sequence?: SequenceFile;
 }
@@ -96,6 +105,10 @@ export interface ContainerInfoSummary {
 /** What Status reports. */
 export interface ContainerStatusInfo extends ContainerInfoSummary {
   pid?: number;
+  /** The running container's addresses on its engine networks. */
+  ipAddresses?: string[];
+  /** The running container's cgroup dirs (controller or "unified" → host dir), when resolved. */
+  cgroupDirs?: Record<string, string>;
 }
 
 /**
@@ -119,15 +132,29 @@ export class Containerizer {
   private firstSequence: bigint | undefined;
   /** Ids whose launch is being recorded right now (a second Launch of one is ALREADY_LAUNCHED). */
   private readonly reserved = new Set<string>();
+  /** Images Berth pulled: the only ones PruneImages may remove. */
+  private readonly pulledImages: PulledImages;
+  /** Update, Usage, the runtime part of Status, PruneImages. */
+  private readonly resources: ContainerResources;
 
   constructor(
     private readonly options: ContainerizerOptions,
     private readonly deps: ContainerizerDeps,
   ) {
     this.journal = new EventJournal(options.eventRetention ?? 10_000);
+    this.pulledImages = new PulledImages(deps.checkpoints, deps.log);
+    this.resources = new ContainerResources({
+      engine: deps.engine,
+      facts: new RuntimeFacts(deps.engine, deps.stats ?? new CgroupStatsReader()),
+      images: this.pulledImages,
+      log: deps.log,
+      cfsQuota: options.cgroupsEnableCfs ?? false,
+      checkpoint: (c) => this.checkpoint(c),
+    });
     this.pipelineDeps = {
       engine: deps.engine,
-      puller: deps.puller,
+      puller: recordingPuller(deps.puller, this.pulledImages),
+      cfsQuota: options.cgroupsEnableCfs ?? false,
       fetch: deps.fetch,
       agentId: options.agentId,
       containerSandbox: options.sandboxDirectory,
@@ -332,14 +359,31 @@ export class Containerizer {
     return [...this.containers.values()].map((c) => this.summary(c));
   }
 
-  /** State, engine id and init pid of one container. */
+  /** State, engine id, and for a running container its init pid, addresses and cgroup dirs. */
   async status(containerId: string): Promise<ContainerStatusInfo> {
     const c = this.get(containerId);
-    if (c.pid === undefined && c.engineId !== undefined && c.state === "RUNNING") {
-      const inspect = await this.deps.engine.inspectContainer(c.engineId);
-      if (inspect?.running && inspect.pid > 0) c.pid = inspect.pid;
-    }
-    return { ...this.summary(c), pid: c.state === "RUNNING" ? c.pid : undefined };
+    const runtime = await this.resources.runtime(c);
+    return { ...this.summary(c), pid: runtime.pid, ipAddresses: runtime.ipAddresses, cgroupDirs: runtime.cgroupDirs };
+  }
+
+  /** Applies new cpu/memory limits to a RUNNING container and records them; see ContainerResources.update. */
+  async update(containerId: string, resources: Resource[]): Promise<void> {
+    return this.resources.update(this.get(validateId(containerId, "container_id.value")), resources);
+  }
+
+  /** A RUNNING container's statistics, straight from its cgroup. */
+  async usage(containerId: string): Promise<ResourceStatistics> {
+    return this.resources.usage(this.get(validateId(containerId, "container_id.value")));
+  }
+
+  /** Removes images Berth pulled that no live container uses, except `excluded`; returns the removed refs. */
+  async pruneImages(excluded: string[]): Promise<string[]> {
+    return this.resources.prune(() => this.containers.values(), excluded);
+  }
+
+  /** Reads the record of pulled images (call at start, so a bad record shows before serving). */
+  loadPulledImages(): Promise<void> {
+    return this.pulledImages.load();
   }
 
   /** Resolves once every pipeline has finished (for tests and orderly shutdown). */

@@ -10,7 +10,7 @@ import {
   type ContainerInfo,
   type Volume,
 } from "../gen/mesos/v1/mesos_pb.js";
-import type { CreateSpec, MountSpec } from "../docker/engine-port.js";
+import type { CreateSpec, MountSpec, ResourceUpdate } from "../docker/engine-port.js";
 import { LABEL_AGENT_ID, LABEL_CONTAINER_ID, containerName } from "../docker/names.js";
 import { quote } from "./container-id.js";
 import { InvalidRequest } from "./errors.js";
@@ -20,6 +20,39 @@ import type { LaunchSpec } from "./launch-spec.js";
 export const CPU_SHARES_PER_CPU = 1024;
 export const MIN_CPU_SHARES = 2;
 export const MIN_MEMORY_BYTES = 32 * 1024 * 1024;
+
+/** Mesos' CFS bandwidth (--cgroups_enable_cfs): a 100 ms period and a quota of at least 1 ms. */
+export const CFS_PERIOD_US = 100_000;
+export const MIN_CFS_QUOTA_US = 1_000;
+
+/** Engine settings beyond the launch itself. */
+export interface CreateOptions {
+  /** Also cap cpus with a CFS quota (Mesos' --cgroups_enable_cfs), not only weigh them with shares. */
+  cfsQuota?: boolean;
+}
+
+/**
+ * The engine's cpu and memory settings for `cpus` and `mem`, as Mesos' isolators set them. Used at
+ * create and by Update, so both apply the same floors. A resource that is absent sets nothing.
+ */
+export function engineLimits(resources: { cpus?: number; memMb?: number }, options: CreateOptions = {}): ResourceUpdate {
+  const limits: ResourceUpdate = {};
+  const { cpus, memMb } = resources;
+  if (cpus !== undefined) {
+    limits.CpuShares = Math.max(Math.floor(CPU_SHARES_PER_CPU * cpus), MIN_CPU_SHARES);
+    if (options.cfsQuota) {
+      limits.CpuPeriod = CFS_PERIOD_US;
+      limits.CpuQuota = Math.max(Math.floor(cpus * CFS_PERIOD_US), MIN_CFS_QUOTA_US);
+    }
+  }
+  if (memMb !== undefined) {
+    const bytes = Math.max(Math.floor(memMb * 1024 * 1024), MIN_MEMORY_BYTES);
+    limits.Memory = bytes;
+    // Swap equal to memory: the limit is a hard one, as Mesos' cgroups memory isolator makes it.
+    limits.MemorySwap = bytes;
+  }
+  return limits;
+}
 
 /** Docker parameters (DockerInfo.parameters) Berth maps; Mesos passes any `docker run` flag. */
 export const SUPPORTED_DOCKER_PARAMETERS = ["label", "workdir", "env", "hostname", "shm-size"] as const;
@@ -36,7 +69,7 @@ export interface SandboxPlacement {
  * Maps a launch to the engine's create options, as Mesos' docker containerizer maps it to
  * `docker run`. Pure; throws InvalidRequest for shapes it cannot express.
  */
-export function buildCreateSpec(spec: LaunchSpec, placement: SandboxPlacement): CreateSpec {
+export function buildCreateSpec(spec: LaunchSpec, placement: SandboxPlacement, options: CreateOptions = {}): CreateSpec {
   const info = spec.containerInfo;
   const docker = info.docker;
   const name = containerName(placement.agentId, spec.containerId);
@@ -76,7 +109,7 @@ export function buildCreateSpec(spec: LaunchSpec, placement: SandboxPlacement): 
   if (spec.user !== undefined) create.User = spec.user;
 
   applyNetwork(create, info);
-  applyResources(create, spec);
+  Object.assign(create.HostConfig, engineLimits(spec.resources, options));
   applyLinux(create, info);
   if (info.ttyInfo) create.Tty = true;
   if (docker?.privileged) create.HostConfig.Privileged = true;
@@ -130,17 +163,6 @@ function applyNetwork(create: CreateSpec, info: ContainerInfo): void {
     const key = `${m.containerPort}/${protocol}`;
     create.ExposedPorts[key] = {};
     (create.HostConfig.PortBindings[key] ??= []).push({ HostPort: String(m.hostPort) });
-  }
-}
-
-function applyResources(create: CreateSpec, spec: LaunchSpec): void {
-  const { cpus, memMb } = spec.resources;
-  if (cpus !== undefined) create.HostConfig.CpuShares = Math.max(Math.floor(CPU_SHARES_PER_CPU * cpus), MIN_CPU_SHARES);
-  if (memMb !== undefined) {
-    const bytes = Math.max(Math.floor(memMb * 1024 * 1024), MIN_MEMORY_BYTES);
-    create.HostConfig.Memory = bytes;
-    // Swap equal to memory: the limit is a hard one, as Mesos' cgroups memory isolator makes it.
-    create.HostConfig.MemorySwap = bytes;
   }
 }
 

@@ -30,6 +30,8 @@ export interface PipelineDeps {
   launchTimeoutMs: number;
   /** How long to wait, after an exit, for the output streams to drain into the sandbox. */
   outputGraceMs: number;
+  /** Mesos' --cgroups_enable_cfs: cpus also become a CFS quota. */
+  cfsQuota?: boolean;
   log: Logger;
   /** Registers the engine id so that engine events reach this container. */
   bindEngineId(container: Container, engineId: string): void;
@@ -79,7 +81,7 @@ export async function runContainer(c: Container, deps: PipelineDeps): Promise<vo
     stage = "MOUNTING";
     c.transition("MOUNTING");
     deadline.run("MOUNTING");
-    const createSpec = buildCreateSpec(c.spec, { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox });
+    const createSpec = buildCreateSpec(c.spec, { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox }, { cfsQuota: deps.cfsQuota });
     await makeSandboxMountSources(c.sandbox, createSpec.HostConfig.Mounts.map((m) => m.Source));
     // Recorded before the engine object exists: after a crash, recovery looks for it by label.
     await deps.checkpoint(c);

@@ -81,6 +81,11 @@ interface RawInspect {
     StartedAt?: string;
     FinishedAt?: string;
   };
+  NetworkSettings?: {
+    IPAddress?: string;
+    GlobalIPv6Address?: string;
+    Networks?: Record<string, { IPAddress?: string; GlobalIPv6Address?: string } | null> | null;
+  };
 }
 
 /** Implements EnginePort with dockerode (see the file comment for the timeout policy). */
@@ -375,11 +380,14 @@ export class DockerodeEngine implements EnginePort {
    * once from the container's `Config.Tty` (a TTY container has one raw stream, which goes to
    * stdout; stderr then ends right away with it).
    */
-  async followLogs(id: string, signal: AbortSignal, sinceSeconds?: number): Promise<LogStreams> {
+  async followLogs(id: string, signal: AbortSignal, sinceSeconds?: number, knownTty?: boolean): Promise<LogStreams> {
     if (signal.aborted) throw signal.reason;
-    const raw = await this.rawInspect(id);
-    if (raw === undefined) throw new EngineRequestFailed(`follow logs of container '${id}': no such container`, 404);
-    const tty = raw.Config?.Tty === true;
+    let tty = knownTty;
+    if (tty === undefined) {
+      const raw = await this.rawInspect(id);
+      if (raw === undefined) throw new EngineRequestFailed(`follow logs of container '${id}': no such container`, 404);
+      tty = raw.Config?.Tty === true;
+    }
     let source: Readable;
     try {
       source = (await this.docker
@@ -592,5 +600,15 @@ function toInspect(raw: RawInspect): ContainerInspect {
   };
   if (s.StartedAt !== undefined && s.StartedAt !== ZERO_TIME) out.startedAt = s.StartedAt;
   if (s.FinishedAt !== undefined && s.FinishedAt !== ZERO_TIME) out.finishedAt = s.FinishedAt;
+  const ips = ipAddressesOf(raw.NetworkSettings);
+  if (ips.length > 0) out.ipAddresses = ips;
   return out;
+}
+
+/** Every address of every network the container is on, without duplicates or empties. */
+function ipAddressesOf(net: RawInspect["NetworkSettings"]): string[] {
+  if (!net) return [];
+  const all = [net.IPAddress, net.GlobalIPv6Address];
+  for (const n of Object.values(net.Networks ?? {})) all.push(n?.IPAddress, n?.GlobalIPv6Address);
+  return [...new Set(all.filter((ip): ip is string => typeof ip === "string" && ip !== ""))];
 }

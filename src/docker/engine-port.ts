@@ -58,6 +58,8 @@ export interface ContainerInspect {
   oomKilled: boolean;
   startedAt?: string;
   finishedAt?: string;
+  /** The container's IPv4/IPv6 addresses on its engine networks (none with network host or none). */
+  ipAddresses?: string[];
 }
 
 /** One row of `GET /containers/json?all=1`. */
@@ -157,9 +159,10 @@ export interface EnginePort {
   ): AsyncIterable<EngineEvent>;
   /**
    * Follows stdout/stderr from the container's start (or from `sinceSeconds`, a Unix time with
-   * a fraction, when re-attaching after a restart); both streams end when it stops.
+   * a fraction, when re-attaching after a restart); both streams end when it stops. `tty`, when
+   * the caller knows it, saves the inspect that would otherwise tell whether output is multiplexed.
    */
-  followLogs(id: string, signal: AbortSignal, sinceSeconds?: number): Promise<LogStreams>;
+  followLogs(id: string, signal: AbortSignal, sinceSeconds?: number, tty?: boolean): Promise<LogStreams>;
   /** Changes a running container's cpu shares/quota and memory limits. */
   updateContainer(id: string, resources: ResourceUpdate): Promise<void>;
   /** Removes an image by reference; an image in use or already gone is reported, not thrown. */

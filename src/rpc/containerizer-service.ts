@@ -5,20 +5,25 @@ import {
   DestroyResponseSchema,
   LaunchResponseSchema,
   LaunchResult,
-  StatusResponseSchema,
+  PruneImagesResponseSchema,
+  UpdateResponseSchema,
+  UsageResponseSchema,
   WaitResponseSchema,
   type ContainersRequest,
   type DestroyRequest,
   type LaunchRequest,
+  type PruneImagesRequest,
   type StatusRequest,
+  type UpdateRequest,
+  type UsageRequest,
   type WaitRequest,
   type WatchRequest,
 } from "../gen/berth/v1/containerizer_pb.js";
-import type { ContainerID } from "../gen/mesos/v1/mesos_pb.js";
+import { Image_Type, type ContainerID, type Image } from "../gen/mesos/v1/mesos_pb.js";
 import type { Containerizer } from "../containerizer/containerizer.js";
 import { InvalidRequest } from "../containerizer/errors.js";
-import { stateToProto, summaryToProto, terminationToProto } from "./convert.js";
-import { toStatus, unimplemented } from "./error-status.js";
+import { statusToProto, summaryToProto, terminationToProto } from "./convert.js";
+import { toStatus } from "./error-status.js";
 import { pipeEvents, type WatchStreams } from "./watch-writer.js";
 
 /** Options of the gRPC edge. */
@@ -30,6 +35,18 @@ export interface ServiceOptions {
 function requireId(id: ContainerID | undefined, field = "container_id"): string {
   if (!id) throw new InvalidRequest(`${field} is missing`);
   return id.value;
+}
+
+/**
+ * The docker name of an excluded image. Only `docker.name` is read: Image.type is a proto2 enum
+ * whose unset value reads as APPC, so a type check would refuse clients that only set the name.
+ */
+function dockerImageName(image: Image, i: number): string {
+  const name = image.docker?.name ?? "";
+  if (name.trim() === "") {
+    throw new InvalidRequest(`excluded_images[${i}].docker.name is empty (type ${Image_Type[image.type] ?? image.type}); PruneImages keeps Docker images named there`);
+  }
+  return name;
 }
 
 /** Runs an async handler and answers its result or its error's status (grpc-js does not catch rejections). */
@@ -83,19 +100,18 @@ export function containerizerService(containerizer: Containerizer, options: Serv
 
     containers: unary(async (_req: ContainersRequest) => create(ContainersResponseSchema, { containers: containerizer.list().map(summaryToProto) })),
 
-    status: unary(async (req: StatusRequest) => {
-      const s = await containerizer.status(requireId(req.containerId));
-      return create(StatusResponseSchema, {
-        containerStatus: { containerId: { value: s.containerId }, executorPid: s.pid },
-        state: stateToProto(s.state),
-        engineId: s.engineId ?? "",
-        image: s.image,
-        sandboxDirectory: s.sandbox,
-      });
+    status: unary(async (req: StatusRequest) => statusToProto(await containerizer.status(requireId(req.containerId)))),
+
+    update: unary(async (req: UpdateRequest) => {
+      await containerizer.update(requireId(req.containerId), req.resources);
+      return create(UpdateResponseSchema, {});
     }),
 
-    update: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => callback(unimplemented("Update")),
-    usage: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => callback(unimplemented("Usage")),
-    pruneImages: (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => callback(unimplemented("PruneImages")),
+    usage: unary(async (req: UsageRequest) => create(UsageResponseSchema, { statistics: await containerizer.usage(requireId(req.containerId)) })),
+
+    pruneImages: unary(async (req: PruneImagesRequest) => {
+      const excluded = req.excludedImages.map((image, i) => dockerImageName(image, i));
+      return create(PruneImagesResponseSchema, { removedImages: await containerizer.pruneImages(excluded) });
+    }),
   };
 }

@@ -1,16 +1,19 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { NetworkInfo_Protocol } from "../gen/mesos/v1/mesos_pb.js";
 import {
   ContainerEventSchema,
   ContainerSummarySchema,
   State,
+  StatusResponseSchema,
   TerminationSchema,
+  type StatusResponse,
   type ContainerEvent as ContainerEventMessage,
   type ContainerSummary,
   type Termination as TerminationMessage,
 } from "../gen/berth/v1/containerizer_pb.js";
 import type { ContainerEvent } from "../containerizer/container-event.js";
-import type { ContainerInfoSummary } from "../containerizer/containerizer.js";
+import type { ContainerInfoSummary, ContainerStatusInfo } from "../containerizer/containerizer.js";
 import type { ContainerState } from "../containerizer/state.js";
 import type { Termination } from "../containerizer/termination.js";
 
@@ -86,5 +89,29 @@ export function summaryToProto(s: ContainerInfoSummary): ContainerSummary {
     image: s.image,
     engineId: s.engineId ?? "",
     sandboxDirectory: s.sandbox,
+  });
+}
+
+/**
+ * Domain status → wire message: Mesos' ContainerStatus (id, executor pid, one NetworkInfo with the
+ * engine's addresses) plus Berth's view. CgroupInfo stays unset: Mesos gives it no field for cgroup
+ * dirs (only net_cls), so they go in Berth's own `cgroup_dirs`.
+ */
+export function statusToProto(s: ContainerStatusInfo): StatusResponse {
+  const ips = s.ipAddresses ?? [];
+  return create(StatusResponseSchema, {
+    containerStatus: {
+      containerId: { value: s.containerId },
+      executorPid: s.pid,
+      networkInfos:
+        ips.length > 0
+          ? [{ ipAddresses: ips.map((ip) => ({ protocol: ip.includes(":") ? NetworkInfo_Protocol.IPv6 : NetworkInfo_Protocol.IPv4, ipAddress: ip })) }]
+          : [],
+    },
+    state: STATES[s.state],
+    engineId: s.engineId ?? "",
+    image: s.image,
+    sandboxDirectory: s.sandbox,
+    cgroupDirs: s.cgroupDirs ?? {},
   });
 }

@@ -5,17 +5,24 @@ import {
   ContainersRequestSchema,
   DestroyRequestSchema,
   LaunchRequestSchema,
+  PruneImagesRequestSchema,
   StatusRequestSchema,
+  UpdateRequestSchema,
+  UsageRequestSchema,
   WaitRequestSchema,
   WatchRequestSchema,
   type ContainerEvent,
   type ContainersResponse,
   type DestroyResponse,
   type LaunchResponse,
+  type PruneImagesResponse,
+  type UpdateResponse,
+  type UsageResponse,
   type StatusResponse,
   type WaitResponse,
   type WatchResponse,
 } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { Image_Type } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { serviceDefinition } from "../../src/rpc/service-definition.js";
 
 const ClientCtor = makeGenericClientConstructor(serviceDefinition(Containerizer), "Containerizer");
@@ -53,6 +60,19 @@ export class BerthClient {
 
   status(id: string): Promise<StatusResponse> {
     return this.unary("status", create(StatusRequestSchema, { containerId: { value: id } }));
+  }
+
+  update(id: string, resources: MessageInitShape<typeof UpdateRequestSchema>["resources"]): Promise<UpdateResponse> {
+    return this.unary("update", create(UpdateRequestSchema, { containerId: { value: id }, resources }));
+  }
+
+  usage(id: string): Promise<UsageResponse> {
+    return this.unary("usage", create(UsageRequestSchema, { containerId: { value: id } }));
+  }
+
+  /** PruneImages keeping the given docker image names. */
+  pruneImages(excluded: string[] = []): Promise<PruneImagesResponse> {
+    return this.unary("pruneImages", create(PruneImagesRequestSchema, { excludedImages: excluded.map((name) => ({ type: Image_Type.DOCKER, docker: { name } })) }));
   }
 
   /** Calls any unary method by its local name with a raw request (for bad-input tests). */

@@ -67,6 +67,8 @@ export interface FakeContainer {
   readonly stderr: PassThrough;
   /** What `updateContainer` last set. */
   resources?: ResourceUpdate;
+  /** Addresses inspect reports while the container runs (none by default, as with network none). */
+  ipAddresses?: string[];
 }
 
 /** Construction options of a FakeEngine. */
@@ -372,6 +374,7 @@ export class FakeEngine implements EnginePort {
         oomKilled: c.oomKilled,
         startedAt: c.startedAt,
         finishedAt: c.finishedAt,
+        ...(c.status === "running" && c.ipAddresses ? { ipAddresses: [...c.ipAddresses] } : {}),
       };
     });
   }

@@ -1,0 +1,96 @@
+import type { EnginePort } from "../docker/engine-port.js";
+import type { ResourceStatistics } from "../gen/mesos/v1/mesos_pb.js";
+import type { CgroupPaths } from "../stats/cgroup-stats.js";
+import type { Container } from "./container.js";
+import { FailedPrecondition } from "./errors.js";
+
+/** What Usage needs from the stats reader (CgroupStatsReader; a fake in unit tests). */
+export interface StatsSource {
+  resolve(pid: number): Promise<CgroupPaths>;
+  read(paths: CgroupPaths): Promise<ResourceStatistics>;
+}
+
+/** A running container's process facts, from one inspect. */
+export interface ProcessFacts {
+  pid: number;
+  ipAddresses: string[];
+}
+
+interface Entry {
+  facts: Promise<ProcessFacts>;
+  paths?: Promise<CgroupPaths>;
+}
+
+/**
+ * Per-container cache of the facts that do not change while a container runs: its init pid and
+ * addresses (one inspect) and its cgroup dirs (one resolve). Usage is called often (Mesos polls
+ * it), so neither the engine nor /proc is asked again; concurrent first calls share one lookup.
+ * An entry is dropped when the container terminates or a lookup fails.
+ */
+export class RuntimeFacts {
+  private readonly entries = new WeakMap<Container, Entry>();
+
+  constructor(
+    private readonly engine: EnginePort,
+    private readonly stats: StatsSource,
+  ) {}
+
+  /** Pid and addresses of a container the domain believes RUNNING. */
+  process(c: Container): Promise<ProcessFacts> {
+    return this.entry(c).facts;
+  }
+
+  /** The container's cgroup dirs. */
+  cgroupPaths(c: Container): Promise<CgroupPaths> {
+    const entry = this.entry(c);
+    if (!entry.paths) {
+      entry.paths = entry.facts.then((f) => this.stats.resolve(f.pid));
+      entry.paths.catch(() => this.drop(c, entry));
+    }
+    return entry.paths;
+  }
+
+  /** Fresh statistics from the cached cgroup dirs. */
+  async read(c: Container): Promise<ResourceStatistics> {
+    const paths = await this.cgroupPaths(c);
+    try {
+      return await this.stats.read(paths);
+    } catch (err) {
+      this.invalidate(c);
+      throw err;
+    }
+  }
+
+  /** Forgets what is cached for `c` (its process is gone or was replaced). */
+  invalidate(c: Container): void {
+    this.entries.delete(c);
+  }
+
+  private entry(c: Container): Entry {
+    let entry = this.entries.get(c);
+    if (entry) return entry;
+    const created: Entry = { facts: this.inspect(c) };
+    entry = created;
+    this.entries.set(c, created);
+    created.facts.catch(() => this.drop(c, created));
+    // A terminated container's pid may be reused by an unrelated process: never keep it. The
+    // subscription ends with the termination (the subject completes right after).
+    c.termination$.subscribe(() => this.drop(c, created));
+    return created;
+  }
+
+  private drop(c: Container, entry: Entry): void {
+    if (this.entries.get(c) === entry) this.entries.delete(c);
+  }
+
+  private async inspect(c: Container): Promise<ProcessFacts> {
+    if (c.engineId === undefined) throw new FailedPrecondition(`container '${c.id}' has no engine container yet (state ${c.state})`);
+    const inspect = await this.engine.inspectContainer(c.engineId);
+    if (!inspect) throw new FailedPrecondition(`container '${c.id}' is gone from the engine (engine id ${c.engineId})`);
+    if (!inspect.running || !(inspect.pid > 0)) {
+      throw new FailedPrecondition(`container '${c.id}' is not running in the engine (engine status '${inspect.status}', pid ${inspect.pid})`);
+    }
+    c.pid = inspect.pid;
+    return { pid: inspect.pid, ipAddresses: inspect.ipAddresses ?? [] };
+  }
+}
