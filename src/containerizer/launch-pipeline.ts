@@ -162,7 +162,7 @@ class OutputCapture {
 
   follow(deps: PipelineDeps, c: Container, log: Logger, sinceSeconds?: number): void {
     this.done = deps.engine
-      .followLogs(c.engineId!, this.abort.signal, sinceSeconds)
+      .followLogs(c.engineId!, this.abort.signal, sinceSeconds, c.spec.containerInfo.ttyInfo !== undefined)
       .then((streams) => captureOutput(streams, c.sandbox))
       .catch((err: unknown) => log.warn({ err }, "could not capture container output"));
   }
