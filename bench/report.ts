@@ -1,0 +1,105 @@
+import os from "node:os";
+import type Dockerode from "dockerode";
+
+/** The unit a figure is printed in. */
+export type Unit = "ms" | "s" | "KB" | "MB" | "count";
+
+/** One row of the final table: Berth's figure beside the raw engine's, measured in the same run. */
+export interface Figure {
+  scenario: string;
+  figure: string;
+  unit: Unit;
+  berth?: number;
+  raw?: number;
+  /** Printed instead of `berth` when there is no number ("not available", "FAILED"). */
+  berthText?: string;
+  /** Printed instead of `raw` when there is no number ("n/a"). */
+  rawText?: string;
+  /** The issue's target, as words ("≤ 1.03× raw median"); absent when the figure has none. */
+  target?: string;
+  /** Whether the target was met; absent when there is no target or nothing was measured. */
+  met?: boolean;
+  /** Set when the scenario failed: printed as ERROR with this text as a footnote. */
+  error?: string;
+  /** Context printed as a footnote below the table. */
+  note?: string;
+}
+
+function formatValue(value: number, unit: Unit): string {
+  if (!Number.isFinite(value)) return "n/a";
+  switch (unit) {
+    case "ms":
+      return `${value < 10 ? value.toFixed(2) : value < 100 ? value.toFixed(1) : value.toFixed(0)} ms`;
+    case "s":
+      return `${value.toFixed(2)} s`;
+    case "KB":
+      return `${value.toFixed(1)} KB`;
+    case "MB":
+      return `${value.toFixed(1)} MB`;
+    case "count":
+      return `${Math.round(value)}`;
+  }
+}
+
+function ratioOf(f: Figure): string {
+  if (f.berth === undefined || f.raw === undefined || !Number.isFinite(f.berth) || !Number.isFinite(f.raw) || f.raw <= 0) return "";
+  const r = f.berth / f.raw;
+  return `${r < 0.1 ? r.toPrecision(2) : r.toFixed(2)}×`;
+}
+
+function metOf(f: Figure): string {
+  if (f.error !== undefined) return "ERROR";
+  if (f.target === undefined) return "";
+  if (f.met === undefined) return "n/a";
+  return f.met ? "met" : "MISSED";
+}
+
+/** Renders the figures as one plain-text table, with footnotes for notes and errors. */
+export function renderTable(figures: readonly Figure[]): string {
+  const header = ["scenario", "figure", "berth", "raw engine", "ratio", "target", "met?"];
+  const notes: string[] = [];
+  const rows = figures.map((f) => {
+    const text = f.error ?? f.note;
+    let figure = f.figure;
+    if (text !== undefined) {
+      notes.push(text);
+      figure += ` [${notes.length}]`;
+    }
+    return [
+      f.scenario,
+      figure,
+      f.berth !== undefined ? formatValue(f.berth, f.unit) : (f.berthText ?? ""),
+      f.raw !== undefined ? formatValue(f.raw, f.unit) : (f.rawText ?? ""),
+      ratioOf(f),
+      f.target ?? "",
+      metOf(f),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ").trimEnd();
+  const out = [line(header), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.map(line)];
+  if (notes.length > 0) out.push("", ...notes.map((n, i) => `[${i + 1}] ${n}`));
+  const missed = figures.filter((f) => f.met === false && f.error === undefined).length;
+  const errors = figures.filter((f) => f.error !== undefined).length;
+  out.push("", `${missed} target(s) MISSED, ${errors} scenario error(s)`);
+  return out.join("\n");
+}
+
+/** The lines printed before any scenario: when, on what machine, against which engine. */
+export async function machineHeader(docker: Dockerode): Promise<string> {
+  let engine: string;
+  try {
+    const v = await docker.version();
+    engine = `Docker Engine ${v.Version} (API ${v.ApiVersion}), containerd ${v.Components?.find((c) => c.Name === "containerd")?.Version ?? "?"}, runc ${v.Components?.find((c) => c.Name === "runc")?.Version ?? "?"}`;
+  } catch (err) {
+    engine = `unknown (version call failed: ${(err as Error).message})`;
+  }
+  const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+  const load = os.loadavg().map((l) => l.toFixed(2)).join(" ");
+  return [
+    `Berth benchmarks — ${new Date().toISOString()}`,
+    `nproc ${os.availableParallelism()}, memory ${gib(os.totalmem())} (free ${gib(os.freemem())}), load average ${load}`,
+    `${os.type()} ${os.release()}, node ${process.version}`,
+    `engine: ${engine}`,
+  ].join("\n");
+}

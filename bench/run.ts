@@ -1,0 +1,148 @@
+/**
+ * Berth's benchmarks: every figure beside the same figure for the raw Docker engine, measured in
+ * the same run, with their ratio and the issue's target. Nothing asserts a time; the run prints.
+ *
+ *   node dist/bench/run.js [scenario...] [--quick]
+ */
+import { LABEL_AGENT_ID } from "../src/docker/names.js";
+import { ensureEngine, ensureTestImages } from "../test/support/engine.js";
+import { BenchBerth } from "./bench-berth.js";
+import { ensureImagePresent, removeByLabels, sweepBenchContainers } from "./raw-engine.js";
+import { removeAllTempDirs } from "./temp-dirs.js";
+import { machineHeader, renderTable, type Figure } from "./report.js";
+import type { BenchContext, Scenario } from "./scenario.js";
+import { exitScenario } from "./scenarios/exit.js";
+import { launchConcurrentScenario } from "./scenarios/launch-concurrent.js";
+import { launchScenario } from "./scenarios/launch.js";
+import { recoverScenario } from "./scenarios/recover.js";
+import { scaleScenario } from "./scenarios/scale.js";
+import { usageScenario } from "./scenarios/usage.js";
+import { watchFanoutScenario } from "./scenarios/watch-fanout.js";
+
+/** Every scenario, in the order a full run takes them. */
+export const SCENARIOS: readonly Scenario[] = [
+  launchScenario,
+  launchConcurrentScenario,
+  exitScenario,
+  usageScenario,
+  watchFanoutScenario,
+  scaleScenario,
+  recoverScenario,
+];
+
+/** What the command line asked for. */
+export interface BenchArgs {
+  scenarios: Scenario[];
+  quick: boolean;
+  help: boolean;
+}
+
+/** Parses `[scenario...] [--quick] [--help]`; throws naming an unknown scenario or flag. */
+export function parseArgs(argv: readonly string[]): BenchArgs {
+  const names: string[] = [];
+  let quick = false;
+  let help = false;
+  for (const arg of argv) {
+    if (arg === "--quick") quick = true;
+    else if (arg === "--help" || arg === "-h") help = true;
+    else if (arg.startsWith("-")) throw new Error(`unknown flag '${arg}'; flags: --quick, --help`);
+    else names.push(arg);
+  }
+  for (const name of names) {
+    if (!SCENARIOS.some((s) => s.name === name)) throw new Error(`unknown scenario '${name}'; scenarios: ${SCENARIOS.map((s) => s.name).join(", ")}`);
+  }
+  const scenarios = names.length === 0 ? [...SCENARIOS] : SCENARIOS.filter((s) => names.includes(s.name));
+  return { scenarios, quick, help };
+}
+
+function usage(): string {
+  return [
+    "usage: npm run bench -- [scenario...] [--quick]",
+    "  no scenario runs all; --quick uses small counts (a smoke run, not figures)",
+    "",
+    ...SCENARIOS.map((s) => `  ${s.name.padEnd(18)} ${s.describe}`),
+  ].join("\n");
+}
+
+const progress = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+
+/** Ends Berth children (by pid) and removes this run's containers after an interrupt. */
+async function interrupted(docker: Awaited<ReturnType<typeof ensureEngine>>, signal: string): Promise<never> {
+  progress(`${signal}: ending Berth children and removing this run's containers`);
+  for (const b of BenchBerth.live) {
+    b.process.kill("SIGKILL");
+    await removeByLabels(docker, [`${LABEL_AGENT_ID}=${b.home.agentId}`]).catch(() => 0);
+  }
+  await sweepBenchContainers(docker, LABEL_AGENT_ID).catch(() => 0);
+  await removeAllTempDirs().catch(() => undefined);
+  process.exit(130);
+}
+
+async function main(): Promise<number> {
+  let args: BenchArgs;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${usage()}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  const docker = await ensureEngine();
+  const run = `${process.pid.toString(36)}${Date.now().toString(36).slice(-5)}`;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void interrupted(docker, signal));
+
+  process.stdout.write(`${await machineHeader(docker)}\n`);
+  process.stdout.write(`scenarios: ${args.scenarios.map((s) => s.name).join(", ")}${args.quick ? " (--quick: small counts, smoke run only)" : ""}\n\n`);
+
+  // Leftovers of an interrupted earlier run would load the engine during this one.
+  const leftovers = await sweepBenchContainers(docker, LABEL_AGENT_ID);
+  if (leftovers > 0) progress(`removed ${leftovers} container(s) left by an earlier, interrupted run`);
+  const images = await ensureTestImages(docker);
+  await ensureImagePresent(docker, images.busybox);
+
+  const ctx: BenchContext = {
+    docker,
+    image: images.busybox,
+    quick: args.quick,
+    run,
+    progress,
+    shared: new Map(),
+    selected: new Set(args.scenarios.map((s) => s.name)),
+  };
+  const figures: Figure[] = [];
+  const started = Date.now();
+  for (const scenario of args.scenarios) {
+    const t0 = Date.now();
+    progress(`${scenario.name}: start`);
+    try {
+      figures.push(...(await scenario.run(ctx)));
+      progress(`${scenario.name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    } catch (err) {
+      const message = (err as Error).message ?? String(err);
+      progress(`${scenario.name}: FAILED after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${message}`);
+      figures.push({ scenario: scenario.name, figure: "(scenario failed)", unit: "ms", berthText: "FAILED", error: `${scenario.name}: ${message.split("\n")[0]}` });
+    }
+  }
+  try {
+    const swept = await sweepBenchContainers(docker, LABEL_AGENT_ID);
+    if (swept > 0) progress(`removed ${swept} container(s) the scenarios left behind`);
+  } catch (err) {
+    progress(`WARNING: the final sweep of bench containers failed (${(err as Error).message}); the next run removes them first`);
+  }
+  await removeAllTempDirs();
+
+  process.stdout.write(`${renderTable(figures)}\n`);
+  process.stdout.write(`total ${((Date.now() - started) / 1000).toFixed(0)} s${args.quick ? "; --quick figures are a smoke run, not measurements" : ""}\n`);
+  return figures.some((f) => f.error !== undefined) ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
