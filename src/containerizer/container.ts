@@ -35,6 +35,10 @@ export class Container {
   /** Set by an engine `oom` event. */
   oomSeen = false;
   readonly exit: Promise<ExitFacts | undefined>;
+  /** Resolves once the engine container is gone (or its removal was scheduled past a delay). */
+  readonly removed: Promise<void>;
+  /** Marks the engine container as removed. */
+  markRemoved!: () => void;
   private resolveExit!: (facts: ExitFacts | undefined) => void;
   private exitKnown = false;
 
@@ -56,6 +60,7 @@ export class Container {
   ) {
     this.state$ = new BehaviorSubject<ContainerState>(initial);
     this.exit = new Promise((resolve) => (this.resolveExit = resolve));
+    this.removed = new Promise((resolve) => (this.markRemoved = resolve));
     this.resources = spec.resources;
     this.resourceMessages = spec.resourceMessages;
     this.lastState = publish(spec.containerId, { type: "state", state: initial, message: initial === "FETCHING" ? undefined : "recovered after a restart" });

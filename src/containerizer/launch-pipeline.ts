@@ -148,11 +148,19 @@ async function superviseExit(c: Container, deps: PipelineDeps, log: Logger, outp
 }
 
 /** Records the termination durably, removes the engine container, then publishes. */
-async function finish(c: Container, deps: PipelineDeps, log: Logger, termination: Termination, removeNow = false): Promise<void> {
+/**
+ * Records the termination durably, publishes it, and removes the engine container. A launch that
+ * never ran is removed before the termination is published (its creator may be waiting to see
+ * nothing left); a container that ran is removed after, so that Wait and Watch learn of the exit
+ * without paying for the engine's removal. Destroy answers only once the removal is done.
+ */
+async function finish(c: Container, deps: PipelineDeps, log: Logger, termination: Termination, removeFirst = false): Promise<void> {
   await deps.checkpoint(c, { state: "TERMINATED", termination }).catch((err: unknown) => log.error({ err }, "could not checkpoint the termination"));
-  await removeFromEngine(c, deps, log, removeNow);
+  if (removeFirst) await removeFromEngine(c, deps, log, true);
   c.terminate(termination, finalTaskStatus(c, deps, termination));
   log.info({ state: TaskState[termination.containerTermination.state], status: termination.containerTermination.status }, "container terminated");
+  if (!removeFirst) await removeFromEngine(c, deps, log);
+  c.markRemoved();
 }
 
 /** The container's output on its way into the sandbox files. */

@@ -145,6 +145,8 @@ describe("bad input gets a clear error and loses nothing (real server, real engi
     assert.equal(second.result, LaunchResult.ALREADY_LAUNCHED);
     assert.equal(second.sandboxDirectory, first.sandboxDirectory);
     assert.equal((await t.client.wait(id)).termination?.exitCode, 0);
+    // Destroy answers once the engine container is gone, so later checks see a clean engine.
+    await t.client.destroy(id);
   });
 
   it("Wait, Destroy, Status and Watch of an unknown container are NOT_FOUND; a missing id is INVALID_ARGUMENT", async () => {
