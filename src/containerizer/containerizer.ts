@@ -252,7 +252,10 @@ export class Containerizer {
   /** Destroys the container in whatever state; idempotent. Resolves with the termination. */
   async destroy(containerId: string, signal?: AbortSignal): Promise<Termination> {
     const c = this.get(containerId);
-    if (c.terminated) return c.terminated;
+    if (c.terminated) {
+      await c.removed;
+      return c.terminated;
+    }
     const wasRunning = c.state === "RUNNING" || (c.state === "DESTROYING" && c.destroyRequested && c.engineId !== undefined);
     if (c.state !== "DESTROYING") c.transition("DESTROYING", "destroy requested");
     if (!c.launchAbort.signal.aborted) c.launchAbort.abort(new DestroyRequested(`container '${c.id}' destroyed`));
@@ -266,7 +269,10 @@ export class Containerizer {
         throw new EngineUnavailable(`could not stop container '${c.id}': ${(err as Error).message}; Destroy may be retried`);
       }
     }
-    return this.wait(containerId, signal);
+    const termination = await this.wait(containerId, signal);
+    // Destroy promises nothing left behind: wait for the engine removal too.
+    await c.removed;
+    return termination;
   }
 
   /** SIGTERM, then SIGKILL after the task's kill policy grace or --docker_stop_timeout. */
@@ -511,6 +517,7 @@ export class Containerizer {
           c.resourceMessages = cp.resources;
           this.containers.set(c.id, c);
           c.terminate(terminationFromCheckpoint(cp.termination!));
+          c.markRemoved();
           this.retain(c.id);
           removals.push(...action.leftovers.map((r) => r.id));
           report.restoredTerminated += 1;
@@ -557,6 +564,7 @@ export class Containerizer {
     for (const { c, t } of terminateLater) {
       await this.checkpoint(c, { state: "TERMINATED", termination: t }).catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "could not checkpoint"));
       c.terminate(t);
+      c.markRemoved();
       this.retain(c.id);
     }
     await forEachBounded(inspections, ENGINE_CONCURRENCY, async ({ c, engineId }) => {
@@ -597,7 +605,30 @@ export class Containerizer {
         this.deps.log.warn({ err, container_id: c.id }, "reconcile: inspect failed");
       }
     });
+    // A container that ended while the engine was going away was reported, but its removal
+    // failed then and nothing retries it: without this, its engine container stays until the
+    // next restart of Berth. Only terminated containers past --docker_remove_delay are swept;
+    // engine containers no container owns are left to recovery, which runs with the full picture.
+    let rows;
+    try {
+      rows = await this.deps.engine.listContainers(agentLabels(this.options.agentId));
+    } catch (err) {
+      this.deps.log.warn({ err }, "reconcile: listing the engine's containers failed");
+      return;
+    }
+    const leftovers = rows.filter((r) => terminatedLongEnough(this.containers.get(r.labels[LABEL_CONTAINER_ID] ?? ""), this.options.removeDelayMs));
+    await forEachBounded(leftovers, ENGINE_CONCURRENCY, (r) =>
+      this.deps.engine
+        .removeContainer(r.id)
+        .then(() => this.deps.log.info({ container_id: r.labels[LABEL_CONTAINER_ID], engine_id: r.id }, "reconcile: removed the engine container of a terminated container"))
+        .catch((err: unknown) => this.deps.log.warn({ err, engine_id: r.id }, "reconcile: could not remove container")),
+    );
   }
+}
+
+/** True for a terminated container whose engine container may be removed (its remove delay is over). */
+function terminatedLongEnough(c: Container | undefined, removeDelayMs: number): boolean {
+  return c?.terminated !== undefined && Date.now() - c.terminated.time.getTime() >= removeDelayMs;
 }
 
 function exitCodeOf(e: EngineEvent): number {
