@@ -130,8 +130,6 @@ export class Containerizer {
   private readonly journal: EventJournal;
   /** The first sequence number this process handed out. */
   private firstSequence: bigint | undefined;
-  /** Ids whose launch is being recorded right now (a second Launch of one is ALREADY_LAUNCHED). */
-  private readonly reserved = new Set<string>();
   /** Images Berth pulled: the only ones PruneImages may remove. */
   private readonly pulledImages: PulledImages;
   /** Update, Usage, the runtime part of Status, PruneImages. */
@@ -193,7 +191,6 @@ export class Containerizer {
     if (input.nested) return { result: "NOT_SUPPORTED", reason: "nested containers (container_id.parent) are not supported" };
     const existing = this.containers.get(id);
     if (existing) return { result: "ALREADY_LAUNCHED", sandbox: existing.sandbox };
-    if (this.reserved.has(id)) return { result: "ALREADY_LAUNCHED", sandbox: path.join(this.options.workDir, "sandboxes", id) };
     let spec;
     try {
       spec = resolveLaunchSpec(id, input.config, input.environment);
@@ -214,20 +211,24 @@ export class Containerizer {
       }
     }
     // Recorded durably before it is accepted: a restart right after LAUNCHED still knows it.
+    // The record is written while the pipeline already fetches and pulls (those leave nothing in
+    // the engine); the pipeline waits for it before creating anything, and Launch answers
+    // LAUNCHED only once it is durable.
     const store = this.deps.checkpoints;
-    if (store) {
-      this.reserved.add(id);
-      try {
-        await store.save(toCheckpoint(this.options.agentId, { spec, sandbox, state: "FETCHING", launchedAt: new Date(), resources: spec.resourceMessages }));
-      } catch (err) {
-        throw new EngineUnavailable(`could not record container '${id}' in ${store.dir}: ${(err as Error).message}`);
-      } finally {
-        this.reserved.delete(id);
-      }
-    }
+    const recorded = store
+      ? store.save(toCheckpoint(this.options.agentId, { spec, sandbox, state: "FETCHING", launchedAt: new Date(), resources: spec.resourceMessages }))
+      : Promise.resolve();
     const container = new Container(spec, sandbox, this.publish);
     this.containers.set(id, container);
-    this.track(container, runContainer(container, this.pipelineDeps));
+    this.track(container, runContainer(container, this.pipelineDeps, recorded));
+    try {
+      await recorded;
+    } catch (err) {
+      // Not recorded, so not accepted: the pipeline fails on the same error; forget the id once
+      // it has terminated so that a retry starts afresh.
+      void container.removed.then(() => this.containers.get(id) === container && this.containers.delete(id));
+      throw new EngineUnavailable(`could not record container '${id}' in ${store?.dir}: ${(err as Error).message}`);
+    }
     return { result: "LAUNCHED", sandbox };
   }
 

@@ -47,7 +47,7 @@ export interface PipelineDeps {
  * transitions after the launch was accepted, and it always ends in `terminate`: every failure,
  * destroy or timeout becomes a termination, and whatever it created in the engine is removed.
  */
-export async function runContainer(c: Container, deps: PipelineDeps): Promise<void> {
+export async function runContainer(c: Container, deps: PipelineDeps, recorded: Promise<void> = Promise.resolve()): Promise<void> {
   const log = deps.log.child({ container_id: c.id });
   const signal = c.launchAbort.signal;
   const deadline = new LaunchDeadline(deps.launchTimeoutMs, (reason) => {
@@ -83,23 +83,28 @@ export async function runContainer(c: Container, deps: PipelineDeps): Promise<vo
     deadline.run("MOUNTING");
     const createSpec = buildCreateSpec(c.spec, { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox }, { cfsQuota: deps.cfsQuota });
     await makeSandboxMountSources(c.sandbox, createSpec.HostConfig.Mounts.map((m) => m.Source));
-    // Recorded before the engine object exists: after a crash, recovery looks for it by label.
-    await deps.checkpoint(c);
+    // Nothing enters the engine before the launch itself is durable: after a crash, recovery
+    // then finds every engine object of it by label. (The stage is recorded too, without waiting:
+    // it only sharpens recovery's message.)
+    await recorded;
+    void deps.checkpoint(c).catch((err: unknown) => log.warn({ err }, "could not checkpoint the stage"));
     // Destroyed while the mount sources were made: create nothing that would only be removed.
     signal.throwIfAborted();
     const engineId = await deps.engine.createContainer(createSpec);
     c.engineId = engineId;
     deps.bindEngineId(c, engineId);
     signal.throwIfAborted();
-    await deps.checkpoint(c);
-    signal.throwIfAborted();
+    // RUNNING (with the engine id) is made durable while the engine starts the container, so the
+    // fsync costs no launch time. A crash in between leaves a RUNNING record of a container the
+    // engine shows as "created": recovery treats that as a launch caught mid-way.
+    const running = deps.checkpoint(c, { state: "RUNNING" });
+    running.catch(() => undefined);
     await deps.engine.startContainer(engineId);
     started = true;
     output.follow(deps, c, log);
+    await running;
     signal.throwIfAborted();
     deadline.clear();
-    await deps.checkpoint(c, { state: "RUNNING" });
-    signal.throwIfAborted();
     c.transition("RUNNING");
     log.info({ engine_id: engineId }, "container running");
     if (c.spec.taskId !== undefined) c.publishTaskStatus({ type: "task_status", status: taskStatus(c.spec, deps.agentId, TaskState.TASK_RUNNING) });

@@ -50,7 +50,9 @@ export function planRecovery(checkpoints: ContainerCheckpoint[], rows: Container
     } else if (state === "RUNNING" || state === "DESTROYING") {
       const row = mine.find((r) => r.id === cp.engineId);
       const effective = cp.destroyRequested ? "DESTROYING" : state;
-      if (row) actions.push({ kind: "adopt", checkpoint: cp, state: effective, row, leftovers: mine.filter((r) => r !== row) });
+      // Recorded RUNNING while the engine was asked to start it, but never started: mid-launch.
+      if (row?.state === "created") actions.push({ kind: "abandon", checkpoint: cp, stage: "MOUNTING", leftovers: mine });
+      else if (row) actions.push({ kind: "adopt", checkpoint: cp, state: effective, row, leftovers: mine.filter((r) => r !== row) });
       else actions.push({ kind: "vanished", checkpoint: cp, state: effective });
     } else if (state === "FETCHING" || state === "PULLING" || state === "MOUNTING") {
       actions.push({ kind: "abandon", checkpoint: cp, stage: state, leftovers: mine });

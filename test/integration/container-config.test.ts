@@ -96,6 +96,7 @@ describe("container configuration reaches the real engine", function () {
     assert.equal(await readFile(path.join(work, "copied"), "utf8"), "from-host\n");
     assert.equal(await readFile(path.join(work, "mode"), "utf8"), "readonly\n");
     assert.equal(await readFile(path.join(work, "vol"), "utf8"), "v\n");
+    await t.client.destroy(id); // answers once the engine container is gone
     await docker.getVolume(volumeName).remove();
   });
 

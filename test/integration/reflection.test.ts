@@ -126,18 +126,21 @@ describe("server reflection, resolved the way grpcurl resolves it", function () 
     assert.deepEqual(service.methods.filter((m) => m.methodKind !== "unary").map((m) => `${m.name}:${m.methodKind}`), ["Watch:server_streaming"]);
   });
 
-  it("Update, Usage and PruneImages answer UNIMPLEMENTED naming the method, through the dynamic descriptors", async () => {
+  it("Update, Usage, Status and PruneImages are callable through the dynamic descriptors and validate their input", async () => {
     const service = serviceOf(registryOf(await resolveSymbol(reflection("v1"), SERVICE)));
     const client = new DynamicClient(t.berth.addresses[0]!, service);
     clients.push(client);
-    for (const name of ["Update", "Usage", "PruneImages"]) {
+    for (const name of ["Update", "Usage", "Status"]) {
       const err = await client.unary(name, create(client.method(name).input)).then(
         () => assert.fail(`${name} answered OK`),
         (e: ServiceError) => e,
       );
-      assert.equal(err.code, status.UNIMPLEMENTED, `${name}: ${err.message}`);
-      assert.match(err.details, new RegExp(`^${name} is not implemented`));
+      assert.equal(err.code, status.INVALID_ARGUMENT, `${name}: ${err.message}`);
+      assert.match(err.details, /container_id is missing/);
     }
+    // Nothing pulled by this Berth yet: nothing to prune.
+    const pruned = await client.unary("PruneImages", create(client.method("PruneImages").input));
+    assert.deepEqual((pruned as unknown as { removedImages: string[] }).removedImages, []);
   });
 
   it("a busybox container launched and waited for with descriptors from reflection only terminates TASK_FINISHED", async () => {
