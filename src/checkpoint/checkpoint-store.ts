@@ -10,6 +10,7 @@ import {
 import { syncDirectory, writeFileAtomic } from "./atomic-file.js";
 
 const SUFFIX = ".pb";
+const LOAD_BATCH = 32;
 
 /** What was found on disk at start. */
 export interface LoadedCheckpoints {
@@ -65,14 +66,14 @@ export class CheckpointStore {
   async load(): Promise<LoadedCheckpoints> {
     const corrupt: string[] = [];
     const containers: ContainerCheckpoint[] = [];
-    for (const name of await readdir(this.containersDir)) {
+    const loadOne = async (name: string): Promise<void> => {
       const file = path.join(this.containersDir, name);
       if (name.startsWith(".") && name.endsWith(".tmp")) {
         // A write that died before its rename: the previous record (if any) is still whole.
         await rm(file, { force: true });
-        continue;
+        return;
       }
-      if (!name.endsWith(SUFFIX)) continue;
+      if (!name.endsWith(SUFFIX)) return;
       try {
         const cp = fromBinary(ContainerCheckpointSchema, await readFile(file));
         if (`${cp.containerId}${SUFFIX}` !== name) throw new Error(`names container '${cp.containerId}'`);
@@ -81,7 +82,12 @@ export class CheckpointStore {
         corrupt.push(`${file}: ${(err as Error).message}`);
         await rename(file, `${file}.corrupt`).catch(() => undefined);
       }
-    }
+    };
+    // Read in batches: a restart with hundreds of containers should not wait for them one by one,
+    // nor open them all at once.
+    const names = (await readdir(this.containersDir)).sort();
+    for (let i = 0; i < names.length; i += LOAD_BATCH) await Promise.all(names.slice(i, i + LOAD_BATCH).map(loadOne));
+    containers.sort((a, b) => (a.containerId < b.containerId ? -1 : a.containerId > b.containerId ? 1 : 0));
     let agent: AgentCheckpoint | undefined;
     try {
       agent = fromBinary(AgentCheckpointSchema, await readFile(this.agentFile));

@@ -12,3 +12,19 @@ export async function forEachBounded<T>(items: readonly T[], limit: number, work
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
+
+/** A gate letting at most `limit` tasks run at once; the others wait in order. */
+export function gate(limit: number): (task: () => Promise<void>) => Promise<void> {
+  let running = 0;
+  const waiting: Array<() => void> = [];
+  return async (task) => {
+    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+    running += 1;
+    try {
+      await task();
+    } finally {
+      running -= 1;
+      waiting.shift()?.();
+    }
+  };
+}

@@ -1,3 +1,4 @@
+import { readdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { Observable, Subject, type Subscription } from "rxjs";
 import type { Logger } from "pino";
@@ -14,13 +15,12 @@ import { Cancelled, ContainerNotFound, EngineUnavailable, InvalidRequest, OutOfR
 import { EventJournal } from "./event-journal.js";
 import { NotSupported, resolveLaunchSpec } from "./launch-spec.js";
 import { adoptContainer, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
-import { stat } from "node:fs/promises";
 import type { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import type { SequenceFile } from "../checkpoint/sequence-file.js";
 import type { ContainerCheckpoint } from "../gen/berth/checkpoint/v1/checkpoint_pb.js";
 import { TaskState, TaskStatus_Reason } from "../gen/mesos/v1/mesos_pb.js";
 import { agentLabels } from "../docker/names.js";
-import { forEachBounded } from "./bounded.js";
+import { forEachBounded, gate } from "./bounded.js";
 import { terminationFromCheckpoint, toCheckpoint } from "./container-checkpoint.js";
 import { planRecovery, type RecoveryAction } from "./recovery-plan.js";
 import { destroyedBeforeRunning, launchFailed, unknownFate, type ExitFacts } from "./termination.js";
@@ -78,6 +78,8 @@ export interface RecoveryReport {
   abandoned: number;
   restoredTerminated: number;
   orphansRemoved: number;
+  /** Sandboxes in Berth's folder that no record names (never accepted, or forgotten). */
+  sandboxesRemoved: number;
   unreadable: string[];
 }
 
@@ -425,7 +427,11 @@ export class Containerizer {
       const c = this.containers.get(old);
       if (c?.terminated) {
         this.containers.delete(old);
-        this.deps.checkpoints?.remove(old).catch((err: unknown) => this.deps.log.warn({ err, container_id: old }, "could not forget checkpoint"));
+        // Forget the record first: a crash in between leaves an orphan sandbox, which recovery
+        // removes, never a record whose sandbox is gone.
+        void (this.deps.checkpoints?.remove(old) ?? Promise.resolve())
+          .then(() => this.removeOwnSandbox(c.sandbox))
+          .catch((err: unknown) => this.deps.log.warn({ err, container_id: old }, "could not forget container"));
       }
     }
   }
@@ -488,10 +494,11 @@ export class Containerizer {
    * after start() (so events are subscribed before the listing) and before serving.
    */
   async recover(): Promise<RecoveryReport> {
-    const report: RecoveryReport = { adopted: 0, exitedMeanwhile: 0, vanished: 0, abandoned: 0, restoredTerminated: 0, orphansRemoved: 0, unreadable: [] };
+    const report: RecoveryReport = { adopted: 0, exitedMeanwhile: 0, vanished: 0, abandoned: 0, restoredTerminated: 0, orphansRemoved: 0, sandboxesRemoved: 0, unreadable: [] };
     if (!this.deps.checkpoints) return report;
     const loaded = await this.deps.checkpoints.load();
     report.unreadable.push(...loaded.corrupt);
+    report.sandboxesRemoved = await this.removeOrphanSandboxes(new Set(loaded.containers.map((cp) => cp.sandbox)));
     const rows = await this.deps.engine.listContainers(agentLabels(this.options.agentId));
     const plan = planRecovery(loaded.containers, rows, this.options.agentId);
     const inspections: Array<{ c: Container; engineId: string }> = [];
@@ -575,15 +582,40 @@ export class Containerizer {
       report.exitedMeanwhile += 1;
     });
     // Adopted containers: follow their output from where the sandbox files stopped, and supervise.
+    const attach = gate(ENGINE_CONCURRENCY);
     for (const c of this.containers.values()) {
       if (c.terminated || c.engineId === undefined || !this.byEngineId.has(c.engineId)) continue;
-      const since = await outputWatermark(c.sandbox);
-      this.track(c, adoptContainer(c, this.pipelineDeps, since));
+      this.track(c, adoptContainer(c, this.pipelineDeps, attach));
       if (c.state === "DESTROYING" && !c.hasExited) void this.stopForDestroy(c).catch(() => undefined);
     }
     this.deps.log.info({ ...report, unreadable: report.unreadable.length }, "recovery done");
     for (const u of report.unreadable) this.deps.log.warn({ detail: u }, "recovery: record skipped");
     return report;
+  }
+
+  /** Berth's own sandboxes folder; sandboxes a client chose elsewhere are never removed. */
+  private get sandboxesDir(): string {
+    return path.join(this.options.workDir, "sandboxes");
+  }
+
+  /**
+   * A sandbox Berth chose lives as long as Berth remembers its container (live, or terminated
+   * within --termination_retention); then it goes, as Mesos' sandbox GC would.
+   */
+  private async removeOwnSandbox(sandbox: string): Promise<void> {
+    if (path.dirname(sandbox) !== this.sandboxesDir) return;
+    await rm(sandbox, { recursive: true, force: true });
+  }
+
+  /**
+   * Sandboxes in Berth's folder without a record: from a launch that was never accepted (killed
+   * before its record was durable) or a container forgotten just before a crash.
+   */
+  private async removeOrphanSandboxes(known: Set<string>): Promise<number> {
+    const names = await readdir(this.sandboxesDir).catch(() => [] as string[]);
+    const orphans = names.map((n) => path.join(this.sandboxesDir, n)).filter((dir) => !known.has(dir));
+    await forEachBounded(orphans, ENGINE_CONCURRENCY, (dir) => rm(dir, { recursive: true, force: true }));
+    return orphans.length;
   }
 
   private restoreSpec(cp: ContainerCheckpoint) {
@@ -642,20 +674,3 @@ function withReason(t: Termination, reason: TaskStatus_Reason): Termination {
   return t;
 }
 
-/**
- * Where output capture stopped before a restart: the later modification time of the sandbox's
- * stdout/stderr files, as a fractional Unix time. Following from there re-captures at most the
- * lines of that instant and loses none the engine logged while Berth was down.
- */
-async function outputWatermark(sandbox: string): Promise<number | undefined> {
-  const times = await Promise.all(
-    ["stdout", "stderr"].map((f) =>
-      stat(path.join(sandbox, f)).then(
-        (s) => s.mtimeMs,
-        () => undefined,
-      ),
-    ),
-  );
-  const known = times.filter((t): t is number => t !== undefined);
-  return known.length > 0 ? Math.max(...known) / 1000 : undefined;
-}

@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { lstat, mkdir, open } from "node:fs/promises";
+import { lstat, mkdir, open, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { TaskState } from "../gen/mesos/v1/mesos_pb.js";
@@ -127,11 +127,39 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
  * Re-attaches to a container found running (or exited) after a restart: follows its output from
  * where the sandbox files stopped, then reports its exit as for any other container.
  */
-export async function adoptContainer(c: Container, deps: PipelineDeps, outputSinceSeconds: number | undefined): Promise<void> {
+export async function adoptContainer(c: Container, deps: PipelineDeps, attach: AttachGate): Promise<void> {
   const log = deps.log.child({ container_id: c.id });
   const output = new OutputCapture();
-  output.follow(deps, c, log, outputSinceSeconds);
+  // Re-attaching to hundreds of containers at once would queue hundreds of log requests in front
+  // of everything else the engine and Berth do right after a restart: the gate bounds them. The
+  // exit is still seen meanwhile (it comes from the events stream), and the output is not lost:
+  // the follow starts from where the sandbox files stopped.
+  await attach(async () => {
+    const since = await outputWatermark(c.sandbox);
+    await output.follow(deps, c, log, since);
+  });
   await superviseExit(c, deps, log, output);
+}
+
+/** Runs `attach` when a slot is free (bounded concurrency of output re-attachment). */
+export type AttachGate = (attach: () => Promise<void>) => Promise<void>;
+
+/**
+ * Where output capture stopped before a restart: the later modification time of the sandbox's
+ * stdout/stderr files, as a fractional Unix time. Following from there re-captures at most the
+ * lines of that instant and loses none the engine logged while Berth was down.
+ */
+async function outputWatermark(sandbox: string): Promise<number | undefined> {
+  const times = await Promise.all(
+    [STDOUT_FILE, STDERR_FILE].map((f) =>
+      stat(path.join(sandbox, f)).then(
+        (s) => s.mtimeMs,
+        () => undefined,
+      ),
+    ),
+  );
+  const known = times.filter((t): t is number => t !== undefined);
+  return known.length > 0 ? Math.max(...known) / 1000 : undefined;
 }
 
 /** Waits for the exit, drains the output, records the termination, removes, publishes. */
@@ -173,11 +201,14 @@ class OutputCapture {
   private done: Promise<void> | undefined;
   private readonly abort = new AbortController();
 
-  follow(deps: PipelineDeps, c: Container, log: Logger, sinceSeconds?: number): void {
-    this.done = deps.engine
-      .followLogs(c.engineId!, this.abort.signal, sinceSeconds, c.spec.containerInfo.ttyInfo !== undefined)
-      .then((streams) => captureOutput(streams, c.sandbox))
-      .catch((err: unknown) => log.warn({ err }, "could not capture container output"));
+  /** Starts copying the output; resolves once the engine answered the logs request. */
+  follow(deps: PipelineDeps, c: Container, log: Logger, sinceSeconds?: number): Promise<void> {
+    const streams = deps.engine.followLogs(c.engineId!, this.abort.signal, sinceSeconds, c.spec.containerInfo.ttyInfo !== undefined);
+    this.done = streams.then((s) => captureOutput(s, c.sandbox)).catch((err: unknown) => log.warn({ err }, "could not capture container output"));
+    return streams.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   /** Waits for the output to end after the exit, at most `graceMs`. */
