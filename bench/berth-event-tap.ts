@@ -93,7 +93,8 @@ export class BerthEventTap {
   async waitState(id: string, state: State, ms: number): Promise<TimedBerthEvent> {
     const t = await this.waitFor(id, (e) => reached(e, state) || reached(e, State.TERMINATED), ms, `reaching ${State[state]}`);
     if (!reached(t.event, state)) {
-      const term = t.event.kind.case === "termination" ? t.event.kind.value.containerTermination?.message : "";
+      const k = t.event.kind;
+      const term = k.case === "termination" ? k.value.containerTermination?.message : k.case === "stateChanged" ? k.value.message : "";
       throw new Error(`container '${id}' terminated before reaching ${State[state]}: ${term}`);
     }
     return t;

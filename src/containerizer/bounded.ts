@@ -13,15 +13,18 @@ export async function forEachBounded<T>(items: readonly T[], limit: number, work
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
+/** Runs a task when a slot is free. */
+export type Gate = <T>(task: () => Promise<T>) => Promise<T>;
+
 /** A gate letting at most `limit` tasks run at once; the others wait in order. */
-export function gate(limit: number): (task: () => Promise<void>) => Promise<void> {
+export function gate(limit: number): Gate {
   let running = 0;
   const waiting: Array<() => void> = [];
-  return async (task) => {
+  return async <T>(task: () => Promise<T>): Promise<T> => {
     if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
     running += 1;
     try {
-      await task();
+      return await task();
     } finally {
       running -= 1;
       waiting.shift()?.();

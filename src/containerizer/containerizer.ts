@@ -34,6 +34,8 @@ import { RuntimeFacts, type StatsSource } from "./runtime-facts.js";
 
 /** How many engine calls recovery and reconciliation make at once. */
 const ENGINE_CONCURRENCY = 16;
+/** How many creates/starts launches have in flight at once. */
+const ENGINE_LAUNCH_CONCURRENCY = 8;
 
 /** Settings the containerizer takes from the flags. */
 export interface ContainerizerOptions {
@@ -165,6 +167,7 @@ export class Containerizer {
       log: deps.log,
       bindEngineId: (c, engineId) => this.bind(c, engineId),
       checkpoint: (c, overrides) => this.checkpoint(c, overrides),
+      engineSlots: gate(ENGINE_LAUNCH_CONCURRENCY),
     };
   }
 
@@ -295,35 +298,13 @@ export class Containerizer {
     const ids = containerIds.map((id) => validateId(id, "container_ids[].value"));
     if (fromSequence !== undefined) return this.resume(ids, fromSequence);
     for (const id of ids) this.get(id);
-    return new Observable<ContainerEvent>((subscriber) => {
-      const watched = ids.length > 0 ? new Set(ids) : undefined;
-      const remaining = new Set(ids);
-      const deliver = (e: ContainerEvent): void => {
-        if (subscriber.closed || (watched && !watched.has(e.containerId))) return;
-        subscriber.next(e);
-        if (watched && e.kind.type === "termination") {
-          remaining.delete(e.containerId);
-          if (remaining.size === 0) subscriber.complete();
-        }
-      };
-      // Subscribe before taking the snapshot and hold live events back until it is delivered: a
-      // subscriber that acts on a snapshot event (e.g. destroys) must still see what that causes.
-      let pending: ContainerEvent[] | undefined = [];
-      let endedEarly = false;
-      const live = this.events$.subscribe({
-        next: (e) => (pending ? pending.push(e) : deliver(e)),
-        complete: () => (pending ? (endedEarly = true) : subscriber.complete()),
-      });
-      const snapshot = [...this.containers.values()]
+    const watched = ids.length > 0 ? new Set(ids) : undefined;
+    return this.stream(ids, () =>
+      [...this.containers.values()]
         .filter((c) => !watched || watched.has(c.id))
         .flatMap((c) => c.snapshot())
-        .sort((a, b) => (a.sequence < b.sequence ? -1 : a.sequence > b.sequence ? 1 : 0));
-      for (const e of snapshot) deliver(e);
-      while (pending.length > 0) deliver(pending.shift()!);
-      pending = undefined;
-      if (endedEarly) subscriber.complete();
-      return live;
-    });
+        .sort((a, b) => (a.sequence < b.sequence ? -1 : a.sequence > b.sequence ? 1 : 0)),
+    );
   }
 
   /** Watch resumed after `from`: the retained events after it, then live ones. */
@@ -336,11 +317,21 @@ export class Containerizer {
         `events after sequence ${from} are no longer retained (oldest retained: ${this.journal.oldest ?? "none"}; Berth keeps the last ${this.journal.capacity} events of this run); Watch without from_sequence for a fresh snapshot`,
       );
     }
-    const watched = ids.length > 0 ? new Set(ids) : undefined;
-    for (const id of ids) {
-      if (!this.containers.has(id) && !missed.some((e) => e.containerId === id)) this.get(id);
-    }
+    const inMissed = new Set(missed.map((e) => e.containerId));
+    for (const id of ids) if (!inMissed.has(id)) this.get(id);
+    // A watched container that terminated before `from` has nothing more to say.
+    return this.stream(ids, () => missed, (id) => !inMissed.has(id) && this.containers.get(id)?.terminated !== undefined);
+  }
+
+  /**
+   * The events of `ids` (all when empty): `initial()` first, then live ones; with ids, complete
+   * once each has terminated (or was already `settled`). Live events are subscribed before
+   * `initial()` is taken and held back until it is delivered: a subscriber that acts on an initial
+   * event (e.g. destroys) must still see what that causes, and nothing falls between.
+   */
+  private stream(ids: string[], initial: () => ContainerEvent[], settled: (id: string) => boolean = () => false): Observable<ContainerEvent> {
     return new Observable<ContainerEvent>((subscriber) => {
+      const watched = ids.length > 0 ? new Set(ids) : undefined;
       const remaining = new Set(ids);
       const deliver = (e: ContainerEvent): void => {
         if (subscriber.closed || (watched && !watched.has(e.containerId))) return;
@@ -350,22 +341,37 @@ export class Containerizer {
           if (remaining.size === 0) subscriber.complete();
         }
       };
-      // Replay and subscription happen in one synchronous step: nothing falls between.
-      for (const e of missed) deliver(e);
-      if (subscriber.closed) return undefined;
-      // A watched container that terminated before `from` has nothing more to say.
-      for (const id of ids) if (this.containers.get(id)?.terminated && !missed.some((e) => e.containerId === id)) remaining.delete(id);
-      if (watched && remaining.size === 0) {
-        subscriber.complete();
-        return undefined;
-      }
-      return this.events$.subscribe({ next: deliver, complete: () => subscriber.complete() });
+      let pending: ContainerEvent[] | undefined = [];
+      let endedEarly = false;
+      const live = this.events$.subscribe({
+        next: (e) => (pending ? pending.push(e) : deliver(e)),
+        complete: () => (pending ? (endedEarly = true) : subscriber.complete()),
+      });
+      for (const e of initial()) deliver(e);
+      for (const id of ids) if (settled(id)) remaining.delete(id);
+      if (watched && remaining.size === 0 && !subscriber.closed) subscriber.complete();
+      while (pending.length > 0) deliver(pending.shift()!);
+      pending = undefined;
+      if (endedEarly) subscriber.complete();
+      return live;
     });
   }
 
   /** Every known container, live and retained terminated. */
   list(): ContainerInfoSummary[] {
-    return [...this.containers.values()].map((c) => this.summary(c));
+    return [...this.containers.values()].map((c) => this.memoSummary(c));
+  }
+
+  // The same summary object while nothing in it changed, so the edge can cache its encoding
+  // (Containers() with hundreds of containers is called often and changes rarely).
+  private readonly summaries = new WeakMap<Container, ContainerInfoSummary>();
+
+  private memoSummary(c: Container): ContainerInfoSummary {
+    const memo = this.summaries.get(c);
+    if (memo && memo.state === c.state && memo.engineId === c.engineId) return memo;
+    const fresh = this.summary(c);
+    this.summaries.set(c, fresh);
+    return fresh;
   }
 
   /** State, engine id, and for a running container its init pid, addresses and cgroup dirs. */

@@ -2,12 +2,15 @@ import { constants } from "node:fs";
 import { lstat, mkdir, open, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
+import { isFieldSet } from "@bufbuild/protobuf";
+import { ContainerTerminationSchema } from "../gen/mesos/slave/containerizer_pb.js";
 import { TaskState } from "../gen/mesos/v1/mesos_pb.js";
 import type { EnginePort } from "../docker/engine-port.js";
 import type { ImagePuller } from "../docker/image-puller.js";
 import type { FetchUri, FetchOptions } from "../fetcher/fetcher.js";
 import { captureOutput, STDERR_FILE, STDOUT_FILE } from "../logger/sandbox-output.js";
 import { DestroyRequested, type Container } from "./container.js";
+import type { Gate } from "./bounded.js";
 import { buildCreateSpec } from "./create-spec.js";
 import { LaunchDeadline, LaunchTimedOut } from "./launch-deadline.js";
 import type { ContainerState } from "./state.js";
@@ -40,6 +43,12 @@ export interface PipelineDeps {
    * ones) before the step they describe takes effect.
    */
   checkpoint(container: Container, overrides?: { state?: ContainerState; termination?: Termination }): Promise<void>;
+  /**
+   * Bounds the creates and starts in flight: the engine does them one core at a time anyway, and
+   * a launch storm of hundreds would otherwise queue them inside the engine, where every call's
+   * own timeout keeps running (50 at once here pushed single starts past 30 s).
+   */
+  engineSlots: Gate;
 }
 
 /**
@@ -90,7 +99,7 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     void deps.checkpoint(c).catch((err: unknown) => log.warn({ err }, "could not checkpoint the stage"));
     // Destroyed while the mount sources were made: create nothing that would only be removed.
     signal.throwIfAborted();
-    const engineId = await deps.engine.createContainer(createSpec);
+    const engineId = await deps.engineSlots(() => deps.engine.createContainer(createSpec));
     c.engineId = engineId;
     deps.bindEngineId(c, engineId);
     signal.throwIfAborted();
@@ -99,7 +108,7 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     // engine shows as "created": recovery treats that as a launch caught mid-way.
     const running = deps.checkpoint(c, { state: "RUNNING" });
     running.catch(() => undefined);
-    await deps.engine.startContainer(engineId);
+    await deps.engineSlots(() => deps.engine.startContainer(engineId));
     started = true;
     output.follow(deps, c, log);
     await running;
@@ -182,17 +191,26 @@ async function superviseExit(c: Container, deps: PipelineDeps, log: Logger, outp
 
 /** Records the termination durably, removes the engine container, then publishes. */
 /**
- * Records the termination durably, publishes it, and removes the engine container. A launch that
- * never ran is removed before the termination is published (its creator may be waiting to see
- * nothing left); a container that ran is removed after, so that Wait and Watch learn of the exit
- * without paying for the engine's removal. Destroy answers only once the removal is done.
+ * Publishes the termination, records it durably and removes the engine container — in an order
+ * that never loses it. A container that ran is published first: until its record is durable the
+ * engine still holds the exited container (exit code, OOM flag), from which recovery derives the
+ * same termination, so the fsync stays off the exit's path; only then is the engine container
+ * removed. A launch that never ran has no such evidence: it is recorded first, and removed before
+ * the termination is published (its creator may be waiting to see nothing left). Destroy answers
+ * only once the removal is done.
  */
-async function finish(c: Container, deps: PipelineDeps, log: Logger, termination: Termination, removeFirst = false): Promise<void> {
-  await deps.checkpoint(c, { state: "TERMINATED", termination }).catch((err: unknown) => log.error({ err }, "could not checkpoint the termination"));
-  if (removeFirst) await removeFromEngine(c, deps, log, true);
+async function finish(c: Container, deps: PipelineDeps, log: Logger, termination: Termination, neverRan = false): Promise<void> {
+  const record = () => deps.checkpoint(c, { state: "TERMINATED", termination }).catch((err: unknown) => log.error({ err }, "could not checkpoint the termination"));
+  if (neverRan) {
+    await record();
+    await removeFromEngine(c, deps, log, true);
+  }
   c.terminate(termination, finalTaskStatus(c, deps, termination));
   log.info({ state: TaskState[termination.containerTermination.state], status: termination.containerTermination.status }, "container terminated");
-  if (!removeFirst) await removeFromEngine(c, deps, log);
+  if (!neverRan) {
+    await record();
+    await removeFromEngine(c, deps, log);
+  }
   c.markRemoved();
 }
 
@@ -248,7 +266,10 @@ async function removeFromEngine(c: Container, deps: PipelineDeps, log: Logger, n
 function finalTaskStatus(c: Container, deps: PipelineDeps, t: Termination) {
   if (c.spec.taskId === undefined) return undefined;
   const ct = t.containerTermination;
-  return taskStatus(c.spec, deps.agentId, ct.state, { message: ct.message, reason: ct.reason });
+  // proto2: an unset reason reads as the enum's first value (REASON_COMMAND_EXECUTOR_FAILED);
+  // only a reason that was set is passed on.
+  const reason = isFieldSet(ct, ContainerTerminationSchema.field.reason) ? ct.reason : undefined;
+  return taskStatus(c.spec, deps.agentId, ct.state, { message: ct.message, reason });
 }
 
 /** An exit with 137 may be an OOM kill whose `oom` event was missed; the engine's state says. */

@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import type { ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation, sendUnaryData } from "@grpc/grpc-js";
 import {
   ContainersResponseSchema,
@@ -9,7 +9,9 @@ import {
   UpdateResponseSchema,
   UsageResponseSchema,
   WaitResponseSchema,
+  ContainerSummarySchema,
   type ContainersRequest,
+  type ContainersResponse,
   type DestroyRequest,
   type LaunchRequest,
   type PruneImagesRequest,
@@ -20,11 +22,40 @@ import {
   type WatchRequest,
 } from "../gen/berth/v1/containerizer_pb.js";
 import { Image_Type, type ContainerID, type Image } from "../gen/mesos/v1/mesos_pb.js";
-import type { Containerizer } from "../containerizer/containerizer.js";
+import type { ContainerInfoSummary, Containerizer } from "../containerizer/containerizer.js";
 import { InvalidRequest } from "../containerizer/errors.js";
 import { statusToProto, summaryToProto, terminationToProto } from "./convert.js";
 import { toStatus } from "./error-status.js";
+import { PreEncoded } from "./service-definition.js";
 import { pipeEvents, type WatchStreams } from "./watch-writer.js";
+
+// Each summary's encoding is kept while the domain hands out the same summary object (it does
+// until the container changes), and the response is the concatenation of the encodings as
+// field 1 (`repeated ContainerSummary containers = 1`): no re-encoding of unchanged containers.
+const encodedSummaries = new WeakMap<ContainerInfoSummary, Buffer>();
+
+function encodeContainers(list: ContainerInfoSummary[]): PreEncoded {
+  const parts: Buffer[] = [];
+  for (const s of list) {
+    let bytes = encodedSummaries.get(s);
+    if (!bytes) {
+      bytes = Buffer.from(toBinary(ContainerSummarySchema, summaryToProto(s)));
+      encodedSummaries.set(s, bytes);
+    }
+    parts.push(Buffer.from([0x0a]), varint(bytes.length), bytes);
+  }
+  return new PreEncoded(Buffer.concat(parts));
+}
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
 
 /** Options of the gRPC edge. */
 export interface ServiceOptions {
@@ -98,7 +129,7 @@ export function containerizerService(containerizer: Containerizer, options: Serv
       }
     },
 
-    containers: unary(async (_req: ContainersRequest) => create(ContainersResponseSchema, { containers: containerizer.list().map(summaryToProto) })),
+    containers: unary(async (_req: ContainersRequest) => encodeContainers(containerizer.list()) as unknown as ContainersResponse),
 
     status: unary(async (req: StatusRequest) => statusToProto(await containerizer.status(requireId(req.containerId)))),
 

@@ -7,26 +7,20 @@ import type Dockerode from "dockerode";
 import { LaunchRequestSchema, LaunchResult, WaitRequestSchema } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { ContainerInfo_Type, Value_Type } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { LABEL_AGENT_ID } from "../../src/docker/names.js";
-import { ensureEngine, ensureTestImages, type TestImages } from "../support/engine.js";
+import type { TestImages } from "../support/engine.js";
 import { launchRequest, newId } from "../harness/launches.js";
-import { startTestBerth, type TestBerth } from "../harness/test-berth.js";
+import type { TestBerth } from "../harness/test-berth.js";
+import { useBerth } from "../harness/use-berth.js";
 
 type Req = MessageInitShape<typeof LaunchRequestSchema>;
 
 describe("bad input gets a clear error and loses nothing (real server, real engine)", function () {
   this.timeout(60_000);
+  const suite = useBerth();
   let docker: Dockerode;
   let images: TestImages;
   let t: TestBerth;
-
-  before(async () => {
-    docker = await ensureEngine();
-    images = await ensureTestImages(docker);
-    t = await startTestBerth();
-  });
-  after(async () => {
-    await t?.close();
-  });
+  beforeEach(() => ({ docker, images, t } = suite));
 
   async function rejected(req: Req, code: status, pattern: RegExp): Promise<void> {
     await assert.rejects(t.client.launch(req), (err: { code: number; details: string }) => {

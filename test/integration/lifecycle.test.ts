@@ -3,11 +3,13 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type Dockerode from "dockerode";
 import { State, type ContainerEvent } from "../../src/gen/berth/v1/containerizer_pb.js";
-import { TaskState, TaskStatus_Reason } from "../../src/gen/mesos/v1/mesos_pb.js";
+import { isFieldSet } from "@bufbuild/protobuf";
+import { TaskState, TaskStatusSchema, TaskStatus_Reason, type TaskStatus } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { LABEL_AGENT_ID, LABEL_CONTAINER_ID } from "../../src/docker/names.js";
-import { ensureEngine, ensureTestImages, removeImage, type TestImages } from "../support/engine.js";
+import { removeImage, type TestImages } from "../support/engine.js";
 import { launchRequest, newId } from "../harness/launches.js";
-import { startTestBerth, type TestBerth } from "../harness/test-berth.js";
+import type { TestBerth } from "../harness/test-berth.js";
+import { useBerth } from "../harness/use-berth.js";
 
 function states(events: ContainerEvent[]): State[] {
   return events.filter((e) => e.kind.case === "stateChanged" && !e.snapshot).map((e) => (e.kind.value as { state: State }).state);
@@ -19,18 +21,11 @@ async function engineContainers(docker: Dockerode, agentId: string, containerId:
 
 describe("lifecycle against a real engine", function () {
   this.timeout(120_000);
+  const suite = useBerth();
   let docker: Dockerode;
   let images: TestImages;
   let t: TestBerth;
-
-  before(async () => {
-    docker = await ensureEngine();
-    images = await ensureTestImages(docker);
-    t = await startTestBerth();
-  });
-  after(async () => {
-    await t?.close();
-  });
+  beforeEach(() => ({ docker, images, t } = suite));
 
   it("a task exiting 0 goes FETCHING → PULLING → MOUNTING → RUNNING → TERMINATED with TASK_FINISHED, output in the sandbox", async () => {
     await removeImage(docker, images.busybox);
@@ -68,6 +63,8 @@ describe("lifecycle against a real engine", function () {
     assert.ok(all.some((e) => e.kind.case === "pullProgress"), "pull progress published while PULLING");
     const tasks = all.filter((e) => e.kind.case === "taskStatus").map((e) => (e.kind.value as { state: TaskState }).state);
     assert.deepEqual(tasks, [TaskState.TASK_STARTING, TaskState.TASK_RUNNING, TaskState.TASK_FINISHED]);
+    const finished = all.filter((e) => e.kind.case === "taskStatus").at(-1)!.kind.value as TaskStatus;
+    assert.equal(isFieldSet(finished, TaskStatusSchema.field.reason), false, "a plain exit carries no reason");
     assert.equal(all.at(-1)?.kind.case, "termination");
     for (let i = 1; i < all.length; i++) assert.ok(all[i]!.sequence > all[i - 1]!.sequence, "sequence strictly increases");
   });

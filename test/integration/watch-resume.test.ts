@@ -2,26 +2,20 @@ import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import type Dockerode from "dockerode";
 import { State, type ContainerEvent } from "../../src/gen/berth/v1/containerizer_pb.js";
-import { ensureEngine, ensureTestImages, type TestImages } from "../support/engine.js";
+import type { TestImages } from "../support/engine.js";
 import { launchRequest, newId } from "../harness/launches.js";
 import { startTestBerth, type TestBerth } from "../harness/test-berth.js";
+import { useBerth } from "../harness/use-berth.js";
 
 const isState = (s: State) => (e: ContainerEvent) => e.kind.case === "stateChanged" && (e.kind.value as { state: State }).state === s;
 
 describe("Watch resume from a sequence number (real engine, real gRPC)", function () {
   this.timeout(60_000);
+  const suite = useBerth({ watch_retention: "10000" });
   let docker: Dockerode;
   let images: TestImages;
   let t: TestBerth;
-
-  before(async () => {
-    docker = await ensureEngine();
-    images = await ensureTestImages(docker);
-    t = await startTestBerth({ watch_retention: "10000" });
-  });
-  after(async () => {
-    await t?.close();
-  });
+  beforeEach(() => ({ docker, images, t } = suite));
 
   it("a client that disconnects and resumes gets exactly what it missed, then live events", async () => {
     const id = newId("resume");
@@ -53,7 +47,7 @@ describe("Watch resume from a sequence number (real engine, real gRPC)", functio
     const workDir = t.workDir;
     t.client.close();
     await t.berth.stop();
-    t = await startTestBerth({ work_dir: workDir });
+    t = suite.t = await startTestBerth({ work_dir: workDir });
     const again = await t.client.collect([id]);
     assert.ok(again.length > 0 && again.every((e) => e.sequence > highest), "numbering never goes back");
     assert.equal(again.at(-1)?.kind.case, "termination", "the termination survived the restart");

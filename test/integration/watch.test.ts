@@ -1,27 +1,21 @@
 import assert from "node:assert/strict";
 import type Dockerode from "dockerode";
 import { State, type ContainerEvent } from "../../src/gen/berth/v1/containerizer_pb.js";
-import { ensureEngine, ensureTestImages, type TestImages } from "../support/engine.js";
+import type { TestImages } from "../support/engine.js";
 import { launchRequest, newId } from "../harness/launches.js";
-import { startTestBerth, type TestBerth } from "../harness/test-berth.js";
+import type { TestBerth } from "../harness/test-berth.js";
+import { useBerth } from "../harness/use-berth.js";
 
 const key = (e: ContainerEvent) => `${e.sequence}:${e.containerId?.value}:${e.kind.case}`;
 const isRunning = (e: ContainerEvent) => e.kind.case === "stateChanged" && (e.kind.value as { state: State }).state === State.RUNNING;
 
 describe("Watch against a real engine", function () {
   this.timeout(60_000);
+  const suite = useBerth();
   let docker: Dockerode;
   let images: TestImages;
   let t: TestBerth;
-
-  before(async () => {
-    docker = await ensureEngine();
-    images = await ensureTestImages(docker);
-    t = await startTestBerth();
-  });
-  after(async () => {
-    await t?.close();
-  });
+  beforeEach(() => ({ docker, images, t } = suite));
 
   it("a new subscriber first gets a snapshot of the current state, then live events", async () => {
     const id = newId("snap");

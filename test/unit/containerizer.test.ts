@@ -283,6 +283,8 @@ describe("Containerizer over a fake engine", function () {
       assert.ok(seenAtTermination.stdout.startsWith("hello from the task\n"));
       assert.equal(seenAtTermination.stdout.length, "hello from the task\n".length + 256 * 1024 + 1, "all of stdout is in the file");
       assert.equal(seenAtTermination.stderr, "a warning\n");
+      // The removal follows the published termination; Destroy answers once it is done.
+      await r.cz.destroy(id);
       assert.equal(r.engine.containers.size, 0, "removed after the exit (remove delay 0)");
     });
 

@@ -320,6 +320,7 @@ describe("resources: Update, Usage, Status, PruneImages over a fake engine", fun
       const engineId = await launchRunning(r, id, { image });
       r.engine.exit(engineId, 0);
       await r.cz.wait(id);
+      await r.cz.destroy(id); // answers once Berth's engine container is removed
       // Someone else runs a container of it.
       await r.engine.createContainer({ name: "other-client", Image: image, Labels: {}, Env: [], HostConfig: { NetworkMode: "none", Mounts: [] } });
       assert.deepEqual(await r.cz.pruneImages([]), []);
