@@ -13,7 +13,7 @@ import type { ContainerEvent, EventKind } from "./container-event.js";
 import { buildCreateSpec } from "./create-spec.js";
 import { Cancelled, ContainerNotFound, EngineUnavailable, InvalidRequest, OutOfRange } from "./errors.js";
 import { EventJournal } from "./event-journal.js";
-import { NotSupported, resolveLaunchSpec } from "./launch-spec.js";
+import { NotSupported, resolveLaunchSpec, summarizeResources } from "./launch-spec.js";
 import { adoptContainer, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
 import type { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import type { SequenceFile } from "../checkpoint/sequence-file.js";
@@ -528,7 +528,7 @@ export class Containerizer {
       switch (action.kind) {
         case "restore-terminated": {
           const c = new Container(spec, cp.sandbox, this.publish, "DESTROYING", launchedAt);
-          c.resourceMessages = cp.resources;
+          this.restoreResources(c, cp);
           this.containers.set(c.id, c);
           c.terminate(terminationFromCheckpoint(cp.termination!));
           c.markRemoved();
@@ -539,7 +539,7 @@ export class Containerizer {
         }
         case "adopt": {
           const c = new Container(spec, cp.sandbox, this.publish, action.state, launchedAt);
-          c.resourceMessages = cp.resources;
+          this.restoreResources(c, cp);
           c.engineId = action.row.id;
           if (action.state === "DESTROYING") c.launchAbort.abort(new DestroyRequested(`container '${c.id}' destroyed before the restart`));
           this.containers.set(c.id, c);
@@ -622,6 +622,16 @@ export class Containerizer {
     const orphans = names.map((n) => path.join(this.sandboxesDir, n)).filter((dir) => !known.has(dir));
     await forEachBounded(orphans, ENGINE_CONCURRENCY, (dir) => rm(dir, { recursive: true, force: true }));
     return orphans.length;
+  }
+
+  /** The resources in force before the restart (the launch's, or the last Update's). */
+  private restoreResources(c: Container, cp: ContainerCheckpoint): void {
+    try {
+      c.resources = summarizeResources(cp.resources);
+      c.resourceMessages = cp.resources;
+    } catch (err) {
+      this.deps.log.warn({ err, container_id: c.id }, "recovery: recorded resources do not validate; keeping the launch's");
+    }
   }
 
   private restoreSpec(cp: ContainerCheckpoint) {
