@@ -20,8 +20,8 @@ import type { ContainerState } from "../../src/containerizer/state.js";
 import type { FetchFn } from "../../src/containerizer/launch-pipeline.js";
 import { launchRequest, newId, type LaunchOptions } from "../harness/launches.js";
 import { FakeEngine } from "../harness/fake-engine.js";
+import { fakeRig } from "../harness/fake-rig.js";
 
-const AGENT = "unit-agent";
 const IMAGE = "registry.invalid/fake/busybox:1";
 
 /** A Containerizer over a FakeEngine, with a real EventMonitor and ImagePuller and a temp workDir. */
@@ -37,28 +37,8 @@ const rigs: Rig[] = [];
 
 async function rig(options: Partial<ContainerizerOptions> = {}, fetch: FetchFn = async () => {}): Promise<Rig> {
   const engine = new FakeEngine({ images: [IMAGE] });
-  const monitor = new EventMonitor({ engine, labels: agentLabels(AGENT), backoff: { initialMs: 2, maxMs: 10 } });
-  const puller = new ImagePuller({ engine, overallTimeoutMs: 60_000, activityTimeoutMs: 60_000 });
   const workDir = await mkdtemp(path.join(tmpdir(), "berth-cz-unit-"));
-  const cz = new Containerizer(
-    {
-      agentId: AGENT,
-      workDir,
-      sandboxDirectory: "/mnt/mesos/sandbox",
-      stopTimeoutMs: 3000,
-      removeDelayMs: 0,
-      launchTimeoutMs: 60_000,
-      terminationRetention: 100,
-      outputGraceMs: 5000,
-      engineAddress: "fake://engine",
-      ...options,
-    },
-    { engine, puller, monitor, fetch, log: pino({ level: "silent" }) },
-  );
-  cz.start();
-  monitor.start();
-  await connected(monitor);
-  const r = { engine, monitor, puller, cz, workDir };
+  const r = { ...(await fakeRig(engine, workDir, options, { fetch })), workDir };
   rigs.push(r);
   return r;
 }

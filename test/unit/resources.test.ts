@@ -21,9 +21,9 @@ import { ResourceSchema, ResourceStatisticsSchema, Value_Type, type Resource, ty
 import type { CgroupPaths } from "../../src/stats/cgroup-stats.js";
 import { CgroupNotFound } from "../../src/stats/cgroup-stats.js";
 import { FakeEngine } from "../harness/fake-engine.js";
+import { fakeRig } from "../harness/fake-rig.js";
 import { launchRequest, newId, type LaunchOptions } from "../harness/launches.js";
 
-const AGENT = "resources-agent";
 const PRESENT = "registry.invalid/fake/present:1";
 const MiB = 1024 * 1024;
 
@@ -58,30 +58,11 @@ const rigs: Rig[] = [];
 
 async function rig(options: Partial<ContainerizerOptions> = {}, reuse?: { workDir: string; engine: FakeEngine }): Promise<Rig> {
   const engine = reuse?.engine ?? new FakeEngine({ images: [PRESENT] });
-  const monitor = new EventMonitor({ engine, labels: agentLabels(AGENT), backoff: { initialMs: 2, maxMs: 10 } });
-  const puller = new ImagePuller({ engine, overallTimeoutMs: 60_000, activityTimeoutMs: 60_000 });
   const workDir = reuse?.workDir ?? (await mkdtemp(path.join(tmpdir(), "berth-resources-unit-")));
   const store = new CheckpointStore(path.join(workDir, "meta"));
   await store.init();
   const stats = new FakeStats();
-  const cz = new Containerizer(
-    {
-      agentId: AGENT,
-      workDir,
-      sandboxDirectory: "/mnt/mesos/sandbox",
-      stopTimeoutMs: 3000,
-      removeDelayMs: 0,
-      launchTimeoutMs: 60_000,
-      terminationRetention: 100,
-      outputGraceMs: 5000,
-      engineAddress: "fake://engine",
-      ...options,
-    },
-    { engine, puller, monitor, fetch: async () => {}, log: pino({ level: "silent" }), checkpoints: store, stats },
-  );
-  cz.start();
-  monitor.start();
-  await firstValueFrom(monitor.connected$.pipe(filter(Boolean)));
+  const { monitor, cz } = await fakeRig(engine, workDir, options, { checkpoints: store, stats });
   const r = { engine, monitor, cz, stats, store, workDir };
   rigs.push(r);
   return r;

@@ -1,0 +1,48 @@
+import { pino } from "pino";
+import { filter, firstValueFrom } from "rxjs";
+import { Containerizer, type ContainerizerDeps, type ContainerizerOptions } from "../../src/containerizer/containerizer.js";
+import { EventMonitor } from "../../src/docker/event-monitor.js";
+import { ImagePuller } from "../../src/docker/image-puller.js";
+import { agentLabels } from "../../src/docker/names.js";
+import type { FakeEngine } from "./fake-engine.js";
+
+/** The agent id of every fake rig. */
+export const FAKE_AGENT = "unit-agent";
+
+/** A Containerizer over a FakeEngine with a real EventMonitor and ImagePuller, started and connected. */
+export interface FakeRig {
+  engine: FakeEngine;
+  monitor: EventMonitor;
+  puller: ImagePuller;
+  cz: Containerizer;
+}
+
+/** Builds a started, connected containerizer over `engine` (extra deps such as a checkpoint store optional). */
+export async function fakeRig(
+  engine: FakeEngine,
+  workDir: string,
+  options: Partial<ContainerizerOptions> = {},
+  deps: Partial<Omit<ContainerizerDeps, "engine" | "puller" | "monitor">> = {},
+): Promise<FakeRig> {
+  const monitor = new EventMonitor({ engine, labels: agentLabels(FAKE_AGENT), backoff: { initialMs: 2, maxMs: 10 } });
+  const puller = new ImagePuller({ engine, overallTimeoutMs: 60_000, activityTimeoutMs: 60_000 });
+  const cz = new Containerizer(
+    {
+      agentId: FAKE_AGENT,
+      workDir,
+      sandboxDirectory: "/mnt/mesos/sandbox",
+      stopTimeoutMs: 3000,
+      removeDelayMs: 0,
+      launchTimeoutMs: 60_000,
+      terminationRetention: 100,
+      outputGraceMs: 5000,
+      engineAddress: "fake://engine",
+      ...options,
+    },
+    { engine, puller, monitor, fetch: async () => {}, log: pino({ level: "silent" }), ...deps },
+  );
+  cz.start();
+  monitor.start();
+  await firstValueFrom(monitor.connected$.pipe(filter(Boolean)));
+  return { engine, monitor, puller, cz };
+}
