@@ -89,7 +89,9 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   });
   const meta = path.join(config.workDir, "meta");
   await mkdir(meta, { recursive: true, mode: 0o700 });
-  await takeLock(path.join(meta, "lock"));
+  const lock = path.join(meta, "lock");
+  await takeLock(lock);
+  const releaseLock = () => rm(lock, { force: true });
   const checkpoints = new CheckpointStore(meta);
   await checkpoints.init();
   const sequence = new SequenceFile(path.join(meta, "sequence"));
@@ -131,7 +133,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   } catch (err) {
     containerizer.shutdown();
     await monitor.stop();
-    await rm(path.join(meta, "lock"), { force: true });
+    await releaseLock();
     throw new StartupError(`recovery failed: ${(err as Error).message}`);
   }
   let opened = false;
@@ -153,7 +155,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     containerizer.shutdown();
     await monitor.stop();
     await server.stop(0);
-    await rm(path.join(meta, "lock"), { force: true });
+    await releaseLock();
     throw new StartupError((err as Error).message);
   }
   log.info({ agent_id: agentId, listen: server.bound, work_dir: config.workDir }, "berth serving");
@@ -168,7 +170,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       await server.stop();
       await monitor.stop();
       await checkpoints.flush();
-      await rm(path.join(meta, "lock"), { force: true });
+      await releaseLock();
     },
   };
 }

@@ -6,7 +6,7 @@ import type { ContainerConfig } from "../gen/mesos/slave/containerizer_pb.js";
 import type { EngineEvent, EnginePort } from "../docker/engine-port.js";
 import type { EventMonitor } from "../docker/event-monitor.js";
 import type { ImagePuller } from "../docker/image-puller.js";
-import { LABEL_CONTAINER_ID } from "../docker/names.js";
+import { LABEL_CONTAINER_ID, agentLabels } from "../docker/names.js";
 import { validateId } from "./container-id.js";
 import { Container, DestroyRequested } from "./container.js";
 import type { ContainerEvent, EventKind } from "./container-event.js";
@@ -18,11 +18,11 @@ import { adoptContainer, runContainer, type FetchFn, type PipelineDeps } from ".
 import type { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import type { SequenceFile } from "../checkpoint/sequence-file.js";
 import type { ContainerCheckpoint } from "../gen/berth/checkpoint/v1/checkpoint_pb.js";
-import { TaskState, TaskStatus_Reason } from "../gen/mesos/v1/mesos_pb.js";
-import { agentLabels } from "../docker/names.js";
+import { TaskStatus_Reason } from "../gen/mesos/v1/mesos_pb.js";
 import { forEachBounded, gate } from "./bounded.js";
 import { terminationFromCheckpoint, toCheckpoint } from "./container-checkpoint.js";
-import { planRecovery, type RecoveryAction } from "./recovery-plan.js";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { planRecovery } from "./recovery-plan.js";
 import { destroyedBeforeRunning, launchFailed, unknownFate, type ExitFacts } from "./termination.js";
 import type { ContainerState } from "./state.js";
 import type { Termination } from "./termination.js";
@@ -203,7 +203,7 @@ export class Containerizer {
       if (err instanceof NotSupported) return { result: "NOT_SUPPORTED", reason: err.message };
       throw err;
     }
-    const sandbox = spec.directory ?? path.join(this.options.workDir, "sandboxes", id);
+    const sandbox = spec.directory ?? path.join(this.sandboxesDir, id);
     // Build the engine's create options now, so a shape the engine cannot take is refused
     // before anything is recorded.
     buildCreateSpec(spec, { agentId: this.options.agentId, hostSandbox: sandbox, containerSandbox: this.options.sandboxDirectory });
@@ -507,7 +507,7 @@ export class Containerizer {
     report.sandboxesRemoved = await this.removeOrphanSandboxes(new Set(loaded.containers.map((cp) => cp.sandbox)));
     const rows = await this.deps.engine.listContainers(agentLabels(this.options.agentId));
     const plan = planRecovery(loaded.containers, rows, this.options.agentId);
-    const inspections: Array<{ c: Container; engineId: string }> = [];
+    const inspections: Array<{ c: Container }> = [];
     const removals: string[] = plan.orphans.map((r) => r.id);
     report.orphansRemoved = plan.orphans.length;
     // Bind every adopted container synchronously, before any further await, so no `die` event
@@ -524,7 +524,7 @@ export class Containerizer {
         continue;
       }
       const cp = action.checkpoint;
-      const launchedAt = cp.launchedAt ? new Date(Number(cp.launchedAt.seconds) * 1000) : new Date();
+      const launchedAt = cp.launchedAt ? timestampDate(cp.launchedAt) : new Date();
       switch (action.kind) {
         case "restore-terminated": {
           const c = new Container(spec, cp.sandbox, this.publish, "DESTROYING", launchedAt);
@@ -541,17 +541,17 @@ export class Containerizer {
           const c = new Container(spec, cp.sandbox, this.publish, action.state, launchedAt);
           this.restoreResources(c, cp);
           c.engineId = action.row.id;
-          if (action.state === "DESTROYING") c.launchAbort.abort(new DestroyRequested(`container '${c.id}' destroyed before the restart`));
+          if (action.state === "DESTROYING") destroyedBeforeRestart(c);
           this.containers.set(c.id, c);
           this.bind(c, action.row.id);
           removals.push(...action.leftovers.map((r) => r.id));
-          if (action.row.state !== "running") inspections.push({ c, engineId: action.row.id });
+          if (action.row.state !== "running") inspections.push({ c });
           else report.adopted += 1;
           break;
         }
         case "vanished": {
           const c = new Container(spec, cp.sandbox, this.publish, action.state, launchedAt);
-          if (action.state === "DESTROYING") c.launchAbort.abort(new DestroyRequested(`container '${c.id}' destroyed before the restart`));
+          if (action.state === "DESTROYING") destroyedBeforeRestart(c);
           this.containers.set(c.id, c);
           const t = cp.destroyRequested
             ? destroyedBeforeRunning(action.state)
@@ -562,7 +562,7 @@ export class Containerizer {
         }
         case "abandon": {
           const c = new Container(spec, cp.sandbox, this.publish, "DESTROYING", launchedAt);
-          if (cp.destroyRequested) c.launchAbort.abort(new DestroyRequested(`container '${c.id}' destroyed before the restart`));
+          if (cp.destroyRequested) destroyedBeforeRestart(c);
           this.containers.set(c.id, c);
           removals.push(...action.leftovers.map((r) => r.id));
           const t = cp.destroyRequested ? destroyedBeforeRunning(action.stage) : launchFailed(action.stage, `Berth restarted during ${action.stage}; the launch was abandoned`);
@@ -581,11 +581,8 @@ export class Containerizer {
       c.markRemoved();
       this.retain(c.id);
     }
-    await forEachBounded(inspections, ENGINE_CONCURRENCY, async ({ c, engineId }) => {
-      const inspect = await this.deps.engine.inspectContainer(engineId);
-      if (!inspect) c.exited(undefined);
-      else if (!inspect.running) c.exited({ exitCode: inspect.exitCode, oomKilled: inspect.oomKilled });
-      report.exitedMeanwhile += 1;
+    await forEachBounded(inspections, ENGINE_CONCURRENCY, async ({ c }) => {
+      if (await this.learnExit(c)) report.exitedMeanwhile += 1;
     });
     // Adopted containers: follow their output from where the sandbox files stopped, and supervise.
     const attach = gate(ENGINE_CONCURRENCY);
@@ -642,14 +639,24 @@ export class Containerizer {
     }
   }
 
+  /**
+   * Asks the engine whether `c` has exited (its events may have been missed) and records the exit
+   * if so; true when it has. A container the engine no longer knows has exited, fate unknown.
+   */
+  private async learnExit(c: Container): Promise<boolean> {
+    const inspect = await this.deps.engine.inspectContainer(c.engineId!);
+    if (!inspect) c.exited(undefined);
+    else if (!inspect.running && inspect.status !== "created") c.exited({ exitCode: inspect.exitCode, oomKilled: inspect.oomKilled });
+    else return false;
+    return true;
+  }
+
   /** After the events stream was lost, asks the engine about every container still awaiting its exit. */
   private async reconcile(): Promise<void> {
     const waiting = [...this.containers.values()].filter((c) => c.engineId !== undefined && !c.hasExited && !c.terminated && (c.state === "RUNNING" || c.state === "DESTROYING"));
     await forEachBounded(waiting, ENGINE_CONCURRENCY, async (c) => {
       try {
-        const inspect = await this.deps.engine.inspectContainer(c.engineId!);
-        if (!inspect) c.exited(undefined);
-        else if (!inspect.running && inspect.status !== "created") c.exited({ exitCode: inspect.exitCode, oomKilled: inspect.oomKilled });
+        await this.learnExit(c);
       } catch (err) {
         this.deps.log.warn({ err, container_id: c.id }, "reconcile: inspect failed");
       }
@@ -678,6 +685,11 @@ export class Containerizer {
 /** True for a terminated container whose engine container may be removed (its remove delay is over). */
 function terminatedLongEnough(c: Container | undefined, removeDelayMs: number): boolean {
   return c?.terminated !== undefined && Date.now() - c.terminated.time.getTime() >= removeDelayMs;
+}
+
+/** Marks a recovered container as one whose destroy was asked before the restart (its fate: TASK_KILLED). */
+function destroyedBeforeRestart(c: Container): void {
+  c.launchAbort.abort(new DestroyRequested(`container '${c.id}' destroyed before the restart`));
 }
 
 function exitCodeOf(e: EngineEvent): number {

@@ -126,7 +126,7 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     }
     // Destroyed (or timed out) while starting: the process may be up; kill it and report its exit.
     log.info({ stage }, "aborted while starting; killing the container");
-    if (c.state !== "DESTROYING") c.transition("DESTROYING", reason instanceof Error ? reason.message : String(reason));
+    if (c.state !== "DESTROYING") c.transition("DESTROYING", messageOf(reason));
     await deps.engine.killContainer(c.engineId!).catch((e: unknown) => log.warn({ err: e }, "kill failed"));
   }
   await superviseExit(c, deps, log, output);
@@ -136,7 +136,7 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
  * Re-attaches to a container found running (or exited) after a restart: follows its output from
  * where the sandbox files stopped, then reports its exit as for any other container.
  */
-export async function adoptContainer(c: Container, deps: PipelineDeps, attach: AttachGate): Promise<void> {
+export async function adoptContainer(c: Container, deps: PipelineDeps, attach: Gate): Promise<void> {
   const log = deps.log.child({ container_id: c.id });
   const output = new OutputCapture();
   // Re-attaching to hundreds of containers at once would queue hundreds of log requests in front
@@ -149,9 +149,6 @@ export async function adoptContainer(c: Container, deps: PipelineDeps, attach: A
   });
   await superviseExit(c, deps, log, output);
 }
-
-/** Runs `attach` when a slot is free (bounded concurrency of output re-attachment). */
-export type AttachGate = (attach: () => Promise<void>) => Promise<void>;
 
 /**
  * Where output capture stopped before a restart: the later modification time of the sandbox's
@@ -245,13 +242,17 @@ class OutputCapture {
 }
 
 async function finishBeforeRunning(c: Container, deps: PipelineDeps, log: Logger, stage: ContainerState, reason: unknown): Promise<void> {
-  if (c.state !== "DESTROYING") c.transition("DESTROYING", reason instanceof Error ? reason.message : String(reason));
+  if (c.state !== "DESTROYING") c.transition("DESTROYING", messageOf(reason));
   let termination: Termination;
   if (reason instanceof DestroyRequested) termination = destroyedBeforeRunning(stage);
   else if (reason instanceof LaunchTimedOut) termination = launchFailed(reason.stage, reason.message);
-  else termination = launchFailed(stage, reason instanceof Error ? reason.message : String(reason));
+  else termination = launchFailed(stage, messageOf(reason));
   if (!(reason instanceof DestroyRequested)) log.warn({ stage, err: reason }, "launch failed");
   await finish(c, deps, log, termination, true);
+}
+
+function messageOf(reason: unknown): string {
+  return reason instanceof Error ? reason.message : String(reason);
 }
 
 /** Removes the engine container now, or after --docker_remove_delay. */

@@ -1,7 +1,6 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation, sendUnaryData } from "@grpc/grpc-js";
 import {
-  ContainersResponseSchema,
   DestroyResponseSchema,
   LaunchResponseSchema,
   LaunchResult,
