@@ -138,6 +138,8 @@ export class Containerizer {
   private readonly pulledImages: PulledImages;
   /** Update, Usage, the runtime part of Status, PruneImages. */
   private readonly resources: ContainerResources;
+  /** The host's cgroup reader when none was injected: its kept descriptors close at shutdown. */
+  private readonly ownStats?: CgroupStatsReader;
 
   constructor(
     private readonly options: ContainerizerOptions,
@@ -145,9 +147,10 @@ export class Containerizer {
   ) {
     this.journal = new EventJournal(options.eventRetention ?? 10_000);
     this.pulledImages = new PulledImages(deps.checkpoints, deps.log);
+    if (!deps.stats) this.ownStats = new CgroupStatsReader();
     this.resources = new ContainerResources({
       engine: deps.engine,
-      facts: new RuntimeFacts(deps.engine, deps.stats ?? new CgroupStatsReader()),
+      facts: new RuntimeFacts(deps.engine, deps.stats ?? this.ownStats!),
       images: this.pulledImages,
       log: deps.log,
       cfsQuota: options.cgroupsEnableCfs ?? false,
@@ -183,6 +186,7 @@ export class Containerizer {
   shutdown(): void {
     for (const s of this.subscriptions) s.unsubscribe();
     this.events$.complete();
+    this.ownStats?.close();
   }
 
   /** The last sequence number handed out. */

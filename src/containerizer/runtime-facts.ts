@@ -8,6 +8,8 @@ import { FailedPrecondition } from "./errors.js";
 export interface StatsSource {
   resolve(pid: number): Promise<CgroupPaths>;
   read(paths: CgroupPaths): Promise<ResourceStatistics>;
+  /** Lets go of what read() keeps for these dirs (open descriptors); called once the container's cached paths are dropped. */
+  release(paths: CgroupPaths): void;
 }
 
 /** A running container's process facts, from one inspect. */
@@ -63,7 +65,8 @@ export class RuntimeFacts {
 
   /** Forgets what is cached for `c` (its process is gone or was replaced). */
   invalidate(c: Container): void {
-    this.entries.delete(c);
+    const entry = this.entries.get(c);
+    if (entry) this.drop(c, entry);
   }
 
   private entry(c: Container): Entry {
@@ -80,7 +83,12 @@ export class RuntimeFacts {
   }
 
   private drop(c: Container, entry: Entry): void {
-    if (this.entries.get(c) === entry) this.entries.delete(c);
+    if (this.entries.get(c) !== entry) return;
+    this.entries.delete(c);
+    entry.paths?.then(
+      (paths) => this.stats.release(paths),
+      () => undefined,
+    );
   }
 
   private async inspect(c: Container): Promise<ProcessFacts> {

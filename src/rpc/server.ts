@@ -36,7 +36,8 @@ async function unixSocketInUse(path: string): Promise<boolean> {
 /** The gRPC server: Containerizer, health and reflection on every listen address. */
 export class BerthServer {
   readonly health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
-  private readonly server = new Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024 });
+  // channelz is off: its per-call bookkeeping costs every call, and Berth serves no channelz service.
+  private readonly server = new Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024, "grpc.enable_channelz": 0 });
   private readonly streams = new WatchStreams();
   /** The addresses actually bound (a `:0` port resolved). */
   readonly bound: string[] = [];

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { countLines, parseInteger, parseKeyed, readOptional, toUint32, toUint64, v1Limit } from "./cgroup-files.js";
+import { type CgroupFileSource, countLines, parseInteger, parseKeyed, toUint32, toUint64, v1Limit } from "./cgroup-files.js";
 import type { StatsFields } from "./stats-fields.js";
 
 // cpuacct.stat counts in USER_HZ ticks, which the kernel fixes at 100 for every architecture's
@@ -13,17 +13,18 @@ const NS_PER_SEC = 1e9;
 // present one is used so the files are read once, not once per controller.
 const MEMBERSHIP_CONTROLLERS = ["pids", "cpu", "cpuacct", "memory"];
 
+// The memory.stat keys reported (see the mapping below).
+const MEMORY_STAT_KEYS: ReadonlySet<string> = new Set(["total_rss", "total_cache", "total_mapped_file", "total_swap", "total_unevictable"]);
+
 /** Returns the file in `controller`'s dir, or undefined when the controller is not mounted for this cgroup. */
 function fileIn(dirs: Record<string, string>, controller: string, name: string): string | undefined {
   const dir = dirs[controller];
   return dir === undefined ? undefined : join(dir, name);
 }
 
-const readIf = (path: string | undefined): Promise<string | undefined> =>
-  path === undefined ? Promise.resolve(undefined) : readOptional(path);
-
 /** Reads a cgroup v1 container's statistics from its controller dirs; returns undefined when none of the files exist (the cgroup is gone). */
-export async function readV1Stats(dirs: Record<string, string>): Promise<StatsFields | undefined> {
+export function readV1Stats(dirs: Record<string, string>, source: CgroupFileSource): StatsFields | undefined {
+  const readIf = (path: string | undefined): string | undefined => (path === undefined ? undefined : source.read(path));
   const membership = MEMBERSHIP_CONTROLLERS.find((controller) => dirs[controller] !== undefined);
   const files = [
     fileIn(dirs, "cpuacct", "cpuacct.stat"),
@@ -39,16 +40,16 @@ export async function readV1Stats(dirs: Record<string, string>): Promise<StatsFi
     membership === undefined ? undefined : fileIn(dirs, membership, "tasks"),
     membership === undefined ? undefined : fileIn(dirs, membership, "cgroup.procs"),
   ];
-  const texts = await Promise.all(files.map(readIf));
+  const texts = files.map(readIf);
   if (texts.every((text) => text === undefined)) return undefined;
   const [cpuacctStat, quotaText, periodText, sharesText, cpuStatText, usage, memswUsage, limit, softLimit, memStatText, tasks, procs] = texts;
   // tasks lists every thread; pids.current counts the same tasks (plus those of child cgroups) and
   // is read only when tasks is missing, to keep the common path one file shorter.
-  const pidsCurrent = tasks === undefined ? await readIf(fileIn(dirs, "pids", "pids.current")) : undefined;
+  const pidsCurrent = tasks === undefined ? readIf(fileIn(dirs, "pids", "pids.current")) : undefined;
 
   const cpuacct = parseKeyed(cpuacctStat);
   const cpuStat = parseKeyed(cpuStatText);
-  const memStat = parseKeyed(memStatText);
+  const memStat = parseKeyed(memStatText, MEMORY_STAT_KEYS);
   const user = cpuacct.get("user");
   const system = cpuacct.get("system");
   const throttledNs = cpuStat.get("throttled_time");

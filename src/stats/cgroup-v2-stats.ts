@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { countLines, parseInteger, parseKeyed, readOptional, toUint32, toUint64, v2Limit } from "./cgroup-files.js";
+import { type CgroupFileSource, countLines, parseInteger, parseKeyed, toUint32, toUint64, v2Limit } from "./cgroup-files.js";
 import { sharesFromWeight } from "./cpu-weight.js";
 import type { StatsFields } from "./stats-fields.js";
 
@@ -19,21 +19,24 @@ const FILES = [
   "cgroup.threads",
 ] as const;
 
+// The memory.stat keys reported (see the mapping below).
+const MEMORY_STAT_KEYS: ReadonlySet<string> = new Set(["anon", "file", "file_mapped", "unevictable"]);
+
 const seconds = (usec: bigint | undefined): number | undefined => (usec === undefined ? undefined : Number(usec) / US_PER_SEC);
 
 /** Reads a cgroup v2 container's statistics from its unified dir; returns undefined when none of the files exist (the cgroup is gone). */
-export async function readV2Stats(dir: string): Promise<StatsFields | undefined> {
-  const texts = await Promise.all(FILES.map((name) => readOptional(join(dir, name))));
+export function readV2Stats(dir: string, source: CgroupFileSource): StatsFields | undefined {
+  const texts = FILES.map((name) => source.read(join(dir, name)));
   if (texts.every((text) => text === undefined)) return undefined;
   const [cpuStatText, cpuMax, cpuWeight, current, max, high, swapCurrent, memStatText, procs, threads] = texts;
   // pids.current counts the same tasks as cgroup.threads (plus those of child cgroups); it is read
   // only when cgroup.threads is missing (kernels before 4.14), to keep the common path one file shorter.
-  const pidsCurrent = threads === undefined ? await readOptional(join(dir, "pids.current")) : undefined;
+  const pidsCurrent = threads === undefined ? source.read(join(dir, "pids.current")) : undefined;
 
   // cpu.stat always has usage/user/system_usec; the nr_* and throttled_usec keys appear only when
   // the cpu controller is enabled for the cgroup.
   const cpuStat = parseKeyed(cpuStatText);
-  const memStat = parseKeyed(memStatText);
+  const memStat = parseKeyed(memStatText, MEMORY_STAT_KEYS);
   return {
     processes: toUint32(countLines(procs)),
     threads: toUint32(countLines(threads) ?? parseInteger(pidsCurrent)),

@@ -103,7 +103,26 @@ describe("cgroup stats of a real container (busy loop + sleeps, 0.5 CPU quota, 6
     console.log(`      cgroup v${paths.version} read(): median ${at(0.5)} ms, p90 ${at(0.9)} ms, max ${at(1)} ms over ${TIMING_READS} reads`);
   });
 
+  it("keeps the files' descriptors open between reads, and release() closes them", async () => {
+    const own = new CgroupStatsReader();
+    try {
+      const first = await own.read(paths);
+      const kept = own.keptFds;
+      assert.ok(kept >= 8, `at least the cpu and memory files are kept open (${kept})`);
+      await delay(300);
+      const second = await own.read(paths);
+      assert.equal(own.keptFds, kept, "a second read reuses the descriptors");
+      assert.ok(cpuSecs(second) > cpuSecs(first), `CPU time read through kept descriptors moves (${cpuSecs(first)} → ${cpuSecs(second)})`);
+      own.release(paths);
+      assert.equal(own.keptFds, 0);
+    } finally {
+      own.close();
+    }
+  });
+
   it("once the container is gone, read() and resolve() reject with CgroupNotFound", async () => {
+    await reader.read(paths);
+    assert.ok(reader.keptFds > 0, "descriptors kept from the last read");
     await container.remove({ force: true });
     await waitFor("read() to reject with CgroupNotFound", async () => {
       try {
@@ -114,6 +133,7 @@ describe("cgroup stats of a real container (busy loop + sleeps, 0.5 CPU quota, 6
         return true;
       }
     });
+    assert.equal(reader.keptFds, 0, "the removed cgroup's descriptors (ENODEV) were closed, not kept pinning it");
     // The pid may be reused by an unrelated process, so only a CgroupNotFound (or a different cgroup) is acceptable.
     try {
       const again = await reader.resolve(pid);

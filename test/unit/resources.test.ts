@@ -30,6 +30,7 @@ const MiB = 1024 * 1024;
 /** Counts resolves and reads; answers fixed statistics for any dirs. */
 class FakeStats implements StatsSource {
   readonly resolved: number[] = [];
+  readonly released: CgroupPaths[] = [];
   reads = 0;
   gone = false;
 
@@ -42,6 +43,10 @@ class FakeStats implements StatsSource {
     this.reads += 1;
     if (this.gone) throw new CgroupNotFound(`cgroup v1 dirs ${JSON.stringify(paths.dirs)} no longer hold any statistics file`);
     return create(ResourceStatisticsSchema, { timestamp: Date.now() / 1000, processes: 1, cpusLimit: 0.5, memLimitBytes: BigInt(64 * MiB) });
+  }
+
+  release(paths: CgroupPaths): void {
+    this.released.push(paths);
   }
 }
 
@@ -231,15 +236,18 @@ describe("resources: Update, Usage, Status, PruneImages over a fake engine", fun
       assert.equal(r.engine.calls("inspectContainer").length - inspectsBefore, 1, "Status shares the cached inspect");
     });
 
-    it("refuses a container that is not RUNNING, and forgets the cached pid once it terminates", async () => {
+    it("refuses a container that is not RUNNING, and forgets the cached pid and releases the cgroup once it terminates", async () => {
       const r = await rig();
       const id = newId("usage-end");
       const engineId = await launchRunning(r, id);
       await r.cz.usage(id);
+      const pid = r.engine.container(engineId).pid;
+      assert.equal(r.stats.released.length, 0, "nothing released while it runs");
       r.engine.exit(engineId, 0);
       await r.cz.wait(id);
       await assert.rejects(r.cz.usage(id), (err: Error) => err instanceof FailedPrecondition && /is TERMINATED; Usage needs a RUNNING container/.test(err.message));
       assert.equal((await r.cz.status(id)).pid, undefined);
+      assert.deepEqual(r.stats.released.map((p) => p.dirs.cpu), [`/fake/cpu/docker/${pid}`], "the dirs read for it were released once");
     });
 
     it("a cgroup that vanished before the exit was seen is FAILED_PRECONDITION, and the cache is dropped", async () => {
@@ -249,6 +257,7 @@ describe("resources: Update, Usage, Status, PruneImages over a fake engine", fun
       await r.cz.usage(id);
       r.stats.gone = true;
       await assert.rejects(r.cz.usage(id), (err: Error) => err instanceof FailedPrecondition && /has no readable cgroup/.test(err.message));
+      assert.equal(r.stats.released.length, 1, "the dropped dirs were released");
       r.stats.gone = false;
       await r.cz.usage(id);
       assert.equal(r.stats.resolved.length, 2, "resolved again after the failure");
