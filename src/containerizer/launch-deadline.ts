@@ -11,7 +11,9 @@ export class LaunchTimedOut extends Error {
 /**
  * The launch timeout's clock. It runs during FETCHING, MOUNTING and start, and is paused while
  * PULLING: a pull has its own overall and activity timeouts, so a slow registry never forces
- * operators to raise the launch timeout until it no longer guards anything (Mesos' lesson).
+ * operators to raise the launch timeout until it no longer guards anything (Mesos' lesson). It is
+ * also paused while the launch waits for one of Berth's bounded engine slots: a burst of hundreds
+ * of launches must not time out in Berth's own queue (each engine call has its request timeout).
  */
 export class LaunchDeadline {
   private remainingMs: number;

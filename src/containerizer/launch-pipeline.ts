@@ -46,7 +46,8 @@ export interface PipelineDeps {
   /**
    * Bounds the creates and starts in flight: the engine does them one core at a time anyway, and
    * a launch storm of hundreds would otherwise queue them inside the engine, where every call's
-   * own timeout keeps running (50 at once here pushed single starts past 30 s).
+   * own timeout keeps running (50 at once here pushed single starts past 30 s). The launch timeout
+   * does not run while a launch waits for a slot.
    */
   engineSlots: Gate;
 }
@@ -99,7 +100,14 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     void deps.checkpoint(c).catch((err: unknown) => log.warn({ err }, "could not checkpoint the stage"));
     // Destroyed while the mount sources were made: create nothing that would only be removed.
     signal.throwIfAborted();
-    const engineId = await deps.engineSlots(() => deps.engine.createContainer(createSpec));
+    // Time spent queued behind Berth's own bound on engine calls is not the launch's: the clock
+    // stops while waiting for a slot (a Destroy still ends the wait) and runs during the call.
+    const inSlot = <T>(call: () => Promise<T>) => (): Promise<T> => {
+      deadline.run("MOUNTING");
+      return call();
+    };
+    deadline.pause();
+    const engineId = await deps.engineSlots(inSlot(() => deps.engine.createContainer(createSpec)), { signal });
     c.engineId = engineId;
     deps.bindEngineId(c, engineId);
     signal.throwIfAborted();
@@ -108,7 +116,10 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     // engine shows as "created": recovery treats that as a launch caught mid-way.
     const running = deps.checkpoint(c, { state: "RUNNING" });
     running.catch(() => undefined);
-    await deps.engineSlots(() => deps.engine.startContainer(engineId));
+    deadline.pause();
+    // Starts go before queued creates: a launch storm then brings containers up one by one
+    // instead of creating all of them before starting any.
+    await deps.engineSlots(inSlot(() => deps.engine.startContainer(engineId)), { signal, urgent: true });
     started = true;
     output.follow(deps, c, log);
     await running;

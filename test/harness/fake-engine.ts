@@ -116,6 +116,8 @@ export class FakeEngine implements EnginePort {
   ];
 
   private readonly gates = new Map<EngineMethod, Gate[]>();
+  /** Gates whose call has arrived and is held (releaseAll lets them through too). */
+  private readonly heldNow = new Set<Gate>();
   private readonly callWaiters: { method: EngineMethod; n: number; resolve: (c: EngineCall) => void }[] = [];
   private readonly subscribers = new Set<Subscriber>();
   private readonly subscribeWaiters: (() => void)[] = [];
@@ -154,10 +156,12 @@ export class FakeEngine implements EnginePort {
     this.hold(method).fail(err);
   }
 
-  /** Lets every held or armed gate through (for cleanup). */
+  /** Lets every held or armed gate through, calls already held included (for cleanup). */
   releaseAll(): void {
     for (const queue of this.gates.values()) for (const g of queue) g.decide({ ok: true });
     this.gates.clear();
+    for (const g of this.heldNow) g.decide({ ok: true });
+    this.heldNow.clear();
   }
 
   /** The logged calls of one method. */
@@ -482,6 +486,7 @@ export class FakeEngine implements EnginePort {
   private async passGate(method: EngineMethod, call: EngineCall, signal?: AbortSignal): Promise<void> {
     const gate = this.gates.get(method)?.shift();
     if (!gate) return;
+    this.heldNow.add(gate);
     gate.arrived(call);
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<Decision>((resolve) => {
@@ -491,6 +496,7 @@ export class FakeEngine implements EnginePort {
       else signal.addEventListener("abort", onAbort, { once: true });
     });
     const d = await Promise.race([gate.decision, aborted]);
+    this.heldNow.delete(gate);
     if (signal && onAbort) signal.removeEventListener("abort", onAbort);
     if (!d.ok) throw signal?.aborted ? signal.reason : d.err;
   }

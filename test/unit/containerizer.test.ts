@@ -457,6 +457,59 @@ describe("Containerizer over a fake engine", function () {
     });
   });
 
+  describe("launch storms (at most 8 creates/starts in flight)", () => {
+    const SLOTS = 8;
+
+    it("a launch queued behind Berth's own bound longer than the launch timeout still runs; the clock runs only in the engine call", async () => {
+      const r = await rig({ launchTimeoutMs: 1500 });
+      const holds = Array.from({ length: SLOTS }, () => r.engine.hold("createContainer"));
+      const first = Array.from({ length: SLOTS }, () => newId("storm-held"));
+      for (const id of first) assert.equal((await r.cz.launch(input(id))).result, "LAUNCHED");
+      await Promise.all(holds.map((h) => h.entered));
+      const queued = newId("storm-queued");
+      assert.equal((await r.cz.launch(input(queued))).result, "LAUNCHED");
+      const running = eventOf(r.cz, queued, isState("RUNNING"));
+      // The held creates outlive their own timeout; the queued launch waits all that time.
+      await Promise.all(first.map((id) => eventOf(r.cz, id, isState("DESTROYING"))));
+      assert.equal(r.cz.list().find((c) => c.containerId === queued)?.state, "MOUNTING", "still waiting for a slot, not timed out");
+      for (const h of holds) h();
+      await running;
+      for (const id of first) {
+        const t = await r.cz.wait(id);
+        assert.match(t.containerTermination.message, /timed out during MOUNTING/);
+      }
+    });
+
+    it("a launch destroyed while queued for a slot terminates at once and never reaches the engine", async () => {
+      const r = await rig();
+      const holds = Array.from({ length: SLOTS }, () => r.engine.hold("createContainer"));
+      for (let i = 0; i < SLOTS; i++) await r.cz.launch(input(newId("storm-fill")));
+      await Promise.all(holds.map((h) => h.entered));
+      const queued = newId("storm-destroyed");
+      await r.cz.launch(input(queued));
+      await eventOf(r.cz, queued, isState("MOUNTING"));
+      const creates = r.engine.calls("createContainer").length;
+      await r.cz.destroy(queued);
+      assert.equal(r.engine.calls("createContainer").length, creates, "no create was sent for it");
+      for (const h of holds) h();
+    });
+
+    it("starts are served before queued creates, so a storm brings containers up as it goes", async () => {
+      const r = await rig();
+      const n = SLOTS * 3;
+      const ids = Array.from({ length: n }, () => newId("storm-order"));
+      const holds = Array.from({ length: SLOTS }, () => r.engine.hold("createContainer"));
+      for (const id of ids) await r.cz.launch(input(id));
+      await Promise.all(holds.map((h) => h.entered));
+      for (const h of holds) h();
+      await Promise.all(ids.map((id) => eventOf(r.cz, id, isState("RUNNING"))));
+      const order = r.engine.methods().filter((m) => m === "createContainer" || m === "startContainer");
+      const firstStart = order.indexOf("startContainer");
+      const lastCreate = order.lastIndexOf("createContainer");
+      assert.ok(firstStart < lastCreate, `a start came before the last create: ${order.join(",")}`);
+    });
+  });
+
   describe("engine events stream loss", () => {
     it("a die missed while the stream was down is found by inspection after the reconnect", async () => {
       const r = await rig();
