@@ -31,19 +31,34 @@ import { pipeEvents, type WatchStreams } from "./watch-writer.js";
 // Each summary's encoding is kept while the domain hands out the same summary object (it does
 // until the container changes), and the response is the concatenation of the encodings as
 // field 1 (`repeated ContainerSummary containers = 1`): no re-encoding of unchanged containers.
+// The field's tag and length are kept with each encoding.
 const encodedSummaries = new WeakMap<ContainerInfoSummary, Buffer>();
 
-function encodeContainers(list: ContainerInfoSummary[]): PreEncoded {
-  const parts: Buffer[] = [];
-  for (const s of list) {
-    let bytes = encodedSummaries.get(s);
-    if (!bytes) {
-      bytes = Buffer.from(toBinary(ContainerSummarySchema, summaryToProto(s)));
-      encodedSummaries.set(s, bytes);
+/**
+ * Encodes Containers() responses. When no summary changed since the last call (the same objects in
+ * the same order), the last response's bytes are answered as they are: with hundreds of
+ * containers, polling then costs a comparison per container and allocates nothing.
+ */
+export class ContainersEncoder {
+  private last: { list: ContainerInfoSummary[]; response: PreEncoded } | undefined;
+
+  encode(list: ContainerInfoSummary[]): PreEncoded {
+    const last = this.last;
+    if (last && last.list.length === list.length && last.list.every((s, i) => s === list[i])) return last.response;
+    const parts: Buffer[] = [];
+    for (const s of list) {
+      let field = encodedSummaries.get(s);
+      if (!field) {
+        const bytes = toBinary(ContainerSummarySchema, summaryToProto(s));
+        field = Buffer.concat([Buffer.from([0x0a]), varint(bytes.length), bytes]);
+        encodedSummaries.set(s, field);
+      }
+      parts.push(field);
     }
-    parts.push(Buffer.from([0x0a]), varint(bytes.length), bytes);
+    const response = new PreEncoded(Buffer.concat(parts));
+    this.last = { list, response };
+    return response;
   }
-  return new PreEncoded(Buffer.concat(parts));
 }
 
 function varint(n: number): Buffer {
@@ -104,6 +119,7 @@ function cancellableUnary<Req, Res>(fn: (request: Req, signal: AbortSignal) => P
 
 /** The berth.v1.Containerizer handlers: decode, hand to the domain, encode. No logic lives here. */
 export function containerizerService(containerizer: Containerizer, options: ServiceOptions, streams: WatchStreams): UntypedServiceImplementation {
+  const containers = new ContainersEncoder();
   return {
     launch: unary(async (req: LaunchRequest) => {
       const id = requireId(req.containerId);
@@ -139,7 +155,7 @@ export function containerizerService(containerizer: Containerizer, options: Serv
       }
     },
 
-    containers: unary(async (_req: ContainersRequest) => encodeContainers(containerizer.list()) as unknown as ContainersResponse),
+    containers: unary(async (_req: ContainersRequest) => containers.encode(containerizer.list()) as unknown as ContainersResponse),
 
     status: unary(async (req: StatusRequest) => statusToProto(await containerizer.status(requireId(req.containerId)))),
 
