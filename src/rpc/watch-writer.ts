@@ -32,14 +32,67 @@ export class WatchStreams {
   }
 }
 
+/** Writes one turn of the event loop may do across all Watch streams before yielding. */
+export const WRITES_PER_TURN = 256;
+
+/**
+ * Spreads a fan-out over turns of the event loop. HTTP/2 sessions flush what was written to their
+ * sockets only when the loop turns, so 10,000 writes in one synchronous loop meant the first
+ * client saw nothing until the last copy was written. Up to WRITES_PER_TURN writes go out at once
+ * (a small fan-out is as immediate as before); past that, streams wait their turn in order and the
+ * loop yields between slices, so the first copies are on the wire, and being read, while the rest
+ * are written.
+ */
+class WriteTurns {
+  private left = WRITES_PER_TURN;
+  private turnScheduled = false;
+  private waiting: Array<() => void> = [];
+
+  /** Takes one write of this turn's budget; false when it is spent. */
+  take(): boolean {
+    this.scheduleTurn();
+    if (this.left === 0) return false;
+    this.left -= 1;
+    return true;
+  }
+
+  /** Calls `resume` in a later turn, after the streams that were waiting before it. */
+  defer(resume: () => void): void {
+    this.waiting.push(resume);
+    this.scheduleTurn();
+  }
+
+  private scheduleTurn(): void {
+    if (this.turnScheduled) return;
+    this.turnScheduled = true;
+    setImmediate(() => this.turn());
+  }
+
+  private turn(): void {
+    this.turnScheduled = false;
+    this.left = WRITES_PER_TURN;
+    const waiting = this.waiting;
+    this.waiting = [];
+    let i = 0;
+    // Each resumed stream writes what it can of the budget; once spent, the rest keep their order.
+    while (i < waiting.length && this.left > 0) waiting[i++]!();
+    if (i < waiting.length) this.waiting = waiting.slice(i).concat(this.waiting);
+    if (this.waiting.length > 0) this.scheduleTurn();
+  }
+}
+
+const turns = new WriteTurns();
+
 /**
  * Writes events to a Watch call with a bounded queue: while the client reads, events flow; when
  * it stops reading, up to `maxQueued` wait in memory, and past that the stream is ended with
- * RESOURCE_EXHAUSTED so that one slow client never holds memory or delays the others.
+ * RESOURCE_EXHAUSTED so that one slow client never holds memory or delays the others. Events
+ * waiting only for their turn in a large fan-out (see WriteTurns) do not count against the limit.
  */
 export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events: Observable<ContainerEvent>, maxQueued: number, streams: WatchStreams): void {
   const queue: PreEncoded[] = [];
   let writable = true;
+  let deferred = false;
   let done = false;
   let completed = false;
   let subscription: Subscription | undefined;
@@ -49,19 +102,36 @@ export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events:
     done = true;
     unregister();
     subscription?.unsubscribe();
-    call.off("drain", flush);
+    call.off("drain", onDrain);
     if (error) call.emit("error", { ...error, metadata: new Metadata() });
     else if (!call.cancelled) call.end();
   };
   const unregister = streams.add(() => finish());
 
   function flush(): void {
-    writable = true;
-    while (writable && queue.length > 0) writable = call.write(queue.shift()!);
+    if (done) return;
+    while (writable && queue.length > 0) {
+      if (!turns.take()) {
+        deferred = true;
+        turns.defer(resume);
+        return;
+      }
+      writable = call.write(queue.shift()!);
+    }
     if (queue.length === 0 && completed) finish();
   }
 
-  call.on("drain", flush);
+  function resume(): void {
+    deferred = false;
+    flush();
+  }
+
+  function onDrain(): void {
+    writable = true;
+    if (!deferred) flush();
+  }
+
+  call.on("drain", onDrain);
   call.on("cancelled", () => finish());
   call.on("close", () => finish());
   call.on("error", () => finish());
@@ -75,16 +145,13 @@ export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events:
   subscription = events.subscribe({
     next: (event) => {
       if (done) return;
-      const bytes = encode(event);
-      if (writable && queue.length === 0) {
-        writable = call.write(bytes);
-        return;
-      }
-      if (queue.length >= maxQueued) {
+      // Only a transport that stopped taking writes means the client is not reading.
+      if (!writable && queue.length >= maxQueued) {
         finish({ code: status.RESOURCE_EXHAUSTED, details: `watch client is not reading: more than ${maxQueued} events queued; reconnect and Watch again` });
         return;
       }
-      queue.push(bytes);
+      queue.push(encode(event));
+      if (!deferred) flush();
     },
     error: (err: unknown) => finish({ code: status.INTERNAL, details: err instanceof Error ? err.message : String(err) }),
     complete: () => {

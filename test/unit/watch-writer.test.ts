@@ -6,7 +6,8 @@ import { concat, of, Subject } from "rxjs";
 import { WatchResponseSchema } from "../../src/gen/berth/v1/containerizer_pb.js";
 import type { ContainerEvent } from "../../src/containerizer/container-event.js";
 import { PreEncoded } from "../../src/rpc/service-definition.js";
-import { pipeEvents, WatchStreams } from "../../src/rpc/watch-writer.js";
+import { pipeEvents, WatchStreams, WRITES_PER_TURN } from "../../src/rpc/watch-writer.js";
+import { setImmediate as nextTurn } from "node:timers/promises";
 
 /** A Watch call as pipeEvents sees it: write() answers `accepting`, like a Writable past its high-water mark. */
 class FakeCall extends EventEmitter {
@@ -175,5 +176,28 @@ describe("pipeEvents (Watch writer)", () => {
     assert.equal(fast.writes.length, 10);
     assert.equal(slow.errors[0]?.code, 8);
     assert.equal(events.observed, true, "the fast client is still subscribed");
+  });
+
+  it("a fan-out beyond one turn's writes goes out in slices, in order, with nothing counted against the queue limit", async () => {
+    const events = new Subject<ContainerEvent>();
+    const n = WRITES_PER_TURN * 2 + 10;
+    const calls = Array.from({ length: n }, () => new FakeCall());
+    for (const c of calls) pipeEvents(c.asCall, events, 1, new WatchStreams());
+    await nextTurn();
+    const a = event();
+    const b = event();
+    events.next(a);
+    events.next(b);
+    const written = () => calls.filter((c) => c.writes.length > 0).length;
+    assert.equal(written(), WRITES_PER_TURN, "one turn's worth written at once");
+    assert.ok(calls.slice(0, WRITES_PER_TURN).every((c) => c.writes.length === 1), "the first streams first");
+    for (let turn = 0; turn < 10 && calls.some((c) => c.writes.length < 2); turn++) await nextTurn();
+    for (const c of calls) {
+      assert.deepEqual(c.sequences(), [a.sequence, b.sequence], "every stream got both events, in order");
+      assert.deepEqual(c.errors, [], "waiting for a turn is not a slow client");
+    }
+    events.complete();
+    await nextTurn();
+    assert.ok(calls.every((c) => c.ended));
   });
 });
