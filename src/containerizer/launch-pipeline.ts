@@ -71,6 +71,12 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
 
   if (c.spec.taskId !== undefined) c.publishTaskStatus({ type: "task_status", status: taskStatus(c.spec, deps.agentId, TaskState.TASK_STARTING) });
 
+  // With no URIs, FETCHING lasts a mkdir: the image lookup then runs alongside it instead of after
+  // it (one engine round trip off every launch). With URIs it waits, so a long fetch never acts on
+  // a stale answer.
+  const earlyPresence = !c.spec.forcePull && c.spec.uris.length === 0 ? deps.engine.imagePresent(c.spec.image) : undefined;
+  earlyPresence?.catch(() => undefined);
+
   try {
     deadline.run("FETCHING");
     await prepareSandbox(c.sandbox);
@@ -80,7 +86,7 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     stage = "PULLING";
     c.transition("PULLING");
     deadline.pause();
-    const present = !c.spec.forcePull && (await deps.engine.imagePresent(c.spec.image));
+    const present = !c.spec.forcePull && (await (earlyPresence ?? deps.engine.imagePresent(c.spec.image)));
     signal.throwIfAborted();
     if (!present) {
       log.info({ image: c.spec.image }, "pulling image");
