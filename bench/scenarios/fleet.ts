@@ -13,6 +13,7 @@ import type { Figure } from "../report.js";
 import type { BenchContext } from "../scenario.js";
 import { median, percentile } from "../stats.js";
 import { bestEffort } from "../best-effort.js";
+import { NOOP_DESCRIPTION, noopCall } from "../noop-call.js";
 
 const COMMAND = "sleep 3600";
 const LAUNCH_CONCURRENCY = 8;
@@ -168,6 +169,7 @@ async function runFleet(ctx: BenchContext): Promise<FleetFigures> {
       // measure V8's warm-up, not Berth, and are left out.
       const warmup = ctx.quick ? 5 : 50;
       const berthMs: number[] = [];
+      const noopMs: number[] = [];
       const rawMs: number[] = [];
       const a = agent!;
       const listRaw = () => withDeadline(ctx.docker.listContainers({ all: true, filters: { label: [`${LABEL_AGENT_ID}=${home.agentId}`] } }), ENGINE_CALL_MS, "raw list");
@@ -181,6 +183,9 @@ async function runFleet(ctx: BenchContext): Promise<FleetFigures> {
         await withDeadline(a.berth.client.containers(), ENGINE_CALL_MS, "Containers()");
         berthMs.push(wallNowMs() - t0);
         t0 = wallNowMs();
+        await noopCall(a.berth.client);
+        noopMs.push(wallNowMs() - t0);
+        t0 = wallNowMs();
         await listRaw();
         rawMs.push(wallNowMs() - t0);
       }
@@ -190,6 +195,7 @@ async function runFleet(ctx: BenchContext): Promise<FleetFigures> {
       out.scale.push(
         { scenario: "scale", figure: `Containers() median, ${big} live (n=${calls})`, unit: "ms", berth: median(berthMs), raw: median(rawMs), note: `after ${warmup} unmeasured calls; raw = GET /containers/json?all=1&filters={"label":["${LABEL_AGENT_ID}=…"]} for the same ${big} containers, alternated with Berth's calls` },
         { scenario: "scale", figure: `Containers() p99, ${big} live (n=${calls})`, unit: "ms", berth: p99, raw: percentile(rawMs, 99), target: `p99 ≤ ${CONTAINERS_TARGET_MS} ms`, met: p99 <= CONTAINERS_TARGET_MS },
+        { scenario: "scale", figure: `no-op gRPC call median / p99, ${big} live (n=${calls})`, unit: "ms", berthText: `${median(noopMs).toFixed(2)} / ${percentile(noopMs, 99).toFixed(1)} ms`, rawText: "", note: `${NOOP_DESCRIPTION}, between each Containers() call and the raw list: the floor under any call at this scale on this machine` },
         { scenario: "scale", figure: `agent RSS, ${big} live`, unit: "MB", berth: rssMb, rawText: "n/a", target: `≤ ${RSS_TARGET_MB} MB`, met: rssMb <= RSS_TARGET_MB, note: `VmRSS of the \`berth serve\` process (MiB)${wantRecover ? `, after ${reps} restart(s) during the recover scenario: it re-adopted the first ${small}` : ""}` },
         { scenario: "scale", figure: "events handled", unit: "count", berth: events, raw: engineTap.events.length, note: "berth = live events on one all-containers Watch; raw engine = container events of this agent's containers on a raw /events subscription (create, start, …)" },
       );

@@ -11,6 +11,7 @@ import type { Figure } from "../report.js";
 import type { BenchContext, Scenario } from "../scenario.js";
 import { median, percentile } from "../stats.js";
 import { bestEffort } from "../best-effort.js";
+import { NOOP_DESCRIPTION, noopCall } from "../noop-call.js";
 
 // A busy container: its cgroup counters move on every read.
 const COMMAND = "while :; do :; done";
@@ -19,10 +20,6 @@ const USAGE_MS = 5_000;
 // The engine's stats endpoint waits for two samples (~1 s) per one-shot call.
 const STATS_MS = 30_000;
 const TARGET_MS = 2;
-
-// A container id no Berth knows: Usage answers NOT_FOUND after the lookup, so the call costs what
-// any gRPC call costs here (client, HTTP/2 on the unix socket, both event loops) and no cgroup read.
-const ABSENT_ID = "usage-absent";
 
 /** One Usage(id) call, bounded. */
 function usage(client: BerthClient, id: string): Promise<UsageResponse> {
@@ -63,7 +60,7 @@ export const usageScenario: Scenario = {
 
       for (let i = 0; i < warmup; i++) {
         await usage(berth.client, id);
-        await usage(berth.client, ABSENT_ID).catch(() => undefined);
+        await noopCall(berth.client);
       }
 
       const usageMs: number[] = [];
@@ -77,12 +74,7 @@ export const usageScenario: Scenario = {
           await usage(berth.client, id);
           usageMs.push(wallNowMs() - t0);
           t0 = wallNowMs();
-          try {
-            await usage(berth.client, ABSENT_ID);
-            throw new Error(`Usage of '${ABSENT_ID}' answered, expected NOT_FOUND`);
-          } catch (err) {
-            if ((err as ServiceError).code !== grpcStatus.NOT_FOUND) throw err;
-          }
+          await noopCall(berth.client);
           floorMs.push(wallNowMs() - t0);
         }
         const t0 = wallNowMs();
@@ -93,7 +85,7 @@ export const usageScenario: Scenario = {
       const floorP99 = percentile(floorMs, 99);
       const note = `${usageMs.length} serial Usage() calls over gRPC on a unix socket after ${warmup} unmeasured ones; raw = ${statsMs.length} one-shot GET /containers/{id}/stats?stream=false on the same container`;
       const floorNote =
-        `the same client calling Usage() of an unknown id (NOT_FOUND, no cgroup read), interleaved with the calls above: ` +
+        `${NOOP_DESCRIPTION}, interleaved with the calls above: ` +
         `what any gRPC call costs on this machine; Usage's own share is the difference of the medians, ${(median(usageMs) - median(floorMs)).toFixed(2)} ms`;
       const missNote = p99 > TARGET_MS && floorP99 > TARGET_MS ? `; a no-op call's p99 here is ${floorP99.toFixed(1)} ms, itself above the target` : "";
       return [
