@@ -55,7 +55,7 @@ export const launchConcurrentScenario: Scenario = {
       };
       const rawBatch = async (engine: RawEngine): Promise<number> => {
         const t0 = wallNowMs();
-        const started = await Promise.all(Array.from({ length: n }, () => engine.createStart(COMMAND)));
+        const started = await Promise.all(Array.from({ length: n }, () => engine.createStart(COMMAND, engine.nextName(), BATCH_MS)));
         const wall = wallNowMs() - t0;
         await eachLimited(started, 10, ({ container }) => engine.remove(container.id));
         return wall;

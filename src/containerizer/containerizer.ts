@@ -221,7 +221,7 @@ export class Containerizer {
     }
     // Recorded durably before it is accepted: a restart right after LAUNCHED still knows it.
     // The record is written while the pipeline already fetches and pulls (those leave nothing in
-    // the engine); the pipeline waits for it before creating anything, and Launch answers
+    // the engine); the pipeline waits for it before starting anything, and Launch answers
     // LAUNCHED only once it is durable.
     const store = this.deps.checkpoints;
     const recorded = store

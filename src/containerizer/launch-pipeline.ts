@@ -99,10 +99,8 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     deadline.run("MOUNTING");
     const createSpec = buildCreateSpec(c.spec, { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox }, { cfsQuota: deps.cfsQuota });
     await makeSandboxMountSources(c.sandbox, createSpec.HostConfig.Mounts.map((m) => m.Source));
-    // Nothing enters the engine before the launch itself is durable: after a crash, recovery
-    // then finds every engine object of it by label. (The stage is recorded too, without waiting:
-    // it only sharpens recovery's message.)
-    await recorded;
+    // The stage is recorded too, without waiting (after the launch record; it only sharpens
+    // recovery's message).
     void deps.checkpoint(c).catch((err: unknown) => log.warn({ err }, "could not checkpoint the stage"));
     // Destroyed while the mount sources were made: create nothing that would only be removed.
     signal.throwIfAborted();
@@ -116,6 +114,12 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     const engineId = await deps.engineSlots(inSlot(() => deps.engine.createContainer(createSpec)), { signal });
     c.engineId = engineId;
     deps.bindEngineId(c, engineId);
+    signal.throwIfAborted();
+    // Nothing runs before the launch itself is durable. The create overlaps the record's fsync
+    // (one disk flush off every launch): a crash before it is durable leaves at most a created,
+    // never started container of a launch that was never answered LAUNCHED, which recovery
+    // removes as an orphan (it has the agent's labels and no record).
+    await recorded;
     signal.throwIfAborted();
     // RUNNING (with the engine id) is made durable while the engine starts the container, so the
     // fsync costs no launch time. A crash in between leaves a RUNNING record of a container the
@@ -300,9 +304,11 @@ async function wasOomKilled(engine: EnginePort, engineId: string, facts: ExitFac
 async function prepareSandbox(sandbox: string): Promise<void> {
   await mkdir(sandbox, { recursive: true, mode: 0o755 });
   // Empty stdout/stderr exist from the start, as in Mesos, so a tail never races their creation.
-  for (const name of [STDOUT_FILE, STDERR_FILE]) {
-    await (await open(path.join(sandbox, name), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644)).close();
-  }
+  await Promise.all(
+    [STDOUT_FILE, STDERR_FILE].map(async (name) => {
+      await (await open(path.join(sandbox, name), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644)).close();
+    }),
+  );
 }
 
 /**

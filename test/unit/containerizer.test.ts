@@ -9,6 +9,7 @@ import { pino } from "pino";
 import { filter, firstValueFrom, lastValueFrom, toArray } from "rxjs";
 import { ContainerConfigSchema } from "../../src/gen/mesos/slave/containerizer_pb.js";
 import { ContainerInfo_Type, TaskState, TaskStatus_Reason } from "../../src/gen/mesos/v1/mesos_pb.js";
+import { CheckpointStore } from "../../src/checkpoint/checkpoint-store.js";
 import { EngineRequestFailed } from "../../src/docker/engine-port.js";
 import { EventMonitor } from "../../src/docker/event-monitor.js";
 import { ImagePuller } from "../../src/docker/image-puller.js";
@@ -454,6 +455,43 @@ describe("Containerizer over a fake engine", function () {
       assert.match(outcome.result === "NOT_SUPPORTED" ? outcome.reason : "", /MESOS/);
       assert.equal(r.cz.list().length, 0);
       assert.deepEqual(r.engine.log.filter((c) => c.method !== "events"), [], "the engine is not touched");
+    });
+  });
+
+  describe("the launch record", () => {
+    /** A store whose first save (the launch record) waits until released. */
+    class HeldFirstSave extends CheckpointStore {
+      release!: () => void;
+      private readonly gate = new Promise<void>((resolve) => (this.release = resolve));
+      private first = true;
+      override async save(checkpoint: Parameters<CheckpointStore["save"]>[0]): Promise<void> {
+        if (this.first) {
+          this.first = false;
+          await this.gate;
+        }
+        return super.save(checkpoint);
+      }
+    }
+
+    it("the create may overlap the record's fsync, but nothing starts and LAUNCHED is not answered before it is durable", async () => {
+      const engine = new FakeEngine({ images: [IMAGE] });
+      const workDir = await mkdtemp(path.join(tmpdir(), "berth-cz-unit-"));
+      const store = new HeldFirstSave(path.join(workDir, "meta"));
+      await store.init();
+      const r = { ...(await fakeRig(engine, workDir, {}, { checkpoints: store })), workDir };
+      rigs.push(r);
+      const id = newId("record");
+      let answered = false;
+      const launched = r.cz.launch(input(id)).then((o) => ((answered = true), o));
+      await eventOf(r.cz, id, isState("MOUNTING"));
+      for (let i = 0; i < 200 && !engine.calls("createContainer").some((c) => c.settledAt !== undefined); i++) await tick();
+      assert.equal(engine.calls("createContainer").length, 1, "created while the record is being written");
+      assert.equal(engine.calls("startContainer").length, 0, "not started before the record is durable");
+      assert.equal(answered, false, "LAUNCHED waits for the record");
+      store.release();
+      assert.equal((await launched).result, "LAUNCHED");
+      await eventOf(r.cz, id, isState("RUNNING"));
+      assert.ok(engine.calls("startContainer")[0]!.enteredAt > engine.calls("createContainer")[0]!.settledAt!);
     });
   });
 
