@@ -32,15 +32,3 @@ export async function pollUntil(check: () => Promise<boolean>, ms: number, every
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }
-
-/** Runs `work` over `items` with at most `limit` in flight; rejects with the first failure. */
-export async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      await work(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}

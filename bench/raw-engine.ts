@@ -1,5 +1,6 @@
 import type Dockerode from "dockerode";
-import { withDeadline, eachLimited } from "./deadline.js";
+import { forEachBounded } from "../src/containerizer/bounded.js";
+import { withDeadline } from "./deadline.js";
 import { wallNowMs } from "./clock.js";
 import { makeTempDir, removeTempDir } from "./temp-dirs.js";
 
@@ -93,7 +94,7 @@ export async function removeQuietly(docker: Dockerode, id: string): Promise<void
 export async function removeByLabels(docker: Dockerode, labelFilters: string[], concurrency = 8): Promise<number> {
   if (labelFilters.length === 0) throw new Error("removeByLabels: labelFilters is empty; refusing to remove every container");
   const found = await withDeadline(docker.listContainers({ all: true, filters: { label: labelFilters } }), ENGINE_CALL_MS, `list of containers labelled ${labelFilters.join(",")}`);
-  await eachLimited(found, concurrency, (info) => removeQuietly(docker, info.Id));
+  await forEachBounded(found, concurrency, (info) => removeQuietly(docker, info.Id));
   return found.length;
 }
 
@@ -109,7 +110,7 @@ export async function sweepBenchContainers(docker: Dockerode, agentLabel: string
   const raw = await removeByLabels(docker, [`${BENCH_LABEL}=1`]);
   const berths = await withDeadline(docker.listContainers({ all: true, filters: { label: [agentLabel] } }), ENGINE_CALL_MS, `list of containers labelled ${agentLabel}`);
   const ours = berths.filter((c) => c.Labels?.[agentLabel]?.startsWith(BENCH_AGENT_PREFIX));
-  await eachLimited(ours, 8, (info) => removeQuietly(docker, info.Id));
+  await forEachBounded(ours, 8, (info) => removeQuietly(docker, info.Id));
   return raw + ours.length;
 }
 

@@ -1,12 +1,11 @@
-import { LaunchResult, State } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { State } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { LABEL_AGENT_ID, LABEL_CONTAINER_ID } from "../../src/docker/names.js";
 import { BenchBerth, cleanupHome, newBerthHome } from "../bench-berth.js";
-import { benchLaunch } from "../bench-launch.js";
+import { launchOrThrow } from "../bench-launch.js";
 import { BerthEventTap } from "../berth-event-tap.js";
 import { wallNowMs } from "../clock.js";
 import { withDeadline } from "../deadline.js";
 import { EngineEventTap } from "../engine-events.js";
-import { ENGINE_CALL_MS } from "../raw-engine.js";
 import type { Figure } from "../report.js";
 import type { BenchContext, Scenario } from "../scenario.js";
 import { median, percentile } from "../stats.js";
@@ -44,8 +43,7 @@ export const exitScenario: Scenario = {
 
       const one = async (i: number) => {
         const id = `exit-${i < 0 ? "warm" : i}`;
-        const res = await withDeadline(b.client.launch(benchLaunch(id, ctx.image, COMMAND)), ENGINE_CALL_MS, `Launch of '${id}'`);
-        if (res.result !== LaunchResult.LAUNCHED) throw new Error(`Launch of '${id}' answered ${LaunchResult[res.result]}`);
+        await launchOrThrow(b.client, id, ctx.image, COMMAND);
         await t.waitState(id, State.RUNNING, RUNNING_MS);
         // Wait is in place long before the exit (the command sleeps), so it measures delivery only.
         const waited = withDeadline(b.client.wait(id), EXIT_MS, `Wait of '${id}'`).then(() => wallNowMs());

@@ -1,11 +1,12 @@
 import type Dockerode from "dockerode";
-import { LaunchResult, State, type ContainersResponse } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { State, type ContainersResponse } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { LABEL_AGENT_ID } from "../../src/docker/names.js";
 import { BenchBerth, cleanupHome, newBerthHome, type BerthHome } from "../bench-berth.js";
-import { benchLaunch } from "../bench-launch.js";
+import { launchOrThrow } from "../bench-launch.js";
 import { BerthEventTap } from "../berth-event-tap.js";
 import { wallNowMs } from "../clock.js";
-import { eachLimited, pollUntil, withDeadline } from "../deadline.js";
+import { forEachBounded } from "../../src/containerizer/bounded.js";
+import { pollUntil, withDeadline } from "../deadline.js";
 import { EngineEventTap } from "../engine-events.js";
 import { FAST_RECONNECT, containerizerClient, healthClient, healthStatus, listContainers } from "../grpc-clients.js";
 import { ENGINE_CALL_MS } from "../raw-engine.js";
@@ -62,7 +63,7 @@ function allRunning(res: ContainersResponse, ids: readonly string[]): boolean {
 async function rawListInspect(docker: Dockerode, agentId: string, expected: number): Promise<number> {
   const t0 = wallNowMs();
   const list = await withDeadline(docker.listContainers({ all: true, filters: { label: [`${LABEL_AGENT_ID}=${agentId}`] } }), ENGINE_CALL_MS, "raw list");
-  await eachLimited(list, INSPECT_CONCURRENCY, async (info) => {
+  await forEachBounded(list, INSPECT_CONCURRENCY, async (info) => {
     await withDeadline(docker.getContainer(info.Id).inspect(), ENGINE_CALL_MS, `raw inspect of '${info.Id}'`);
   });
   const ms = wallNowMs() - t0;
@@ -119,9 +120,8 @@ async function runFleet(ctx: BenchContext): Promise<FleetFigures> {
       const fresh = Array.from({ length: count - ids.length }, (_, i) => `fleet-${ids.length + i}`);
       const a = agent!;
       let done = 0;
-      await eachLimited(fresh, LAUNCH_CONCURRENCY, async (id) => {
-        const res = await withDeadline(a.berth.client.launch(benchLaunch(id, ctx.image, COMMAND)), ENGINE_CALL_MS, `Launch of '${id}'`);
-        if (res.result !== LaunchResult.LAUNCHED) throw new Error(`Launch of '${id}' answered ${LaunchResult[res.result]}`);
+      await forEachBounded(fresh, LAUNCH_CONCURRENCY, async (id) => {
+        await launchOrThrow(a.berth.client, id, ctx.image, COMMAND);
         await a.tap.waitState(id, State.RUNNING, RUNNING_MS);
         a.tap.forget(id);
         ids.push(id);

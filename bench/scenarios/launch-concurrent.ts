@@ -1,10 +1,11 @@
-import { LaunchResult, State } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { State } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { BenchBerth, cleanupHome, newBerthHome } from "../bench-berth.js";
-import { benchLaunch } from "../bench-launch.js";
+import { launchOrThrow } from "../bench-launch.js";
 import { BerthEventTap } from "../berth-event-tap.js";
 import { wallNowMs } from "../clock.js";
-import { eachLimited, withDeadline } from "../deadline.js";
-import { ENGINE_CALL_MS, openRawEngine, type RawEngine } from "../raw-engine.js";
+import { forEachBounded } from "../../src/containerizer/bounded.js";
+import { withDeadline } from "../deadline.js";
+import { openRawEngine, type RawEngine } from "../raw-engine.js";
 import type { Figure } from "../report.js";
 import type { BenchContext, Scenario } from "../scenario.js";
 import { median } from "../stats.js";
@@ -40,14 +41,13 @@ export const launchConcurrentScenario: Scenario = {
         const t0 = wallNowMs();
         await Promise.all(
           ids.map(async (id) => {
-            const res = await withDeadline(b.client.launch(benchLaunch(id, ctx.image, COMMAND)), ENGINE_CALL_MS, `Launch of '${id}'`);
-            if (res.result !== LaunchResult.LAUNCHED) throw new Error(`Launch of '${id}' answered ${LaunchResult[res.result]}`);
+            await launchOrThrow(b.client, id, ctx.image, COMMAND);
           }),
         );
         const running = await Promise.all(ids.map((id) => t.waitState(id, State.RUNNING, BATCH_MS)));
         const wall = Math.max(...running.map((r) => r.receivedMs)) - t0;
         // Teardown is not measured; destroys run a few at a time to keep the engine calm for the next batch.
-        await eachLimited(ids, 10, async (id) => {
+        await forEachBounded(ids, 10, async (id) => {
           await withDeadline(b.client.destroy(id), DESTROY_MS, `Destroy of '${id}'`);
           t.forget(id);
         });
@@ -57,7 +57,7 @@ export const launchConcurrentScenario: Scenario = {
         const t0 = wallNowMs();
         const started = await Promise.all(Array.from({ length: n }, () => engine.createStart(COMMAND, engine.nextName(), BATCH_MS)));
         const wall = wallNowMs() - t0;
-        await eachLimited(started, 10, ({ container }) => engine.remove(container.id));
+        await forEachBounded(started, 10, ({ container }) => engine.remove(container.id));
         return wall;
       };
 

@@ -1,10 +1,10 @@
-import { LaunchResult, State } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { State } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { BenchBerth, cleanupHome, newBerthHome } from "../bench-berth.js";
-import { benchLaunch } from "../bench-launch.js";
+import { launchOrThrow } from "../bench-launch.js";
 import { BerthEventTap } from "../berth-event-tap.js";
 import { wallNowMs } from "../clock.js";
 import { withDeadline } from "../deadline.js";
-import { ENGINE_CALL_MS, openRawEngine } from "../raw-engine.js";
+import { openRawEngine } from "../raw-engine.js";
 import type { Figure } from "../report.js";
 import type { BenchContext, Scenario } from "../scenario.js";
 import { median, percentile } from "../stats.js";
@@ -35,8 +35,7 @@ export const launchScenario: Scenario = {
       const oneBerth = async (i: number): Promise<number> => {
         const id = `launch-${i < 0 ? "warm" : i}`;
         const t0 = wallNowMs();
-        const res = await withDeadline(b.client.launch(benchLaunch(id, ctx.image, COMMAND)), ENGINE_CALL_MS, `Launch of '${id}'`);
-        if (res.result !== LaunchResult.LAUNCHED) throw new Error(`Launch of '${id}' answered ${LaunchResult[res.result]}`);
+        await launchOrThrow(b.client, id, ctx.image, COMMAND);
         const running = await t.waitState(id, State.RUNNING, RUNNING_MS);
         const ms = running.receivedMs - t0;
         // Wait for the exit so that no container's teardown overlaps the next measurement.

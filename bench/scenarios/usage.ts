@@ -1,8 +1,8 @@
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
-import { LaunchResult, State, type UsageResponse } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { State, type UsageResponse } from "../../src/gen/berth/v1/containerizer_pb.js";
 import type { BerthClient } from "../../test/harness/berth-client.js";
 import { BenchBerth, cleanupHome, newBerthHome } from "../bench-berth.js";
-import { benchLaunch } from "../bench-launch.js";
+import { launchOrThrow } from "../bench-launch.js";
 import { BerthEventTap } from "../berth-event-tap.js";
 import { wallNowMs } from "../clock.js";
 import { withDeadline } from "../deadline.js";
@@ -43,8 +43,7 @@ export const usageScenario: Scenario = {
       berth = await BenchBerth.start(home);
       tap = new BerthEventTap(berth.client);
       const id = "usage-busy";
-      const res = await withDeadline(berth.client.launch(benchLaunch(id, ctx.image, COMMAND)), ENGINE_CALL_MS, `Launch of '${id}'`);
-      if (res.result !== LaunchResult.LAUNCHED) throw new Error(`Launch of '${id}' answered ${LaunchResult[res.result]}`);
+      await launchOrThrow(berth.client, id, ctx.image, COMMAND);
       await tap.waitState(id, State.RUNNING, RUNNING_MS);
       const engineId = (await withDeadline(berth.client.status(id), ENGINE_CALL_MS, `Status of '${id}'`)).engineId;
       const container = ctx.docker.getContainer(engineId);

@@ -1,13 +1,12 @@
 import { Worker } from "node:worker_threads";
-import { LaunchResult, State } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { State } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { LABEL_AGENT_ID, LABEL_CONTAINER_ID } from "../../src/docker/names.js";
 import { BenchBerth, cleanupHome, newBerthHome } from "../bench-berth.js";
-import { benchLaunch } from "../bench-launch.js";
+import { launchOrThrow } from "../bench-launch.js";
 import { BerthEventTap } from "../berth-event-tap.js";
 import { withDeadline } from "../deadline.js";
 import { EngineEventTap } from "../engine-events.js";
 import type { FanoutWorkerCommand, FanoutWorkerData, FanoutWorkerMessage } from "../fanout-worker.js";
-import { ENGINE_CALL_MS } from "../raw-engine.js";
 import type { Figure } from "../report.js";
 import type { BenchContext, Scenario } from "../scenario.js";
 import { median, percentile } from "../stats.js";
@@ -92,8 +91,7 @@ export const watchFanoutScenario: Scenario = {
       berth = await BenchBerth.start(home);
       const b = berth;
       const tap = new BerthEventTap(b.client);
-      const res = await withDeadline(b.client.launch(benchLaunch(MARKER, ctx.image, "sleep 3600")), ENGINE_CALL_MS, `Launch of '${MARKER}'`);
-      if (res.result !== LaunchResult.LAUNCHED) throw new Error(`Launch of '${MARKER}' answered ${LaunchResult[res.result]}`);
+      await launchOrThrow(b.client, MARKER, ctx.image, "sleep 3600");
       await tap.waitState(MARKER, State.RUNNING, 60_000);
       // Only the measured streams stay open.
       tap.close();

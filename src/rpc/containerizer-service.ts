@@ -8,7 +8,7 @@ import {
   UpdateResponseSchema,
   UsageResponseSchema,
   WaitResponseSchema,
-  ContainerSummarySchema,
+  ContainersResponseSchema,
   type ContainersRequest,
   type ContainersResponse,
   type DestroyRequest,
@@ -28,47 +28,33 @@ import { toStatus } from "./error-status.js";
 import { PreEncoded } from "./service-definition.js";
 import { pipeEvents, type WatchStreams } from "./watch-writer.js";
 
-// Each summary's encoding is kept while the domain hands out the same summary object (it does
-// until the container changes), and the response is the concatenation of the encodings as
-// field 1 (`repeated ContainerSummary containers = 1`): no re-encoding of unchanged containers.
-// The field's tag and length are kept with each encoding.
-const encodedSummaries = new WeakMap<ContainerInfoSummary, Buffer>();
-
 /**
- * Encodes Containers() responses. When no summary changed since the last call (the same objects in
- * the same order), the last response's bytes are answered as they are: with hundreds of
- * containers, polling then costs a comparison per container and allocates nothing.
+ * Encodes Containers() responses. A repeated field's encoding is the concatenation of its
+ * elements' encodings, so each summary is kept encoded as a one-element response (tag and length
+ * included) for as long as the domain hands out the same summary object (it does until the
+ * container changes), and a response is those bytes joined. When no summary changed since the last
+ * call (the same objects in the same order), the last response's bytes are answered as they are:
+ * with hundreds of containers, polling then costs a comparison per container and allocates nothing.
  */
 export class ContainersEncoder {
+  private readonly encoded = new WeakMap<ContainerInfoSummary, Uint8Array>();
   private last: { list: ContainerInfoSummary[]; response: PreEncoded } | undefined;
 
   encode(list: ContainerInfoSummary[]): PreEncoded {
     const last = this.last;
     if (last && last.list.length === list.length && last.list.every((s, i) => s === list[i])) return last.response;
-    const parts: Buffer[] = [];
-    for (const s of list) {
-      let field = encodedSummaries.get(s);
-      if (!field) {
-        const bytes = toBinary(ContainerSummarySchema, summaryToProto(s));
-        field = Buffer.concat([Buffer.from([0x0a]), varint(bytes.length), bytes]);
-        encodedSummaries.set(s, field);
+    const parts = list.map((s) => {
+      let bytes = this.encoded.get(s);
+      if (!bytes) {
+        bytes = toBinary(ContainersResponseSchema, create(ContainersResponseSchema, { containers: [summaryToProto(s)] }));
+        this.encoded.set(s, bytes);
       }
-      parts.push(field);
-    }
+      return bytes;
+    });
     const response = new PreEncoded(Buffer.concat(parts));
     this.last = { list, response };
     return response;
   }
-}
-
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n > 0x7f) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-  return Buffer.from(out);
 }
 
 /** Options of the gRPC edge. */
