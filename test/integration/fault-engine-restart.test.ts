@@ -7,7 +7,7 @@ import type Dockerode from "dockerode";
 import { LaunchResult, State, type Termination } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { TaskState } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { LABEL_AGENT_ID } from "../../src/docker/names.js";
-import { ensureEngine, ensureTestImages, REGISTRY, removeTestContainers, type TestImages } from "../support/engine.js";
+import { ensureEngine, ensureTestImages, REGISTRY, registryAnswers, removeTestContainers, type TestImages } from "../support/engine.js";
 import type { BerthClient } from "../harness/berth-client.js";
 import { enginePing, ensureEngineRunning, pidsOf, pollUntil, startEngine, stopEngine } from "../harness/engine-control.js";
 import { describeTermination, EventWitness, FaultAgent, grpcCode, healthCheck, withDeadline } from "../harness/fault-berth.js";
@@ -17,16 +17,6 @@ import { launchRequest } from "../harness/launches.js";
 const STUBBORN = "sleep 300";
 /** Ends with its own exit code on SIGTERM, within a second. */
 const trapping = (code: number) => `trap "exit ${code}" TERM; while :; do sleep 1; done`;
-
-async function registryAnswers(): Promise<boolean> {
-  try {
-    const res = await fetch(`http://${REGISTRY}/v2/`, { signal: AbortSignal.timeout(3000) });
-    await res.body?.cancel();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
-}
 
 /** Resolves with the call's gRPC error code; fails if the call succeeds. */
 async function failureCode(call: Promise<unknown>, what: string): Promise<number | undefined> {

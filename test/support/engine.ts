@@ -3,7 +3,7 @@ import { engineUpOnce } from "./engine-up.js";
 
 export { REGISTRY } from "./registry.js";
 export { removeImage, removeTestContainers } from "./cleanup.js";
-export { ensureTestImages, type TestImages } from "./test-images.js";
+export { ensureTestImages, registryAnswers, type TestImages } from "./test-images.js";
 export { startThrottledRegistry, type ThrottledRegistry } from "./throttled-registry.js";
 
 /** Label key every test-created engine object carries, so cleanup can find it by label. */

@@ -133,7 +133,8 @@ async function importAndPush(docker: Dockerode, tarFile: string, name: string): 
   }
 }
 
-async function registryAnswers(): Promise<boolean> {
+/** Whether the local registry answers its `/v2/` endpoint within 3 s. */
+export async function registryAnswers(): Promise<boolean> {
   try {
     const res = await fetch(`http://${REGISTRY}/v2/`, { signal: AbortSignal.timeout(3000) });
     await res.body?.cancel();
