@@ -1,5 +1,6 @@
 import path from "node:path";
 import { Command, Option } from "commander";
+import bytes from "bytes";
 import { parseDuration } from "./duration.js";
 
 /** Every setting of `berth serve`, resolved from flags, environment and defaults. */
@@ -21,6 +22,42 @@ export interface ServeConfig {
   /** Mesos' --cgroups_enable_cfs: cpus are also enforced as a CFS quota, not only weighed as shares. */
   cgroupsEnableCfs: boolean;
   logLevel: string;
+
+  // Who may call (issue 8).
+  /** Group that may use the unix socket (mode 0660); without it the socket is 0600. */
+  socketGroup?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** CA whose signed client certificates are required (mutual TLS). */
+  tlsClientCa?: string;
+  /** One bearer token per line; reloaded on SIGHUP. */
+  authTokenFile?: string;
+
+  // What callers may ask for.
+  /** The operator policy (JSON or YAML); undefined = the safe defaults. */
+  policyFile?: string;
+  /** Opens http(s) fetches to loopback addresses (local artifact servers, tests). */
+  fetchAllowLoopback: boolean;
+  /** pids limit of a container whose launch names none (0 = none). */
+  defaultPidsLimit: number;
+
+  // Fetcher bounds.
+  fetchMaxUriBytes: number;
+  fetchMaxLaunchBytes: number;
+  fetchConnectTimeoutMs: number;
+  fetchIdleTimeoutMs: number;
+  fetchMaxRedirects: number;
+  archiveMaxEntries: number;
+  archiveMaxBytes: number;
+
+  // Limits against exhaustion: past one, RESOURCE_EXHAUSTED naming it.
+  maxContainers: number;
+  maxWatchStreams: number;
+  maxWatchStreamsPerConnection: number;
+  maxRequestBytes: number;
+  maxEnvironmentEntries: number;
+  maxUris: number;
+  maxVolumes: number;
 }
 
 /** The default engine address: DOCKER_HOST when set, else the local socket. */
@@ -51,6 +88,28 @@ export function buildCli(onServe: (config: ServeConfig) => Promise<void>): Comma
     .addOption(new Option("--watch_queue_limit <count>", "events a Watch client may fall behind by before its stream ends with RESOURCE_EXHAUSTED").default("1024"))
     .addOption(new Option("--watch_retention <count>", "recent events kept for Watch clients resuming from a sequence number").default("10000"))
     .addOption(new Option("--cgroups_enable_cfs [bool]", "also cap cpus with a CFS quota (period 100ms, quota cpus × period), at launch and on Update").default("false"))
+    .addOption(new Option("--socket_group <name>", "group allowed to use the unix socket (mode 0660); without it the socket is 0600"))
+    .addOption(new Option("--tls_cert <file>", "PEM certificate chain for TCP listeners (TLS); required for a non-loopback --listen"))
+    .addOption(new Option("--tls_key <file>", "PEM private key of --tls_cert"))
+    .addOption(new Option("--tls_client_ca <file>", "PEM CA: clients must present a certificate it signed (mutual TLS)"))
+    .addOption(new Option("--auth_token_file <file>", "bearer tokens, one per line (reloaded on SIGHUP); calls without one are UNAUTHENTICATED (Health stays open)"))
+    .addOption(new Option("--policy <file>", "operator policy (JSON or YAML) deciding what a Launch may ask for; default: the safe defaults"))
+    .addOption(new Option("--fetch_allow_loopback [bool]", "allow http(s) fetches from loopback addresses (local artifact servers)").default("false"))
+    .addOption(new Option("--default_pids_limit <count>", "pids limit of a container whose launch sets none (0 = no limit)").default("4096"))
+    .addOption(new Option("--fetch_max_uri_bytes <size>", "bytes one URI may download").default("2GiB"))
+    .addOption(new Option("--fetch_max_launch_bytes <size>", "bytes all URIs of one launch may download together").default("4GiB"))
+    .addOption(new Option("--fetch_connect_timeout <duration>", "connect (and response header) timeout of one fetch").default("30secs"))
+    .addOption(new Option("--fetch_idle_timeout <duration>", "abort a fetch that receives no byte for this long").default("1mins"))
+    .addOption(new Option("--fetch_max_redirects <count>", "redirects one fetch may follow").default("5"))
+    .addOption(new Option("--archive_max_entries <count>", "entries one fetched archive may hold").default("100000"))
+    .addOption(new Option("--archive_max_bytes <size>", "bytes one fetched archive may extract to").default("4GiB"))
+    .addOption(new Option("--max_containers <count>", "live (not terminated) containers").default("1000"))
+    .addOption(new Option("--max_watch_streams <count>", "Watch streams open at once, in total").default("1024"))
+    .addOption(new Option("--max_watch_streams_per_connection <count>", "Watch streams open at once on one client connection").default("64"))
+    .addOption(new Option("--max_request_bytes <size>", "size of one request message").default("1MiB"))
+    .addOption(new Option("--max_environment_entries <count>", "environment variables of one launch").default("1024"))
+    .addOption(new Option("--max_uris <count>", "URIs of one launch").default("64"))
+    .addOption(new Option("--max_volumes <count>", "volumes of one launch").default("64"))
     .addOption(new Option("--log_level <level>", "pino log level").choices(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"))
     .action(async (opts: Record<string, string | string[] | undefined>) => {
       await onServe(resolveConfig(opts));
@@ -58,11 +117,20 @@ export function buildCli(onServe: (config: ServeConfig) => Promise<void>): Comma
   return program;
 }
 
-function count(value: string, flag: string): number {
+function count(value: string, flag: string, min = 1): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} '${value}' is not a positive whole number`);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} '${value}' is not a whole number ≥ ${min}`);
   return n;
 }
+
+/** A byte size: plain bytes or with a unit (`512KiB`, `10MB`, `2GiB`; both forms are powers of 1024). */
+export function size(value: string, flag: string): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : bytes.parse(value.replace(/iB$/i, "B"));
+  if (n === null || !Number.isSafeInteger(n) || n < 1) throw new Error(`${flag} '${value}' is not a size (e.g. 1048576, 512KiB, 10MB, 2GiB)`);
+  return n;
+}
+
+const optional = (value: string | string[] | undefined): string | undefined => (value === undefined || value === "" ? undefined : String(value));
 
 /** A Mesos-style boolean flag: bare (`--flag`) or `--flag=true|false|1|0`. */
 function bool(value: string | string[] | boolean, flag: string): boolean {
@@ -99,5 +167,27 @@ export function resolveConfig(opts: Record<string, string | string[] | undefined
     watchRetention: count(String(opts.watch_retention ?? "10000"), "--watch_retention"),
     cgroupsEnableCfs: bool(opts.cgroups_enable_cfs ?? "false", "--cgroups_enable_cfs"),
     logLevel: String(opts.log_level),
+    socketGroup: optional(opts.socket_group),
+    tlsCert: optional(opts.tls_cert),
+    tlsKey: optional(opts.tls_key),
+    tlsClientCa: optional(opts.tls_client_ca),
+    authTokenFile: optional(opts.auth_token_file),
+    policyFile: optional(opts.policy),
+    fetchAllowLoopback: bool(opts.fetch_allow_loopback ?? "false", "--fetch_allow_loopback"),
+    defaultPidsLimit: count(String(opts.default_pids_limit ?? "4096"), "--default_pids_limit", 0),
+    fetchMaxUriBytes: size(String(opts.fetch_max_uri_bytes ?? "2GiB"), "--fetch_max_uri_bytes"),
+    fetchMaxLaunchBytes: size(String(opts.fetch_max_launch_bytes ?? "4GiB"), "--fetch_max_launch_bytes"),
+    fetchConnectTimeoutMs: parseDuration(String(opts.fetch_connect_timeout ?? "30secs"), "--fetch_connect_timeout"),
+    fetchIdleTimeoutMs: parseDuration(String(opts.fetch_idle_timeout ?? "1mins"), "--fetch_idle_timeout"),
+    fetchMaxRedirects: count(String(opts.fetch_max_redirects ?? "5"), "--fetch_max_redirects", 0),
+    archiveMaxEntries: count(String(opts.archive_max_entries ?? "100000"), "--archive_max_entries"),
+    archiveMaxBytes: size(String(opts.archive_max_bytes ?? "4GiB"), "--archive_max_bytes"),
+    maxContainers: count(String(opts.max_containers ?? "1000"), "--max_containers"),
+    maxWatchStreams: count(String(opts.max_watch_streams ?? "1024"), "--max_watch_streams"),
+    maxWatchStreamsPerConnection: count(String(opts.max_watch_streams_per_connection ?? "64"), "--max_watch_streams_per_connection"),
+    maxRequestBytes: size(String(opts.max_request_bytes ?? "1MiB"), "--max_request_bytes"),
+    maxEnvironmentEntries: count(String(opts.max_environment_entries ?? "1024"), "--max_environment_entries"),
+    maxUris: count(String(opts.max_uris ?? "64"), "--max_uris"),
+    maxVolumes: count(String(opts.max_volumes ?? "64"), "--max_volumes"),
   };
 }

@@ -35,3 +35,27 @@ export class Cancelled extends BerthError {
 export class OutOfRange extends BerthError {
   override readonly name = "OutOfRange";
 }
+
+/** The operator policy refuses the request; the message names the rule, the field and the value. */
+export class PermissionDenied extends BerthError {
+  override readonly name = "PermissionDenied";
+  constructor(
+    readonly rule: string,
+    readonly field: string,
+    readonly value: string,
+    detail?: string,
+  ) {
+    super(`policy rule '${rule}' refuses ${field} ${JSON.stringify(value)}${detail ? `: ${detail}` : ""}`);
+  }
+}
+
+/** A configured limit is reached; the message names the limit (its flag) and its value. */
+export class ResourceExhausted extends BerthError {
+  override readonly name = "ResourceExhausted";
+  constructor(
+    readonly limit: string,
+    message: string,
+  ) {
+    super(`${message} (limit ${limit})`);
+  }
+}

@@ -1,6 +1,6 @@
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { Metadata } from "@grpc/grpc-js";
-import { BerthError, Cancelled, OutOfRange, ContainerNotFound, EngineUnavailable, FailedPrecondition, InvalidRequest } from "../containerizer/errors.js";
+import { BerthError, Cancelled, OutOfRange, ContainerNotFound, EngineUnavailable, FailedPrecondition, InvalidRequest, PermissionDenied, ResourceExhausted } from "../containerizer/errors.js";
 import { EngineRequestFailed, EngineUnreachable } from "../docker/engine-port.js";
 
 /** A status a handler answers with. */
@@ -16,6 +16,8 @@ export function toStatus(err: unknown): StatusError {
   else if (err instanceof EngineUnavailable || err instanceof EngineUnreachable) code = status.UNAVAILABLE;
   else if (err instanceof Cancelled) code = status.CANCELLED;
   else if (err instanceof OutOfRange) code = status.OUT_OF_RANGE;
+  else if (err instanceof PermissionDenied) code = status.PERMISSION_DENIED;
+  else if (err instanceof ResourceExhausted) code = status.RESOURCE_EXHAUSTED;
   else if (err instanceof EngineRequestFailed) code = status.INTERNAL;
   else if (err instanceof BerthError) code = status.UNKNOWN;
   else code = status.INTERNAL;
