@@ -47,6 +47,19 @@ const program = buildCli(async (config) => {
   // right then would otherwise take the default action and kill the process without a stop.
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+  // SIGHUP re-reads --auth_token_file (rotation without a restart); a failed reload keeps the
+  // tokens in use. Never a token in the log: only how many there are.
+  process.on("SIGHUP", () => {
+    if (!berth || stopping) return;
+    if (!config.authTokenFile) {
+      log.info({ signal: "SIGHUP" }, "nothing to reload: no --auth_token_file");
+      return;
+    }
+    berth.server.reloadTokens().then(
+      (count) => log.info({ signal: "SIGHUP", file: config.authTokenFile, tokens: count }, "auth tokens reloaded"),
+      (err: unknown) => log.warn({ signal: "SIGHUP", err: (err as Error).message }, "auth token reload failed; the tokens in use stay"),
+    );
+  });
   try {
     berth = await startBerth(config, log);
   } catch (err) {

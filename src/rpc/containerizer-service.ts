@@ -26,6 +26,7 @@ import { InvalidRequest } from "../containerizer/errors.js";
 import { statusToProto, summaryToProto, terminationToProto } from "./convert.js";
 import { toStatus } from "./error-status.js";
 import { PreEncoded } from "./service-definition.js";
+import type { WatchLimits } from "./watch-limits.js";
 import { pipeEvents, type WatchStreams } from "./watch-writer.js";
 
 /**
@@ -61,6 +62,8 @@ export class ContainersEncoder {
 export interface ServiceOptions {
   /** Events a Watch client may fall behind by before its stream is ended. */
   watchQueueLimit: number;
+  /** Open Watch streams, in total and per connection (none when undefined). */
+  watchLimits?: WatchLimits;
 }
 
 function requireId(id: ContainerID | undefined, field = "container_id"): string {
@@ -133,10 +136,13 @@ export function containerizerService(containerizer: Containerizer, options: Serv
     }),
 
     watch: (call: ServerWritableStream<WatchRequest, unknown>) => {
+      let release: (() => void) | undefined;
       try {
         const ids = call.request.containerIds.map((id, i) => requireId(id, `container_ids[${i}]`));
-        pipeEvents(call, containerizer.watch(ids, call.request.fromSequence), options.watchQueueLimit, streams);
+        release = options.watchLimits?.acquire(call.getPeer());
+        pipeEvents(call, containerizer.watch(ids, call.request.fromSequence), options.watchQueueLimit, streams, release);
       } catch (err) {
+        release?.();
         call.emit("error", toStatus(err));
       }
     },

@@ -1,12 +1,17 @@
 import { connect } from "node:net";
 import { rm } from "node:fs/promises";
-import { Server, ServerCredentials, type ServerWritableStream, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { Server, ServerCredentials, type ServerInterceptor, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
+import { pino, type Logger } from "pino";
 import { Containerizer as ContainerizerDesc, file_berth_v1_containerizer } from "../gen/berth/v1/containerizer_pb.js";
 import type { Containerizer } from "../containerizer/containerizer.js";
 import { containerizerService } from "./containerizer-service.js";
+import { bearerTokenInterceptor, type TokenStore } from "./auth.js";
 import { reflectionService } from "./reflection.js";
+import { decodedInHandlers } from "./request-decoding.js";
 import { serviceDefinition } from "./service-definition.js";
+import { isLoopback, listenHost, listenUnix, tcpCredentials, type TransportSettings, type UnixListener } from "./transport.js";
+import { WatchLimits } from "./watch-limits.js";
 import { WatchStreams } from "./watch-writer.js";
 
 /** The service name health reports on, besides the server as a whole (""). */
@@ -17,6 +22,18 @@ export interface BerthServerOptions {
   /** `unix:///path` or `host:port` (repeatable). */
   listen: string[];
   watchQueueLimit: number;
+  /** TLS for TCP listeners and the unix socket's group (default: plaintext loopback, socket 0600). */
+  transport?: TransportSettings;
+  /** Bearer tokens every call but health needs (default: none needed). */
+  tokens?: TokenStore;
+  /** Size of one request message; larger ones are RESOURCE_EXHAUSTED (default 1 MiB). */
+  maxRequestBytes?: number;
+  /** Watch streams open at once, in total (default 1024). */
+  maxWatchStreams?: number;
+  /** Watch streams open at once on one connection (default 64). */
+  maxWatchStreamsPerConnection?: number;
+  /** Where refusals and transport warnings go (default: nowhere). */
+  log?: Logger;
 }
 
 /** Thrown when an address cannot be bound; the message names it and the cause. */
@@ -36,20 +53,44 @@ async function unixSocketInUse(path: string): Promise<boolean> {
 /** The gRPC server: Containerizer, health and reflection on every listen address. */
 export class BerthServer {
   readonly health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
-  // channelz is off: its per-call bookkeeping costs every call, and Berth serves no channelz service.
-  private readonly server = new Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024, "grpc.enable_channelz": 0 });
+  private readonly server: Server;
   private readonly streams = new WatchStreams();
+  private readonly log: Logger;
+  private readonly unixListeners: UnixListener[] = [];
   /** The addresses actually bound (a `:0` port resolved). */
   readonly bound: string[] = [];
 
   constructor(containerizer: Containerizer, private readonly options: BerthServerOptions) {
-    this.server.addService(serviceDefinition(ContainerizerDesc), containerizerService(containerizer, { watchQueueLimit: options.watchQueueLimit }, this.streams));
+    this.log = options.log ?? pino({ level: "silent" });
+    // Token checks are an interceptor, so no handler knows about them; without tokens there is no
+    // interceptor at all (each one costs every call).
+    const interceptors: ServerInterceptor[] = options.tokens ? [bearerTokenInterceptor(options.tokens, this.log.child({ component: "auth" }))] : [];
+    this.server = new Server({
+      // A request larger than this is RESOURCE_EXHAUSTED from grpc-js before it is buffered whole.
+      "grpc.max_receive_message_length": options.maxRequestBytes ?? 1024 * 1024,
+      // channelz is off: its per-call bookkeeping costs every call, and Berth serves no channelz service.
+      "grpc.enable_channelz": 0,
+      interceptors,
+    });
+    const watchLimits = new WatchLimits({ maxStreams: options.maxWatchStreams ?? 1024, maxStreamsPerConnection: options.maxWatchStreamsPerConnection ?? 64 });
+    this.addService(serviceDefinition(ContainerizerDesc), containerizerService(containerizer, { watchQueueLimit: options.watchQueueLimit, watchLimits }, this.streams));
     // HealthImplementation's Watch streams end only on client cancel, so stop() would wait out
     // its grace period and clients would see CANCELLED: register them to be ended with the rest.
     this.health.addToServer({
-      addService: (definition, implementation) => this.server.addService(definition as never, this.endedOnStop(implementation as UntypedServiceImplementation)),
+      addService: (definition, implementation) => this.addService(definition as ServiceDefinition, this.endedOnStop(implementation as UntypedServiceImplementation)),
     });
     reflectionService([file_berth_v1_containerizer]).addToServer(this.server);
+  }
+
+  /** Adds a service whose requests are decoded in its handlers: bad bytes are INVALID_ARGUMENT, not INTERNAL. */
+  private addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation): void {
+    const decoded = decodedInHandlers(definition, implementation);
+    this.server.addService(decoded.definition, decoded.implementation);
+  }
+
+  /** Re-reads the bearer token file (SIGHUP); on failure the tokens in use stay. Returns how many are in use. */
+  async reloadTokens(): Promise<number | undefined> {
+    return this.options.tokens?.reload();
   }
 
   private endedOnStop(health: UntypedServiceImplementation): UntypedServiceImplementation {
@@ -76,18 +117,39 @@ export class BerthServer {
     this.health.setStatus(SERVICE_NAME, status);
   }
 
-  /** Binds every listen address; a stale unix socket file is replaced, a live one is an error. */
+  /**
+   * Binds every listen address; a stale unix socket file is replaced, a live one is an error.
+   * Unix sockets are plaintext (their file mode guards them: 0600, or 0660 for --socket_group);
+   * TCP listeners use TLS when it is configured, and plaintext only on loopback (resolveTransport
+   * refused the rest), with a warning saying who can reach it.
+   */
   async start(): Promise<void> {
+    const transport = this.options.transport ?? {};
     for (const address of this.options.listen) {
       if (address.startsWith("unix://")) {
         const path = address.slice("unix://".length);
         if (await unixSocketInUse(path)) throw new ListenFailed(`cannot listen on ${address}: another process is serving on that socket`);
         await rm(path, { force: true });
+        const injector = this.server.createConnectionInjector(ServerCredentials.createInsecure());
+        const listener = await listenUnix(path, transport.socketGid, (socket) => injector.injectConnection(socket)).catch((err: Error) => {
+          injector.destroy();
+          throw new ListenFailed(`cannot listen on ${address}: ${err.message}`);
+        });
+        this.unixListeners.push(listener);
+        this.bound.push(address);
+        continue;
       }
       const port = await new Promise<number>((resolve, reject) => {
-        this.server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(new ListenFailed(`cannot listen on ${address}: ${err.message}`)) : resolve(p)));
+        this.server.bindAsync(address, tcpCredentials(transport), (err, p) => (err ? reject(new ListenFailed(`cannot listen on ${address}: ${err.message}`)) : resolve(p)));
       });
-      this.bound.push(address.startsWith("unix://") ? address : address.replace(/:0$/, `:${port}`));
+      const bound = address.replace(/:0$/, `:${port}`);
+      this.bound.push(bound);
+      if (!transport.tls && isLoopback(listenHost(address))) {
+        this.log.warn(
+          { listen: bound },
+          "serving TCP without TLS on loopback: every local user and every container on the HOST network can call this API (use a unix socket, or --tls_cert/--tls_key with --tls_client_ca or --auth_token_file)",
+        );
+      }
     }
   }
 
@@ -95,6 +157,8 @@ export class BerthServer {
   async stop(graceMs = 5000): Promise<void> {
     this.setServing(false);
     this.streams.endAll();
+    // No new unix connections; the open ones close with the server's sessions below.
+    for (const listener of this.unixListeners.splice(0)) listener.close();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();

@@ -88,8 +88,9 @@ const turns = new WriteTurns();
  * it stops reading, up to `maxQueued` wait in memory, and past that the stream is ended with
  * RESOURCE_EXHAUSTED so that one slow client never holds memory or delays the others. Events
  * waiting only for their turn in a large fan-out (see WriteTurns) do not count against the limit.
+ * `onDone` runs once when the stream ends, however it ends (a Watch slot is released there).
  */
-export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events: Observable<ContainerEvent>, maxQueued: number, streams: WatchStreams): void {
+export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events: Observable<ContainerEvent>, maxQueued: number, streams: WatchStreams, onDone?: () => void): void {
   const queue: PreEncoded[] = [];
   let writable = true;
   let deferred = false;
@@ -101,6 +102,7 @@ export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events:
     if (done) return;
     done = true;
     unregister();
+    onDone?.();
     subscription?.unsubscribe();
     call.off("drain", onDrain);
     if (error) call.emit("error", { ...error, metadata: new Metadata() });
