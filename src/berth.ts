@@ -14,6 +14,8 @@ import { ImagePuller } from "./docker/image-puller.js";
 import { agentLabels } from "./docker/names.js";
 import { fetchUris } from "./fetcher/fetcher.js";
 import { BerthServer } from "./rpc/server.js";
+import { TokenStore } from "./rpc/auth.js";
+import { resolveTransport } from "./rpc/transport.js";
 
 /** A start-up problem a person can act on; main prints it and exits 1. */
 export class StartupError extends Error {}
@@ -83,6 +85,15 @@ export interface StartOverrides {
 
 /** Wires engine, events, puller, containerizer and gRPC server, and starts serving. */
 export async function startBerth(config: ServeConfig, log: Logger, overrides: StartOverrides = {}): Promise<RunningBerth> {
+  // Who may call is settled first: a refused TLS or token setup must not touch the engine or the work dir.
+  const transport = await resolveTransport(config).catch((err: Error) => {
+    throw new StartupError(err.message);
+  });
+  const tokens = config.authTokenFile
+    ? await TokenStore.load(config.authTokenFile).catch((err: Error) => {
+        throw new StartupError(err.message);
+      })
+    : undefined;
   await checkWorkDir(config.workDir);
   const agentId = await resolveAgentId(config.workDir, config.agentId).catch((err: Error) => {
     throw new StartupError(err.message);
@@ -123,7 +134,16 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   // Subscribe to the events before the stream opens, so nothing is missed.
   containerizer.start();
   monitor.start();
-  const server = new BerthServer(containerizer, { listen: config.listen, watchQueueLimit: config.watchQueueLimit });
+  const server = new BerthServer(containerizer, {
+    listen: config.listen,
+    watchQueueLimit: config.watchQueueLimit,
+    transport,
+    tokens,
+    maxRequestBytes: config.maxRequestBytes,
+    maxWatchStreams: config.maxWatchStreams,
+    maxWatchStreamsPerConnection: config.maxWatchStreamsPerConnection,
+    log: log.child({ component: "rpc" }),
+  });
   try {
     await firstValueFrom(monitor.connected$.pipe(filter(Boolean), timeout(config.dockerRequestTimeoutMs)));
     const started = Date.now();
