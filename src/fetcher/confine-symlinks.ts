@@ -1,4 +1,4 @@
-import { readdir, readlink, realpath } from 'node:fs/promises';
+import { lstat, readdir, readlink, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { isInside } from './sandbox-paths.js';
 
@@ -10,6 +10,9 @@ import { isInside } from './sandbox-paths.js';
  */
 export async function assertSymlinksConfined(root: string): Promise<void> {
   const pending = [root];
+  // Hard links: a regular file with more names than the tree holds has a name outside it. The tree
+  // is a fresh scratch directory, so every other name of an inode inside it was made by the archive.
+  const inodes = new Map<string, { first: string; nlink: number; seen: number }>();
   while (pending.length > 0) {
     const dir = pending.pop()!;
     for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -18,7 +21,20 @@ export async function assertSymlinksConfined(root: string): Promise<void> {
         pending.push(p);
       } else if (entry.isSymbolicLink()) {
         await assertLinkConfined(root, p);
+      } else if (entry.isFile()) {
+        const st = await lstat(p);
+        if (st.nlink > 1) {
+          const key = `${st.dev}:${st.ino}`;
+          const known = inodes.get(key);
+          if (known) known.seen++;
+          else inodes.set(key, { first: p, nlink: st.nlink, seen: 1 });
+        }
       }
+    }
+  }
+  for (const { first, nlink, seen } of inodes.values()) {
+    if (nlink > seen) {
+      throw new Error(`archive file '${path.relative(root, first)}' is hard-linked to a file outside the sandbox (${nlink} links, ${seen} inside)`);
     }
   }
 }

@@ -1,59 +1,84 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
+import type { NetworkRules } from './address-rules.js';
 import type { FetchSource } from './fetch-plan.js';
+import { httpGet } from './http-get.js';
+import { openLocalFile } from './local-file.js';
+import type { Resolver } from './safe-lookup.js';
+
+/** Bytes downloaded so far by all URIs of one launch, against its cap. */
+export interface LaunchBudget {
+  used: number;
+  readonly max: number;
+}
 
 /** How one download is bounded and observed. */
 export interface DownloadLimits {
   signal: AbortSignal;
+  /** Per-URI cap. */
   maxBytes: number;
+  /** Shared by every URI of the launch; this download adds to `used` as bytes arrive. */
+  launch: LaunchBudget;
+  network: NetworkRules;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxRedirects: number;
+  filePrefixes: readonly string[];
   /** Called with the running byte count after every chunk. */
   onBytes?: (bytes: number) => void;
+  /** Test seam for the http(s) resolver. */
+  resolve?: Resolver;
+}
+
+/** The message for a size over one of the two caps, or null when `bytes` fits both. */
+function overCap(bytes: number, limits: DownloadLimits, launchBefore: number, what: string): string | null {
+  if (bytes > limits.maxBytes) return `${what} ${bytes} exceeds the limit of ${limits.maxBytes} bytes (--fetch_max_uri_bytes)`;
+  if (launchBefore + bytes > limits.launch.max) {
+    return `${what} ${bytes} takes the launch's URIs past their combined limit of ${limits.launch.max} bytes (--fetch_max_launch_bytes; ${launchBefore} already fetched)`;
+  }
+  return null;
 }
 
 /**
  * Streams `source` into a new file `dest` (created exclusively, so a racing symlink at that name is
- * never followed), counting bytes and failing as soon as the cap is crossed. On error the caller
+ * never followed), counting bytes against the per-URI and the per-launch cap and failing as soon as
+ * either is crossed. The source (socket or file handle) is closed on every path; on error the caller
  * removes `dest`.
  */
 export async function download(source: FetchSource, dest: string, limits: DownloadLimits): Promise<void> {
-  const body = source.kind === 'http' ? await openHttp(source.url, limits) : await openFile(source.path, limits);
-  let total = 0;
-  const cap = async function* (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-    for await (const chunk of chunks) {
-      total += chunk.byteLength;
-      if (total > limits.maxBytes) {
-        throw new Error(`size exceeds the limit of ${limits.maxBytes} bytes`);
-      }
-      limits.onBytes?.(total);
-      yield chunk;
+  limits.signal.throwIfAborted();
+  const launchBefore = limits.launch.used;
+  const opened: { body: AsyncIterable<Uint8Array>; close(): void; size?: number } =
+    source.kind === 'http'
+      ? await httpGet(source.url, {
+          signal: limits.signal,
+          network: limits.network,
+          connectTimeoutMs: limits.connectTimeoutMs,
+          idleTimeoutMs: limits.idleTimeoutMs,
+          maxRedirects: limits.maxRedirects,
+          maxBytes: Math.min(limits.maxBytes, limits.launch.max - launchBefore),
+          tooLarge: (declared) => overCap(declared, limits, launchBefore, 'Content-Length')!,
+          resolve: limits.resolve,
+        })
+      : await openLocalFile(source.path, limits.filePrefixes);
+  try {
+    if (opened.size !== undefined) {
+      const problem = overCap(opened.size, limits, launchBefore, 'size');
+      if (problem !== null) throw new Error(problem);
     }
-  };
-  await pipeline(body, cap, createWriteStream(dest, { flags: 'wx', mode: 0o644 }), { signal: limits.signal });
-}
-
-async function openHttp(url: URL, limits: DownloadLimits): Promise<AsyncIterable<Uint8Array>> {
-  // fetch follows redirects itself (up to 20) and ties both the request and the body to the signal.
-  const res = await fetch(url, { signal: limits.signal, redirect: 'follow' });
-  if (!res.ok) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new Error(`HTTP ${res.status}${res.statusText ? ' ' + res.statusText : ''}${res.redirected ? ` from '${res.url}'` : ''}`);
+    let total = 0;
+    const cap = async function* (chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+      for await (const chunk of chunks) {
+        total += chunk.byteLength;
+        limits.launch.used = launchBefore + total;
+        const problem = overCap(total, limits, launchBefore, 'size');
+        if (problem !== null) throw new Error(problem);
+        limits.onBytes?.(total);
+        yield chunk;
+      }
+    };
+    await pipeline(opened.body, cap, createWriteStream(dest, { flags: 'wx', mode: 0o644 }), { signal: limits.signal });
+  } finally {
+    opened.close();
   }
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared > limits.maxBytes) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new Error(`Content-Length ${declared} exceeds the limit of ${limits.maxBytes} bytes`);
-  }
-  return (res.body ?? emptyBody()) as unknown as AsyncIterable<Uint8Array>;
 }
-
-async function openFile(path: string, limits: DownloadLimits): Promise<AsyncIterable<Uint8Array>> {
-  const st = await stat(path);
-  if (!st.isFile()) throw new Error(`'${path}' is not a regular file`);
-  if (st.size > limits.maxBytes) {
-    throw new Error(`size ${st.size} exceeds the limit of ${limits.maxBytes} bytes`);
-  }
-  return createReadStream(path);
-}
-
-async function* emptyBody(): AsyncGenerator<Uint8Array> {}

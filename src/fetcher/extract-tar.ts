@@ -8,8 +8,10 @@ import { Unpack, type ReadEntry } from 'tar';
 /** Bounds for one extraction. */
 export interface ExtractLimits {
   signal: AbortSignal;
-  /** Budget for the sum of extracted file sizes (a guard against archive bombs). */
+  /** Budget for the sum of extracted entry sizes (a guard against archive bombs). */
   maxBytes: number;
+  /** Budget for the number of entries (every kind counts, skipped ones too). */
+  maxEntries: number;
 }
 
 const FILE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile']);
@@ -30,6 +32,8 @@ const TAR_OVERHEAD_BYTES = 16 * 1024 * 1024;
 export async function extractTar(archive: string, into: string, limits: ExtractLimits): Promise<void> {
   let failure: unknown;
   let extracted = 0;
+  let entries = 0;
+  const links = new LinkRules();
   const gzipped = await startsWith(archive, GZIP_MAGIC);
   const src = createReadStream(archive);
   const gunzip = gzipped ? zlib.createGunzip() : null;
@@ -64,17 +68,21 @@ export async function extractTar(archive: string, into: string, limits: ExtractL
     filter: (_p, e) => {
       if (failure !== undefined) return false;
       const entry = e as ReadEntry;
-      const problem = entryProblem(entry);
+      entries++;
+      if (entries > limits.maxEntries) {
+        fail(new Error(`archive has more than ${limits.maxEntries} entries (--archive_max_entries; at entry '${entry.path}')`));
+        return false;
+      }
+      // Every body counts, even of entries that are skipped: it is still decompressed and read.
+      extracted += entry.size ?? 0;
+      if (extracted > limits.maxBytes) {
+        fail(new Error(`extracted size exceeds the limit of ${limits.maxBytes} bytes (--archive_max_bytes; at entry '${entry.path}')`));
+        return false;
+      }
+      const problem = entryProblem(entry) ?? links.admit(entry);
       if (problem !== null) {
         fail(new Error(`archive entry '${entry.path}' ${problem}`));
         return false;
-      }
-      if (FILE_TYPES.has(entry.type)) {
-        extracted += entry.size ?? 0;
-        if (extracted > limits.maxBytes) {
-          fail(new Error(`extracted size exceeds the limit of ${limits.maxBytes} bytes (at entry '${entry.path}')`));
-          return false;
-        }
       }
       // Permissions are kept, but never setuid/setgid/sticky: every file is now root-owned.
       if (typeof entry.mode === 'number') entry.mode &= 0o777;
@@ -141,6 +149,67 @@ function entryProblem(entry: ReadEntry): string | null {
     if (resolved === '..' || resolved.startsWith('../')) return `is a link to '${link}', outside the sandbox`;
   }
   return null;
+}
+
+/**
+ * What the archive itself has made so far, so links can be judged against it. A hard link may only
+ * name, by exactly the path it was extracted at, a regular file this archive already extracted (never
+ * something that was in the directory before, never a path through a symlink, never '.' or '..'
+ * segments, which the kernel would resolve through links that the lexical view does not see). No
+ * entry may be written below a path this archive made a symlink, even if a later entry replaced it.
+ */
+class LinkRules {
+  private readonly files = new Set<string>();
+  private readonly symlinks = new Set<string>();
+
+  /** Records the entry (when allowed) and returns why it is refused, or null. */
+  admit(entry: ReadEntry): string | null {
+    const p = canonical(entry.path);
+    const through = this.symlinkAbove(p);
+    if (through !== null) return `would be written through the archive's symlink '${through}'`;
+    if (entry.type === 'Link') {
+      // A leading './' (as `tar -C dir .` writes) is the extraction root itself; nothing else may be indirect.
+      const raw = String(entry.linkpath ?? '').replace(/^(?:\.\/+)+/, '');
+      const segments = raw.split('/');
+      if (segments.includes('..') || segments.includes('.') || segments.includes('')) {
+        return `is a hard link to '${raw}', which is not a plain path to a file extracted earlier`;
+      }
+      const viaLink = this.symlinkAbove(raw) ?? (this.symlinks.has(raw) ? raw : null);
+      if (viaLink !== null) return `is a hard link to '${raw}' through the archive's symlink '${viaLink}'`;
+      if (!this.files.has(raw)) {
+        return `is a hard link to '${raw}', which is not a regular file extracted earlier from this archive`;
+      }
+      if (raw === p) return `is a hard link to itself`;
+    }
+    this.forget(p);
+    if (FILE_TYPES.has(entry.type) || entry.type === 'Link') this.files.add(p);
+    else if (entry.type === 'SymbolicLink') this.symlinks.add(p);
+    return null;
+  }
+
+  /** The nearest proper ancestor of `p` that is an archive symlink, or null. */
+  private symlinkAbove(p: string): string | null {
+    const parts = p.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const ancestor = parts.slice(0, i).join('/');
+      if (this.symlinks.has(ancestor)) return ancestor;
+    }
+    return null;
+  }
+
+  /**
+   * Whatever was at `p` is replaced by the new entry. (Files below `p` need no forgetting: node-tar
+   * replaces a directory by a non-directory only with rmdir, which fails unless it is empty.)
+   */
+  private forget(p: string): void {
+    this.files.delete(p);
+  }
+}
+
+/** An entry path as the extraction sees it: no './', no '//' and no trailing '/'. */
+function canonical(p: string): string {
+  const n = path.posix.normalize(p);
+  return n.endsWith('/') && n.length > 1 ? n.slice(0, -1) : n;
 }
 
 async function startsWith(file: string, magic: number[]): Promise<boolean> {

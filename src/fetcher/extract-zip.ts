@@ -27,9 +27,14 @@ export async function extractZip(archive: string, into: string, limits: ExtractL
   });
   const links: Array<{ at: string; target: string }> = [];
   let extracted = 0;
+  let entries = 0;
+  const tooMany = () => new Error(`archive has more than ${limits.maxEntries} entries (--archive_max_entries)`);
   try {
+    // The central directory says how many entries follow: refuse a bomb of names before reading one.
+    if (zip.entryCount > limits.maxEntries) throw tooMany();
     for await (const entry of zip.eachEntry()) {
       limits.signal.throwIfAborted();
+      if (++entries > limits.maxEntries) throw tooMany();
       const name = entry.fileName;
       const problem = nameProblem(name);
       if (problem !== null) throw new Error(`archive entry '${name}' ${problem}`);
@@ -44,12 +49,18 @@ export async function extractZip(archive: string, into: string, limits: ExtractL
       }
       // Check the declared size first so a bomb is refused before inflating; then count real bytes.
       if (extracted + entry.uncompressedSize > limits.maxBytes) {
-        throw new Error(`extracted size exceeds the limit of ${limits.maxBytes} bytes (at entry '${name}')`);
+        throw new Error(
+          `extracted size exceeds the limit of ${limits.maxBytes} bytes (--archive_max_bytes; entry '${name}' declares ${entry.uncompressedSize})`,
+        );
       }
       await mkdir(path.dirname(dest), { recursive: true, mode: 0o755 });
       const stream = await zip.openReadStreamPromise(entry);
       if ((unixMode & S_IFMT) === S_IFLNK) {
-        links.push({ at: dest, target: await readSmall(stream, name) });
+        try {
+          links.push({ at: dest, target: await readSmall(stream, name) });
+        } finally {
+          stream.destroy();
+        }
         continue;
       }
       const mode = unixMode & 0o777 || 0o644;
@@ -57,7 +68,7 @@ export async function extractZip(archive: string, into: string, limits: ExtractL
         transform(chunk: Buffer, _enc, cb) {
           extracted += chunk.length;
           if (extracted > limits.maxBytes) {
-            cb(new Error(`extracted size exceeds the limit of ${limits.maxBytes} bytes (at entry '${name}')`));
+            cb(new Error(`extracted size exceeds the limit of ${limits.maxBytes} bytes (--archive_max_bytes; at entry '${name}')`));
           } else {
             cb(null, chunk);
           }

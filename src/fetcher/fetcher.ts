@@ -2,7 +2,7 @@ import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { archiveKindOf } from './archive-kind.js';
 import { assertSymlinksConfined } from './confine-symlinks.js';
-import { download } from './download.js';
+import { download, type LaunchBudget } from './download.js';
 import { extractTar } from './extract-tar.js';
 import { extractZip } from './extract-zip.js';
 import { FetchFailed, FetchUriInvalid } from './fetch-errors.js';
@@ -27,16 +27,75 @@ export interface FetchUri {
   outputFile?: string;
 }
 
-/** Cancellation, limits and progress for fetchUris. */
+/** Cancellation, limits and progress for fetchUris. Every bound has a safe default when absent. */
 export interface FetchOptions {
   signal: AbortSignal;
-  /** max bytes per URI, default 2 GiB */
+  /** Per-URI download cap; default DEFAULT_MAX_FETCH_BYTES (2 GiB). */
   maxBytes?: number;
+  /** All URIs of one launch together; default DEFAULT_MAX_LAUNCH_BYTES (4 GiB). */
+  maxLaunchBytes?: number;
+  /** Connect + response headers of each request (each redirect hop); default 30 s. Independent of `signal`. */
+  connectTimeoutMs?: number;
+  /** No byte received for this long aborts the download; default 60 s. */
+  idleTimeoutMs?: number;
+  /** Default 5. */
+  maxRedirects?: number;
+  /** Entries of one archive; default 100000. */
+  archiveMaxEntries?: number;
+  /** Extracted bytes of one archive; default 4 GiB. */
+  archiveMaxBytes?: number;
+  /** Which addresses http(s) may connect to; default { allowLoopback: false, denyPrivate: false }. Link-local is never allowed. */
+  network?: { allowLoopback: boolean; denyPrivate: boolean };
+  /** Absolute prefixes file:// URIs and bare paths may read from (compared after realpath); default [] = none. */
+  filePrefixes?: string[];
   onProgress?: (uri: string, bytes: number) => void;
 }
 
-/** Default per-URI cap on downloaded bytes (and, separately, on bytes extracted from an archive). */
+/** Default per-URI cap on downloaded bytes. */
 export const DEFAULT_MAX_FETCH_BYTES = 2 * 1024 ** 3;
+/** Default cap on the bytes all URIs of one launch download together. */
+export const DEFAULT_MAX_LAUNCH_BYTES = 4 * 1024 ** 3;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+export const DEFAULT_MAX_REDIRECTS = 5;
+export const DEFAULT_ARCHIVE_MAX_ENTRIES = 100_000;
+export const DEFAULT_ARCHIVE_MAX_BYTES = 4 * 1024 ** 3;
+
+/** FetchOptions with every default applied (internal). */
+interface Bounds {
+  maxBytes: number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxRedirects: number;
+  archiveMaxEntries: number;
+  archiveMaxBytes: number;
+  network: { allowLoopback: boolean; denyPrivate: boolean };
+  filePrefixes: readonly string[];
+  launch: LaunchBudget;
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`FetchOptions.${name} must be a non-negative number, got ${value}`);
+  return value;
+}
+
+function boundsOf(options: FetchOptions): Bounds {
+  return {
+    maxBytes: positive(options.maxBytes, DEFAULT_MAX_FETCH_BYTES, 'maxBytes'),
+    connectTimeoutMs: positive(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs'),
+    idleTimeoutMs: positive(options.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 'idleTimeoutMs'),
+    maxRedirects: positive(options.maxRedirects, DEFAULT_MAX_REDIRECTS, 'maxRedirects'),
+    archiveMaxEntries: positive(options.archiveMaxEntries, DEFAULT_ARCHIVE_MAX_ENTRIES, 'archiveMaxEntries'),
+    archiveMaxBytes: positive(options.archiveMaxBytes, DEFAULT_ARCHIVE_MAX_BYTES, 'archiveMaxBytes'),
+    network: {
+      allowLoopback: options.network?.allowLoopback === true,
+      denyPrivate: options.network?.denyPrivate === true,
+    },
+    filePrefixes: [...(options.filePrefixes ?? [])],
+    launch: { used: 0, max: positive(options.maxLaunchBytes, DEFAULT_MAX_LAUNCH_BYTES, 'maxLaunchBytes') },
+  };
+}
 
 /** Validates without touching disk or network; throws FetchUriInvalid naming the field and value. */
 export function validateFetchUris(uris: FetchUri[]): void {
@@ -46,7 +105,7 @@ export function validateFetchUris(uris: FetchUri[]): void {
 /** Fetches every URI into `sandbox` (which exists); rejects with FetchFailed (message names the URI and the cause) or the signal's reason. */
 export async function fetchUris(uris: FetchUri[], sandbox: string, options: FetchOptions): Promise<void> {
   const { signal } = options;
-  const maxBytes = options.maxBytes ?? DEFAULT_MAX_FETCH_BYTES;
+  const bounds = boundsOf(options);
   // Validate everything first: a bad 3rd URI should not cost the download of the first two.
   const plans = uris.map((uri, i) => planFetch(uri, i));
   signal.throwIfAborted();
@@ -60,7 +119,7 @@ export async function fetchUris(uris: FetchUri[], sandbox: string, options: Fetc
   for (let i = 0; i < uris.length; i++) {
     const uri = uris[i]!;
     try {
-      await fetchOne(uri, plans[i]!, sandboxReal, maxBytes, options);
+      await fetchOne(uri, plans[i]!, sandboxReal, bounds, options);
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       throw new FetchFailed(`fetching '${uri.value}' (command_info.uris[${i}]) failed: ${describe(err)}`, { cause: err });
@@ -72,7 +131,7 @@ async function fetchOne(
   uri: FetchUri,
   plan: FetchPlan,
   sandboxReal: string,
-  maxBytes: number,
+  bounds: Bounds,
   options: FetchOptions,
 ): Promise<void> {
   const { signal } = options;
@@ -81,7 +140,13 @@ async function fetchOne(
   try {
     await download(plan.source, temp, {
       signal,
-      maxBytes,
+      maxBytes: bounds.maxBytes,
+      launch: bounds.launch,
+      network: bounds.network,
+      connectTimeoutMs: bounds.connectTimeoutMs,
+      idleTimeoutMs: bounds.idleTimeoutMs,
+      maxRedirects: bounds.maxRedirects,
+      filePrefixes: bounds.filePrefixes,
       onBytes: options.onProgress && ((bytes) => options.onProgress!(uri.value, bytes)),
     });
     signal.throwIfAborted();
@@ -96,7 +161,7 @@ async function fetchOne(
       // aborted extraction is removed whole, and the result is merged without following any link.
       staging = path.join(sandboxReal, scratchName('extract'));
       await mkdir(staging, { mode: 0o755 });
-      const limits = { signal, maxBytes };
+      const limits = { signal, maxBytes: bounds.archiveMaxBytes, maxEntries: bounds.archiveMaxEntries };
       if (kind === 'tar') await extractTar(temp, staging, limits);
       else await extractZip(temp, staging, limits);
       signal.throwIfAborted();

@@ -138,7 +138,13 @@ describe('fetcher', function () {
   let outside: string;
   let controller: AbortController;
 
-  const opts = (extra: Partial<FetchOptions> = {}): FetchOptions => ({ signal: controller.signal, ...extra });
+  // Local servers on 127.0.0.1 and local files under <root>/outside: both doors are closed by default.
+  const opts = (extra: Partial<FetchOptions> = {}): FetchOptions => ({
+    signal: controller.signal,
+    network: { allowLoopback: true, denyPrivate: false },
+    filePrefixes: [outside],
+    ...extra,
+  });
   const serve = (p: string, body: string | Buffer, headers: Record<string, string> = {}) =>
     routes.set(p, (res) => {
       res.writeHead(200, { 'content-type': 'application/octet-stream', ...headers });
@@ -507,11 +513,11 @@ describe('fetcher', function () {
       assert.equal(await readFile(path.join(sandbox, 'planted/evil'), 'utf8'), 'x');
     });
 
-    it('fails a tar whose content exceeds maxBytes once extracted', async function () {
+    it('fails a tar whose content exceeds archiveMaxBytes once extracted', async function () {
       serve('/bomb.tar.gz', zlib.gzipSync(rawTar([{ name: 'zeros', body: Buffer.alloc(2_000_000) }])));
       await assert.rejects(
-        fetchUris([{ value: `${base}/bomb.tar.gz` }], sandbox, opts({ maxBytes: 100_000 })),
-        /extracted size exceeds the limit of 100000 bytes \(at entry 'zeros'\)/,
+        fetchUris([{ value: `${base}/bomb.tar.gz` }], sandbox, opts({ archiveMaxBytes: 100_000 })),
+        /extracted size exceeds the limit of 100000 bytes \(--archive_max_bytes; at entry 'zeros'\)/,
       );
       assert.deepEqual(await readdir(sandbox), []);
     });
@@ -579,10 +585,10 @@ describe('fetcher', function () {
       });
     }
 
-    it('fails a zip bomb against the maxBytes budget and removes everything', async function () {
+    it('fails a zip bomb against the archiveMaxBytes budget and removes everything', async function () {
       serve('/bomb.zip', buildZip([{ name: 'zeros', body: Buffer.alloc(5_000_000), deflate: true }]));
       await assert.rejects(
-        fetchUris([{ value: `${base}/bomb.zip` }], sandbox, opts({ maxBytes: 100_000 })),
+        fetchUris([{ value: `${base}/bomb.zip` }], sandbox, opts({ archiveMaxBytes: 100_000 })),
         /extracted size exceeds the limit of 100000 bytes/,
       );
       assert.deepEqual(await readdir(sandbox), []);
