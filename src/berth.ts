@@ -1,4 +1,4 @@
-import { access, constants, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { access, chmod, constants, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { filter, firstValueFrom, timeout } from "rxjs";
 import { CheckpointStore } from "./checkpoint/checkpoint-store.js";
 import { SequenceFile } from "./checkpoint/sequence-file.js";
@@ -13,6 +13,8 @@ import { EventMonitor } from "./docker/event-monitor.js";
 import { ImagePuller } from "./docker/image-puller.js";
 import { agentLabels } from "./docker/names.js";
 import { fetchUris } from "./fetcher/fetcher.js";
+import { effectivePolicy } from "./policy/load-policy.js";
+import { describePolicy } from "./policy/policy.js";
 import { BerthServer } from "./rpc/server.js";
 import { TokenStore } from "./rpc/auth.js";
 import { resolveTransport } from "./rpc/transport.js";
@@ -98,8 +100,17 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   const agentId = await resolveAgentId(config.workDir, config.agentId).catch((err: Error) => {
     throw new StartupError(err.message);
   });
+  const policy = await effectivePolicy(config.policyFile, config.fetchAllowLoopback).catch((err: Error) => {
+    throw new StartupError(err.message);
+  });
+  log.info({ policy_file: config.policyFile ?? null, policy: describePolicy(policy) }, "operator policy");
   const meta = path.join(config.workDir, "meta");
   await mkdir(meta, { recursive: true, mode: 0o700 });
+  // Checkpoints hold launch environments (often secrets) and sandboxes the tasks' files: root's
+  // only, also when an older Berth (or the umask) made them wider.
+  const sandboxes = path.join(config.workDir, "sandboxes");
+  await mkdir(sandboxes, { recursive: true, mode: 0o700 });
+  await Promise.all([chmod(meta, 0o700), chmod(sandboxes, 0o700)]);
   const lock = path.join(meta, "lock");
   await takeLock(lock);
   const releaseLock = () => rm(lock, { force: true });
@@ -128,8 +139,32 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       engineAddress: config.dockerHost,
       eventRetention: config.watchRetention,
       cgroupsEnableCfs: config.cgroupsEnableCfs,
+      policy,
+      engineSocket: engineOptions(config.dockerHost, 0).socketPath,
+      limits: { maxContainers: config.maxContainers, maxEnvironmentEntries: config.maxEnvironmentEntries, maxUris: config.maxUris, maxVolumes: config.maxVolumes },
+      defaultPidsLimit: config.defaultPidsLimit,
     },
-    { engine, puller, monitor, fetch: fetchUris, log, checkpoints, sequence },
+    {
+      engine,
+      puller,
+      monitor,
+      fetch: (uris, sandbox, o) =>
+        fetchUris(uris, sandbox, {
+          ...o,
+          maxBytes: config.fetchMaxUriBytes,
+          maxLaunchBytes: config.fetchMaxLaunchBytes,
+          connectTimeoutMs: config.fetchConnectTimeoutMs,
+          idleTimeoutMs: config.fetchIdleTimeoutMs,
+          maxRedirects: config.fetchMaxRedirects,
+          archiveMaxEntries: config.archiveMaxEntries,
+          archiveMaxBytes: config.archiveMaxBytes,
+          network: { allowLoopback: policy.fetch.allowLoopback, denyPrivate: policy.fetch.denyPrivateNetworks },
+          filePrefixes: policy.fileUriPrefixes,
+        }),
+      log,
+      checkpoints,
+      sequence,
+    },
   );
   // Subscribe to the events before the stream opens, so nothing is missed.
   containerizer.start();

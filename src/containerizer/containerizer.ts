@@ -11,9 +11,13 @@ import { validateId } from "./container-id.js";
 import { Container, DestroyRequested } from "./container.js";
 import type { ContainerEvent, EventKind } from "./container-event.js";
 import { buildCreateSpec } from "./create-spec.js";
-import { Cancelled, ContainerNotFound, EngineUnavailable, InvalidRequest, OutOfRange } from "./errors.js";
+import { Cancelled, ContainerNotFound, EngineUnavailable, InvalidRequest, OutOfRange, PermissionDenied } from "./errors.js";
 import { EventJournal } from "./event-journal.js";
-import { NotSupported, resolveLaunchSpec, summarizeResources } from "./launch-spec.js";
+import { NotSupported, resolveLaunchSpec, summarizeResources, type LaunchSpec } from "./launch-spec.js";
+import { admissionPaths, admit } from "../policy/admit.js";
+import { checkLaunchLimits, checkLiveContainers, DEFAULT_LAUNCH_LIMITS, type LaunchLimits } from "../policy/limits.js";
+import { defaultPolicy, WELL_KNOWN_ENGINE_SOCKETS, type Policy } from "../policy/policy.js";
+import { resolvePaths } from "../policy/resolve-paths.js";
 import { adoptContainer, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
 import type { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import type { SequenceFile } from "../checkpoint/sequence-file.js";
@@ -55,6 +59,14 @@ export interface ContainerizerOptions {
   eventRetention?: number;
   /** Mesos' --cgroups_enable_cfs: cpus also become a CFS quota, at launch and on Update. */
   cgroupsEnableCfs?: boolean;
+  /** The operator policy in force (default: the safe defaults of policy/policy.ts). */
+  policy?: Policy;
+  /** --docker_socket when it is a unix socket: never mountable (besides the well-known paths). */
+  engineSocket?: string;
+  /** --max_containers and the per-launch limits (default: the flags' defaults). */
+  limits?: Partial<LaunchLimits>;
+  /** --default_pids_limit: every container's pids limit (0 or unset = none). */
+  defaultPidsLimit?: number;
 }
 
 /** The collaborators the containerizer drives. */
@@ -95,6 +107,8 @@ export interface LaunchInput {
   nested: boolean;
   config: ContainerConfig | undefined;
   environment: Record<string, string>;
+  /** Who asked (the edge's peer address or identity), for the log of a refusal. */
+  peer?: string;
 }
 
 /** One container at a glance. */
@@ -140,12 +154,19 @@ export class Containerizer {
   private readonly resources: ContainerResources;
   /** The host's cgroup reader when none was injected: its kept descriptors close at shutdown. */
   private readonly ownStats?: CgroupStatsReader;
+  private readonly policy: Policy;
+  private readonly limits: LaunchLimits;
+  /** The engine sockets admission never lets a launch mount. */
+  private readonly engineSockets: string[];
 
   constructor(
     private readonly options: ContainerizerOptions,
     private readonly deps: ContainerizerDeps,
   ) {
     this.journal = new EventJournal(options.eventRetention ?? 10_000);
+    this.policy = options.policy ?? defaultPolicy();
+    this.limits = { ...DEFAULT_LAUNCH_LIMITS, ...options.limits };
+    this.engineSockets = [...new Set([...WELL_KNOWN_ENGINE_SOCKETS, ...(options.engineSocket ? [path.normalize(options.engineSocket)] : [])])];
     this.pulledImages = new PulledImages(deps.checkpoints, deps.log);
     if (!deps.stats) this.ownStats = new CgroupStatsReader();
     this.resources = new ContainerResources({
@@ -160,6 +181,7 @@ export class Containerizer {
       engine: deps.engine,
       puller: recordingPuller(deps.puller, this.pulledImages),
       cfsQuota: options.cgroupsEnableCfs ?? false,
+      pidsLimit: options.defaultPidsLimit,
       fetch: deps.fetch,
       agentId: options.agentId,
       containerSandbox: options.sandboxDirectory,
@@ -194,7 +216,13 @@ export class Containerizer {
     return this.deps.sequence?.last ?? this.sequence;
   }
 
-  /** Validates and records a launch, then runs its pipeline in the background. */
+  /**
+   * Validates, admits and records a launch, then runs its pipeline in the background. In order:
+   * the request's shape (InvalidRequest, NOT_SUPPORTED), the per-launch limits
+   * (ResourceExhausted), the operator policy (PermissionDenied), then the agent's state (live
+   * containers, engine, sandbox conflicts). Nothing is written, created or recorded before all of
+   * them passed.
+   */
   async launch(input: LaunchInput): Promise<LaunchOutcome> {
     const id = validateId(input.containerId, "container_id.value");
     if (input.nested) return { result: "NOT_SUPPORTED", reason: "nested containers (container_id.parent) are not supported" };
@@ -207,18 +235,39 @@ export class Containerizer {
       if (err instanceof NotSupported) return { result: "NOT_SUPPORTED", reason: err.message };
       throw err;
     }
+    checkLaunchLimits(spec, this.limits);
     const sandbox = spec.directory ?? path.join(this.sandboxesDir, id);
     // Build the engine's create options now, so a shape the engine cannot take is refused
     // before anything is recorded.
     buildCreateSpec(spec, { agentId: this.options.agentId, hostSandbox: sandbox, containerSandbox: this.options.sandboxDirectory });
+    const admitting = this.admit(spec, input.peer);
+    if (admitting) {
+      await admitting;
+      // Admission waited for the file system: another launch of this id may have come in.
+      const raced = this.containers.get(id);
+      if (raced) return { result: "ALREADY_LAUNCHED", sandbox: raced.sandbox };
+    }
     if (!this.deps.monitor.connected$.value) {
       throw new EngineUnavailable(`the Docker engine at ${this.options.engineAddress} is not reachable; retry when Berth's health is SERVING`);
     }
+    let live = 0;
     for (const other of this.containers.values()) {
-      if (other.sandbox === sandbox && other.state !== "TERMINATED") {
+      if (other.state === "TERMINATED") continue;
+      live += 1;
+      if (other.sandbox === sandbox) {
         throw new InvalidRequest(`container_config.directory '${sandbox}' is already the sandbox of live container '${other.id}'`);
       }
     }
+    if (spec.directory !== undefined) {
+      // A sandbox inside another one (or holding one) would let one task reach the other's files,
+      // or plant a link the other's launch would follow.
+      for (const other of this.containers.values()) {
+        if (nested(sandbox, other.sandbox) || nested(other.sandbox, sandbox)) {
+          throw new InvalidRequest(`container_config.directory '${sandbox}' lies inside or holds the sandbox '${other.sandbox}' of container '${other.id}'`);
+        }
+      }
+    }
+    checkLiveContainers(live, this.limits);
     // Recorded durably before it is accepted: a restart right after LAUNCHED still knows it.
     // The record is written while the pipeline already fetches and pulls (those leave nothing in
     // the engine); the pipeline waits for it before starting anything, and Launch answers
@@ -239,6 +288,32 @@ export class Containerizer {
       throw new EngineUnavailable(`could not record container '${id}' in ${store?.dir}: ${(err as Error).message}`);
     }
     return { result: "LAUNCHED", sandbox };
+  }
+
+  /**
+   * The operator policy's one decision: the real paths it compares are read first (lstat and
+   * readlink only, and only when the launch names a sandbox, host paths or local files), then the
+   * pure check runs. A refusal is logged with the container id and the caller. Without paths to
+   * read it decides synchronously (undefined), so a launch stays registered in the same turn.
+   */
+  private admit(spec: LaunchSpec, peer: string | undefined): Promise<void> | undefined {
+    const facts = { workDir: this.options.workDir, sandboxesDir: this.sandboxesDir, engineSockets: this.engineSockets };
+    const decide = (resolved: ReadonlyMap<string, string | null>) => {
+      try {
+        admit(spec, this.policy, { ...facts, resolved });
+      } catch (err) {
+        if (err instanceof PermissionDenied) {
+          this.deps.log.warn({ container_id: spec.containerId, peer, rule: err.rule, field: err.field, value: err.value }, `launch refused: ${err.message}`);
+        }
+        throw err;
+      }
+    };
+    const paths = admissionPaths(spec, this.policy, facts);
+    if (paths.length === 0) {
+      decide(new Map());
+      return undefined;
+    }
+    return resolvePaths(paths).then(decide);
   }
 
   /** Resolves with the termination once the container has terminated; rejects Cancelled on abort. */
@@ -684,6 +759,12 @@ export class Containerizer {
         .catch((err: unknown) => this.deps.log.warn({ err, engine_id: r.id }, "reconcile: could not remove container")),
     );
   }
+}
+
+/** `inner` lies strictly below `outer`. */
+function nested(inner: string, outer: string): boolean {
+  const o = outer.endsWith("/") ? outer : `${outer}/`;
+  return inner !== outer && inner.startsWith(o);
 }
 
 /** True for a terminated container whose engine container may be removed (its remove delay is over). */

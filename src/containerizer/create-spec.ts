@@ -29,6 +29,8 @@ export const MIN_CFS_QUOTA_US = 1_000;
 export interface CreateOptions {
   /** Also cap cpus with a CFS quota (Mesos' --cgroups_enable_cfs), not only weigh them with shares. */
   cfsQuota?: boolean;
+  /** --default_pids_limit: the container's pids limit (a launch names none); 0 or unset = none. */
+  pidsLimit?: number;
 }
 
 /**
@@ -67,7 +69,9 @@ export interface SandboxPlacement {
 
 /**
  * Maps a launch to the engine's create options, as Mesos' docker containerizer maps it to
- * `docker run`. Pure; throws InvalidRequest for shapes it cannot express.
+ * `docker run`. Pure; throws InvalidRequest for shapes it cannot express. It decides nothing about
+ * what is allowed: the launch reaching it was admitted by the operator policy (policy/admit.ts),
+ * which reads the same fields with the same precedence (hostPathRequests mirrors volumeMount).
  */
 export function buildCreateSpec(spec: LaunchSpec, placement: SandboxPlacement, options: CreateOptions = {}): CreateSpec {
   const info = spec.containerInfo;
@@ -111,6 +115,7 @@ export function buildCreateSpec(spec: LaunchSpec, placement: SandboxPlacement, o
   applyNetwork(create, info);
   Object.assign(create.HostConfig, engineLimits(spec.resources, options));
   applyLinux(create, info);
+  if (options.pidsLimit !== undefined && options.pidsLimit > 0) create.HostConfig.PidsLimit = options.pidsLimit;
   if (info.ttyInfo) create.Tty = true;
   if (docker?.privileged) create.HostConfig.Privileged = true;
   for (const [i, p] of (docker?.parameters ?? []).entries()) applyParameter(create, p.key, p.value, i);
@@ -183,6 +188,8 @@ function applyLinux(create: CreateSpec, info: ContainerInfo): void {
       return `CAP_${name}`;
     });
   }
+  // Honoured, not ignored: admission refuses it unless the policy's allow_host_pid opens it.
+  if (linux.sharePidNamespace) create.HostConfig.PidMode = "host";
   if (linux.ipcMode === LinuxInfo_IpcMode.SHARE_PARENT) create.HostConfig.IpcMode = "host";
   else if (linux.ipcMode === LinuxInfo_IpcMode.PRIVATE) create.HostConfig.IpcMode = "private";
   if (linux.shmSize !== 0) {

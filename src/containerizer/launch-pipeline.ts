@@ -14,6 +14,7 @@ import type { Gate } from "./bounded.js";
 import { buildCreateSpec } from "./create-spec.js";
 import { LaunchDeadline, LaunchTimedOut } from "./launch-deadline.js";
 import type { ContainerState } from "./state.js";
+import { chownPaths, chownTree, resolveSandboxOwner, type SandboxOwner } from "./sandbox-owner.js";
 import { taskStatus } from "./task-status.js";
 import { destroyedBeforeRunning, exitTermination, launchFailed, unknownFate, type ExitFacts, type Termination } from "./termination.js";
 
@@ -35,6 +36,8 @@ export interface PipelineDeps {
   outputGraceMs: number;
   /** Mesos' --cgroups_enable_cfs: cpus also become a CFS quota. */
   cfsQuota?: boolean;
+  /** --default_pids_limit: every container's pids limit (0 or unset = none). */
+  pidsLimit?: number;
   log: Logger;
   /** Registers the engine id so that engine events reach this container. */
   bindEngineId(container: Container, engineId: string): void;
@@ -80,8 +83,13 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
   try {
     deadline.run("FETCHING");
     await prepareSandbox(c.sandbox);
+    // The task's user owns its sandbox (as Mesos chowns it), so a non-root task can write there;
+    // the fetcher runs as root, so what it fetched is handed over too.
+    const owner = await resolveSandboxOwner(c.spec.user);
+    if (c.spec.user !== undefined && !owner) log.info({ user: c.spec.user }, "the task's user is not known on the host; its sandbox stays root's");
     await deps.fetch(c.spec.uris, c.sandbox, { signal });
     signal.throwIfAborted();
+    if (owner) await chownTree(c.sandbox, owner);
 
     stage = "PULLING";
     c.transition("PULLING");
@@ -97,8 +105,12 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     stage = "MOUNTING";
     c.transition("MOUNTING");
     deadline.run("MOUNTING");
-    const createSpec = buildCreateSpec(c.spec, { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox }, { cfsQuota: deps.cfsQuota });
-    await makeSandboxMountSources(c.sandbox, createSpec.HostConfig.Mounts.map((m) => m.Source));
+    const createSpec = buildCreateSpec(
+      c.spec,
+      { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox },
+      { cfsQuota: deps.cfsQuota, pidsLimit: deps.pidsLimit },
+    );
+    await makeSandboxMountSources(c.sandbox, createSpec.HostConfig.Mounts.map((m) => m.Source), owner);
     // The stage is recorded too, without waiting (after the launch record; it only sharpens
     // recovery's message).
     void deps.checkpoint(c).catch((err: unknown) => log.warn({ err }, "could not checkpoint the stage"));
@@ -317,7 +329,7 @@ async function prepareSandbox(sandbox: string): Promise<void> {
  * sandbox volume into a mount of a host directory, so every component is created or checked
  * without following links.
  */
-async function makeSandboxMountSources(sandbox: string, sources: string[]): Promise<void> {
+async function makeSandboxMountSources(sandbox: string, sources: string[], owner: SandboxOwner | undefined): Promise<void> {
   for (const source of sources) {
     if (source === sandbox || !source.startsWith(`${sandbox}/`)) continue;
     let current = sandbox;
@@ -327,7 +339,10 @@ async function makeSandboxMountSources(sandbox: string, sources: string[]): Prom
         if (err.code === "ENOENT") return undefined;
         throw err;
       });
-      if (!stat) await mkdir(current);
+      if (!stat) {
+        await mkdir(current);
+        if (owner) await chownPaths([current], owner);
+      }
       else if (stat.isSymbolicLink()) throw new Error(`sandbox volume path '${path.relative(sandbox, current)}' is a symbolic link; refusing to mount through it`);
       else if (!stat.isDirectory()) throw new Error(`sandbox volume path '${path.relative(sandbox, current)}' exists and is not a directory`);
     }

@@ -42,6 +42,8 @@ export interface CreateSpec {
     CapDrop?: string[];
     ShmSize?: number;
     IpcMode?: string;
+    PidMode?: string;
+    PidsLimit?: number;
   };
 }
 
