@@ -30,7 +30,12 @@ async function realOrNull(p: string): Promise<string | null> {
  * /proc/self/fd, the file actually opened must still lie under the prefix, so a directory swapped in
  * higher up after the check is caught too.
  */
-export async function openLocalFile(p: string, prefixes: readonly string[]): Promise<LocalBody> {
+export async function openLocalFile(
+  p: string,
+  prefixes: readonly string[],
+  /** Test seam: runs between the prefix check and the open, where a racing swap would land. */
+  hooks: { afterCheck?: () => Promise<void> } = {},
+): Promise<LocalBody> {
   const absolute = prefixes.filter((x) => path.isAbsolute(x));
   if (absolute.length === 0) throw new Error(`refused: ${RULE}, and none are allowed`);
   const realPrefixes = (await Promise.all(absolute.map(realOrNull))).filter((x): x is string => x !== null);
@@ -46,6 +51,7 @@ export async function openLocalFile(p: string, prefixes: readonly string[]): Pro
   const prefix = realPrefixes.find((pre) => isInside(pre, real));
   if (prefix === undefined) throw new Error(`refused: '${p}' (with symlinks resolved) is not under an allowed prefix; ${RULE}`);
 
+  await hooks.afterCheck?.();
   let fh: FileHandle;
   try {
     fh = await open(real, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY);
