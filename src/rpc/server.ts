@@ -3,6 +3,7 @@ import { rm } from "node:fs/promises";
 import { Server, ServerCredentials, type ServerInterceptor, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { pino, type Logger } from "pino";
+import type { Observable } from "rxjs";
 import { Containerizer as ContainerizerDesc, file_berth_v1_containerizer } from "../gen/berth/v1/containerizer_pb.js";
 import type { Containerizer } from "../containerizer/containerizer.js";
 import { containerizerService } from "./containerizer-service.js";
@@ -57,6 +58,7 @@ export class BerthServer {
   private readonly streams = new WatchStreams();
   private readonly log: Logger;
   private readonly unixListeners: UnixListener[] = [];
+  private readonly watchLimits: WatchLimits;
   /** The addresses actually bound (a `:0` port resolved). */
   readonly bound: string[] = [];
 
@@ -72,7 +74,7 @@ export class BerthServer {
       "grpc.enable_channelz": 0,
       interceptors,
     });
-    const watchLimits = new WatchLimits({ maxStreams: options.maxWatchStreams ?? 1024, maxStreamsPerConnection: options.maxWatchStreamsPerConnection ?? 64 });
+    const watchLimits = (this.watchLimits = new WatchLimits({ maxStreams: options.maxWatchStreams ?? 1024, maxStreamsPerConnection: options.maxWatchStreamsPerConnection ?? 64 }));
     this.addService(serviceDefinition(ContainerizerDesc), containerizerService(containerizer, { watchQueueLimit: options.watchQueueLimit, watchLimits }, this.streams));
     // HealthImplementation's Watch streams end only on client cancel, so stop() would wait out
     // its grace period and clients would see CANCELLED: register them to be ended with the rest.
@@ -86,6 +88,11 @@ export class BerthServer {
   private addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation): void {
     const decoded = decodedInHandlers(definition, implementation);
     this.server.addService(decoded.definition, decoded.implementation);
+  }
+
+  /** How many berth.v1 Watch streams are open, and every change of it. */
+  get watchStreamsOpen$(): Observable<number> {
+    return this.watchLimits.open$;
   }
 
   /** Re-reads the bearer token file (SIGHUP); on failure the tokens in use stay. Returns how many are in use. */

@@ -1,5 +1,6 @@
 import { chmod, chown, readFile } from "node:fs/promises";
 import { createServer, isIP, type Server as NetServer, type Socket } from "node:net";
+import { createSecureContext } from "node:tls";
 import { ServerCredentials } from "@grpc/grpc-js";
 
 /** A transport setting a person must fix before Berth can start; the message is one line. */
@@ -82,7 +83,7 @@ export async function resolveTransport(flags: TransportFlags): Promise<Transport
     try {
       // Builds a secure context now, so a key that does not match the certificate, or a file
       // that is not PEM, is one start-up line instead of a failed bind later.
-      tcpCredentials(settings);
+      createSecureContext({ cert: settings.tls.cert, key: settings.tls.key, ca: settings.tls.clientCa });
     } catch (err) {
       throw new TransportConfigError(`--tls_cert/--tls_key/--tls_client_ca are not usable: ${(err as Error).message}`);
     }

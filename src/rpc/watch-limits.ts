@@ -1,3 +1,4 @@
+import { BehaviorSubject, type Observable } from "rxjs";
 import { ResourceExhausted } from "../containerizer/errors.js";
 
 /** The two Watch stream limits: in total, and on one client connection. */
@@ -15,6 +16,7 @@ export interface WatchLimitOptions {
 export class WatchLimits {
   private total = 0;
   private readonly perConnection = new Map<string, number>();
+  private readonly count$ = new BehaviorSubject(0);
 
   constructor(private readonly options: WatchLimitOptions) {}
 
@@ -29,6 +31,7 @@ export class WatchLimits {
     }
     this.total += 1;
     this.perConnection.set(connection, mine + 1);
+    this.count$.next(this.total);
     let released = false;
     return () => {
       if (released) return;
@@ -37,11 +40,12 @@ export class WatchLimits {
       const left = (this.perConnection.get(connection) ?? 1) - 1;
       if (left === 0) this.perConnection.delete(connection);
       else this.perConnection.set(connection, left);
+      this.count$.next(this.total);
     };
   }
 
-  /** Streams open now (for tests and status). */
-  get open(): number {
-    return this.total;
+  /** Streams open now, and every change of it (for tests and status). */
+  get open$(): Observable<number> {
+    return this.count$.asObservable();
   }
 }
