@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setImmediate as tick } from "node:timers/promises";
@@ -8,7 +8,9 @@ import { create } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { filter, firstValueFrom, lastValueFrom, toArray } from "rxjs";
 import { ContainerConfigSchema } from "../../src/gen/mesos/slave/containerizer_pb.js";
-import { ContainerInfo_Type, TaskState, TaskStatus_Reason } from "../../src/gen/mesos/v1/mesos_pb.js";
+import { ContainerInfo_Type, TaskState, TaskStatus_Reason, VolumeSchema, Volume_Mode, Volume_Source_Type } from "../../src/gen/mesos/v1/mesos_pb.js";
+import type { CreateSpec } from "../../src/docker/engine-port.js";
+import { defaultPolicy } from "../../src/policy/policy.js";
 import { CheckpointStore } from "../../src/checkpoint/checkpoint-store.js";
 import { EngineRequestFailed } from "../../src/docker/engine-port.js";
 import { EventMonitor } from "../../src/docker/event-monitor.js";
@@ -16,7 +18,7 @@ import { ImagePuller } from "../../src/docker/image-puller.js";
 import { agentLabels } from "../../src/docker/names.js";
 import { Containerizer, type ContainerizerOptions, type LaunchInput } from "../../src/containerizer/containerizer.js";
 import type { ContainerEvent } from "../../src/containerizer/container-event.js";
-import { Cancelled, ContainerNotFound, EngineUnavailable } from "../../src/containerizer/errors.js";
+import { Cancelled, ContainerNotFound, EngineUnavailable, InvalidRequest, PermissionDenied, ResourceExhausted } from "../../src/containerizer/errors.js";
 import type { ContainerState } from "../../src/containerizer/state.js";
 import type { FetchFn } from "../../src/containerizer/launch-pipeline.js";
 import { launchRequest, newId, type LaunchOptions } from "../harness/launches.js";
@@ -455,6 +457,122 @@ describe("Containerizer over a fake engine", function () {
       assert.match(outcome.result === "NOT_SUPPORTED" ? outcome.reason : "", /MESOS/);
       assert.equal(r.cz.list().length, 0);
       assert.deepEqual(r.engine.log.filter((c) => c.method !== "events"), [], "the engine is not touched");
+    });
+  });
+
+  describe("admission: policy and limits", () => {
+    /** A rig whose log lines are kept, and whose checkpoints go to <workDir>/meta. */
+    async function admissionRig(options: Partial<ContainerizerOptions> = {}, fetch: FetchFn = async () => {}) {
+      const engine = new FakeEngine({ images: [IMAGE] });
+      const workDir = await mkdtemp(path.join(tmpdir(), "berth-cz-unit-"));
+      const store = new CheckpointStore(path.join(workDir, "meta"));
+      await store.init();
+      const lines: Array<Record<string, unknown>> = [];
+      const log = pino({ level: "warn" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+      const r = { ...(await fakeRig(engine, workDir, options, { checkpoints: store, log, fetch })), workDir };
+      rigs.push(r);
+      return { r, lines };
+    }
+
+    it("a refused launch answers PermissionDenied, is logged with the container id and the caller, and leaves nothing behind", async () => {
+      const { r, lines } = await admissionRig();
+      const outside = path.join(r.workDir, "elsewhere", "sandbox");
+      const id = newId("refused");
+      const i = input(id);
+      i.config!.directory = outside;
+      i.peer = "unix:test-peer";
+      await assert.rejects(r.cz.launch(i), (e: unknown) => e instanceof PermissionDenied && e.rule === "sandbox_roots" && e.field === "container_config.directory" && e.value === outside);
+      const hostVolume = input(newId("refused"));
+      hostVolume.config!.containerInfo!.volumes = [create(VolumeSchema, { containerPath: "/h", mode: Volume_Mode.RW, source: { type: Volume_Source_Type.HOST_PATH, hostPath: { path: "/" } } })];
+      await assert.rejects(r.cz.launch(hostVolume), (e: unknown) => e instanceof PermissionDenied && e.rule === "engine_socket");
+      assert.equal(r.cz.list().length, 0, "nothing recorded");
+      assert.equal(existsSync(path.join(r.workDir, "elsewhere")), false, "no directory made");
+      assert.deepEqual(readdirSync(path.join(r.workDir, "meta", "containers")), [], "no checkpoint");
+      assert.equal(existsSync(path.join(r.workDir, "sandboxes")), false, "no sandbox");
+      assert.deepEqual(r.engine.log.filter((c) => c.method !== "events"), [], "the engine is not touched");
+      const refusal = lines.find((l) => l.container_id === id);
+      assert.ok(refusal, "the refusal is logged with the container id");
+      assert.equal(refusal.peer, "unix:test-peer");
+      assert.equal(refusal.rule, "sandbox_roots");
+      assert.equal(refusal.level, 40, "at warn");
+    });
+
+    it("a policy opens what it lists", async () => {
+      const { r } = await admissionRig({ policy: { ...defaultPolicy(), sandboxRoots: [path.join(tmpdir())] } });
+      const i = input(newId("chosen"));
+      const chosen = await mkdtemp(path.join(tmpdir(), "berth-chosen-"));
+      i.config!.directory = path.join(chosen, "sb");
+      try {
+        const outcome = await r.cz.launch(i);
+        assert.equal(outcome.result, "LAUNCHED");
+        assert.equal(outcome.result === "LAUNCHED" && outcome.sandbox, path.join(chosen, "sb"));
+      } finally {
+        await r.cz.destroy(i.containerId).catch(() => undefined);
+        await rm(chosen, { recursive: true, force: true });
+      }
+    });
+
+    it("a chosen sandbox inside another container's sandbox is refused", async () => {
+      const { r } = await admissionRig();
+      const a = newId("outer");
+      const outcome = await r.cz.launch(input(a));
+      assert.equal(outcome.result, "LAUNCHED");
+      const inner = input(newId("inner"));
+      inner.config!.directory = path.join(outcome.result === "LAUNCHED" ? outcome.sandbox : "", "nested");
+      await assert.rejects(r.cz.launch(inner), (e: unknown) => e instanceof InvalidRequest && /lies inside or holds the sandbox/.test(e.message));
+    });
+
+    it("past --max_containers live containers a launch is ResourceExhausted; a terminated one frees its place", async () => {
+      const { r } = await admissionRig({ limits: { maxContainers: 2 } });
+      const firstId = newId("live");
+      const first = await launchRunning(r, firstId);
+      await launchRunning(r, newId("live"));
+      const third = newId("third");
+      await assert.rejects(r.cz.launch(input(third)), (e: unknown) => e instanceof ResourceExhausted && e.limit === "--max_containers" && /2 containers are live/.test(e.message));
+      assert.equal(r.cz.list().some((c) => c.containerId === third), false);
+      r.engine.exit(first, 0);
+      await r.cz.wait(firstId);
+      assert.equal((await r.cz.launch(input(third))).result, "LAUNCHED");
+    });
+
+    it("per-launch limits name their flag and record nothing", async () => {
+      const { r } = await admissionRig({ limits: { maxEnvironmentEntries: 2, maxUris: 1, maxVolumes: 1 } });
+      const env = { ...input(newId("env")), environment: { A: "1", B: "2", C: "3" } };
+      await assert.rejects(r.cz.launch(env), (e: unknown) => e instanceof ResourceExhausted && e.limit === "--max_environment_entries");
+      const uris = input(newId("uris"), { command: { shell: true, value: "true", uris: [{ value: "https://example.com/a" }, { value: "https://example.com/b" }] } });
+      await assert.rejects(r.cz.launch(uris), (e: unknown) => e instanceof ResourceExhausted && e.limit === "--max_uris");
+      const vols = input(newId("vols"));
+      vols.config!.containerInfo!.volumes = [create(VolumeSchema, { containerPath: "/a", mode: Volume_Mode.RW }), create(VolumeSchema, { containerPath: "/b", mode: Volume_Mode.RW })];
+      await assert.rejects(r.cz.launch(vols), (e: unknown) => e instanceof ResourceExhausted && e.limit === "--max_volumes");
+      assert.equal(r.cz.list().length, 0);
+    });
+
+    it("the default pids limit reaches the engine", async () => {
+      const { r } = await admissionRig({ defaultPidsLimit: 321 });
+      await launchRunning(r, newId("pids"));
+      assert.equal((r.engine.calls("createContainer")[0]!.args[0] as CreateSpec).HostConfig.PidsLimit, 321);
+    });
+
+    it("the sandbox, its output files and what was fetched belong to a numeric task user", async () => {
+      const { r } = await admissionRig({}, async (_uris, sandbox) => {
+        await mkdir(path.join(sandbox, "fetched-dir"));
+        await writeFile(path.join(sandbox, "fetched-dir", "file"), "x");
+      });
+      const id = newId("rootowned");
+      await launchRunning(r, id);
+      const owned = newId("owned");
+      const j = input(owned);
+      j.config!.user = "1234:2345";
+      j.config!.containerInfo!.volumes = [create(VolumeSchema, { containerPath: "/v", hostPath: "vol/deep", mode: Volume_Mode.RW })];
+      assert.equal((await r.cz.launch(j)).result, "LAUNCHED");
+      await eventOf(r.cz, owned, isState("RUNNING"));
+      const sandbox = (await r.cz.status(owned)).sandbox;
+      for (const p of ["", "stdout", "stderr", "fetched-dir", "fetched-dir/file", "vol", "vol/deep"]) {
+        const st = statSync(path.join(sandbox, p));
+        assert.deepEqual([st.uid, st.gid], [1234, 2345], `${p || "the sandbox"} is the task user's`);
+      }
+      // Without a user the sandbox stays root's.
+      assert.equal(statSync((await r.cz.status(id)).sandbox).uid, 0);
     });
   });
 

@@ -386,6 +386,12 @@ describe("buildCreateSpec", () => {
       rejects(withParams([["hostname", "h1"]], ContainerInfo_DockerInfo_Network.HOST), /parameters\[0\] hostname 'h1' cannot be set with network HOST/);
     });
 
+    it("sets the default pids limit when one is configured (a launch names none)", () => {
+      assert.equal(buildCreateSpec(spec(), placement, { pidsLimit: 4096 }).HostConfig.PidsLimit, 4096);
+      assert.equal(buildCreateSpec(spec(), placement, { pidsLimit: 0 }).HostConfig.PidsLimit, undefined);
+      assert.equal(build().HostConfig.PidsLimit, undefined);
+    });
+
     it("sets privileged", () => {
       assert.equal(build({ container: { docker: { privileged: true } } }).HostConfig.Privileged, true);
       assert.equal(build().HostConfig.Privileged, undefined);
@@ -401,6 +407,11 @@ describe("buildCreateSpec", () => {
 
     it("rejects an unknown capability, naming the field and value", () => {
       rejects({ container: { linuxInfo: { boundingCapabilities: { capabilities: [CapabilityInfo_Capability.UNKNOWN] } } } }, /linux_info\.bounding_capabilities\.capabilities\[0\] 0 is not a known capability/);
+    });
+
+    it("honours share_pid_namespace with the host's pid namespace (admission decides whether it may)", () => {
+      assert.equal(build({ container: { linuxInfo: { sharePidNamespace: true } } }).HostConfig.PidMode, "host");
+      assert.equal(build({ container: { linuxInfo: { sharePidNamespace: false } } }).HostConfig.PidMode, undefined);
     });
 
     it("sets shm_size (MB) only with a private IPC namespace", () => {
