@@ -45,8 +45,13 @@ export class RawClient {
    * soon as `until(messages)` holds (then the call is cancelled and reported OK).
    */
   serverStream(path: string, bytes: Buffer, metadata = new Metadata(), until?: (messages: Buffer[]) => boolean): Promise<RawOutcome> {
-    return new Promise((resolve) => {
-      const call = this.client.makeServerStreamRequest(path, identity, identity, bytes, metadata, {});
+    return this.openServerStream(path, bytes, metadata, until).outcome;
+  }
+
+  /** A server-streaming call left open: `cancel()` ends it from the client; `outcome` is how it ended. */
+  openServerStream(path: string, bytes: Buffer, metadata = new Metadata(), until?: (messages: Buffer[]) => boolean): { cancel(): void; outcome: Promise<RawOutcome> } {
+    const call = this.client.makeServerStreamRequest(path, identity, identity, bytes, metadata, {});
+    const outcome = new Promise<RawOutcome>((resolve) => {
       const messages: Buffer[] = [];
       let settled = false;
       call.on("data", (m: Buffer) => {
@@ -64,6 +69,7 @@ export class RawClient {
         resolve({ code: s.code, details: s.details, messages });
       });
     });
+    return { cancel: () => call.cancel(), outcome };
   }
 
   /** A bidi call sending the given messages then half-closing; resolves with its status and replies. */
