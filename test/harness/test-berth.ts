@@ -31,6 +31,10 @@ export async function startTestBerth(flags: Record<string, string> = {}, overrid
     termination_retention: "1000",
     watch_queue_limit: "1024",
     log_level: process.env.BERTH_TEST_LOG ?? "silent",
+    // The suites serve their artifacts from http servers on 127.0.0.1, which the safe default
+    // refuses: this one door is opened here for every suite. Everything else stays at the safe
+    // defaults; a suite that needs more passes `policy` (a file) or the flag itself.
+    fetch_allow_loopback: "true",
     ...flags,
   });
   const log = pino({ level: config.logLevel === "silent" ? "silent" : config.logLevel });

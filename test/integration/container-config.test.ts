@@ -25,7 +25,11 @@ describe("container configuration reaches the real engine", function () {
   before(async () => {
     docker = await ensureEngine();
     images = await ensureTestImages(docker);
-    t = await startTestBerth();
+    hostDir = await mkdtemp(path.join(os.tmpdir(), "berth-host:dir,"));
+    await writeFile(path.join(hostDir, "greeting"), "from-host\n");
+    // The host path volume below needs its folder opened by the policy (none is by default).
+    await writeFile(path.join(hostDir, "..", `${path.basename(hostDir)}.policy.json`), JSON.stringify({ host_path_prefixes: [hostDir] }));
+    t = await startTestBerth({ policy: path.join(hostDir, "..", `${path.basename(hostDir)}.policy.json`) });
     const served = await mkdtemp(path.join(os.tmpdir(), "berth-served-"));
     await mkdir(path.join(served, "tree/bin"), { recursive: true });
     await writeFile(path.join(served, "tree/bin/hello.sh"), "#!/bin/sh\necho from-archive\n", { mode: 0o755 });
@@ -42,13 +46,12 @@ describe("container configuration reaches the real engine", function () {
     });
     await new Promise<void>((r) => files.listen(0, "127.0.0.1", r));
     base = `http://127.0.0.1:${(files.address() as AddressInfo).port}`;
-    hostDir = await mkdtemp(path.join(os.tmpdir(), "berth-host:dir,"));
-    await writeFile(path.join(hostDir, "greeting"), "from-host\n");
   });
   after(async () => {
     files?.close();
     await t?.close();
     if (hostDir) await rm(hostDir, { recursive: true, force: true });
+    if (hostDir) await rm(`${hostDir}.policy.json`, { force: true });
   });
 
   it("fetches URIs into the sandbox (extracting archives, marking executables) before the command runs", async () => {
@@ -108,13 +111,14 @@ describe("container configuration reaches the real engine", function () {
     const reqC = launchRequest(c, { image: images.busybox, command: { shell: false } });
     await t.client.launch(reqC);
     const d = newId("nobody");
-    const reqD = launchRequest(d, { image: images.busybox, shell: "id -u; touch $MESOS_SANDBOX/x 2>/dev/null || echo cannot-write-sandbox" });
+    const reqD = launchRequest(d, { image: images.busybox, shell: "id -u; touch $MESOS_SANDBOX/x 2>/dev/null && echo wrote-sandbox || echo cannot-write-sandbox" });
     reqD.containerConfig!.user = "65534";
     const launchedD = await t.client.launch(reqD);
     await Promise.all([b, c, d].map((id) => t.client.wait(id)));
     assert.equal(await readFile(path.join(launchedB.sandboxDirectory, "stdout"), "utf8"), "one two $HOME\n", "arguments are not shell-expanded");
     assert.equal((await t.client.wait(c)).termination?.containerTermination?.state, TaskState.TASK_FINISHED);
-    assert.equal(await readFile(path.join(launchedD.sandboxDirectory, "stdout"), "utf8"), "65534\ncannot-write-sandbox\n");
+    // The sandbox belongs to the task's user (a numeric uid), as Mesos chowns it.
+    assert.equal(await readFile(path.join(launchedD.sandboxDirectory, "stdout"), "utf8"), "65534\nwrote-sandbox\n");
   });
 
   it("maps cpus and mem to CPU shares and a memory limit, network NONE and HOST to the engine's modes", async () => {

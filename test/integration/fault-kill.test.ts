@@ -71,7 +71,7 @@ describe("berth serve killed with SIGKILL at seeded random moments", function ()
     images = await ensureTestImages(docker);
     files = await startFileServer({ "/payload.txt": PAYLOAD });
     workDir = await mkdtemp(path.join(os.tmpdir(), "berth-fault-kill-"));
-    agent = new FaultAgent(workDir, agentId, ["--docker_stop_timeout", "1secs", "--launch_timeout", "20secs", "--docker_remove_delay", "0secs"]);
+    agent = new FaultAgent(workDir, agentId, ["--docker_stop_timeout", "1secs", "--launch_timeout", "20secs", "--docker_remove_delay", "0secs", "--fetch_allow_loopback"]);
   });
 
   after(async () => {
