@@ -93,7 +93,12 @@ export function bearerTokenInterceptor(tokens: TokenStore, log: Logger, open: re
               pass(metadata);
               return;
             }
-            log.warn({ peer: call.getPeer(), method: method.path, had_authorization: metadata.get("authorization").length > 0 }, "call refused: missing or invalid bearer token");
+            // Who called: the connection, and under mutual TLS the client certificate's subject.
+            const subject = call.getAuthContext().sslPeerCertificate?.subject?.CN;
+            log.warn(
+              { peer: call.getPeer(), method: method.path, client_cert: subject, had_authorization: metadata.get("authorization").length > 0 },
+              "call refused: missing or invalid bearer token",
+            );
             call.sendStatus({ code: status.UNAUTHENTICATED, details: UNAUTHENTICATED_DETAILS, metadata: new Metadata() });
           },
         }),

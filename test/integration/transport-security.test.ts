@@ -225,6 +225,19 @@ describe("who may call: socket permissions, TLS, bearer tokens", function () {
       for (const secret of [TOKEN, OTHER, "a-wrong-token-that-must-not-be-logged"]) assert.ok(!all.includes(secret), `log holds '${secret}'`);
     });
 
+    it("under mutual TLS a refusal also names the client certificate's subject", async () => {
+      const dir = await tempDir();
+      const file = path.join(dir, "tokens");
+      await writeFile(file, `${TOKEN}\n`);
+      const m = await serve({ listen: ["127.0.0.1:0"], auth_token_file: file, tls_cert: pki.server.certFile, tls_key: pki.server.keyFile, tls_client_ca: pki.ca.certFile });
+      const c = client(tcpOf(m), credentials.createSsl(pki.ca.cert, pki.client.key, pki.client.cert), TLS_NAME);
+      assert.equal((await c.unary(CONTAINERS, EMPTY)).code, status.UNAUTHENTICATED);
+      assert.equal((await c.unary(CONTAINERS, EMPTY, bearer(TOKEN))).code, status.OK);
+      const refusal = m.lines.find((l) => l.msg === "call refused: missing or invalid bearer token");
+      assert.equal(refusal?.client_cert, "berth-test-client");
+      assert.match(String(refusal?.peer), /^127\.0\.0\.1:\d+$/);
+    });
+
     it("a token file with no token refuses to start", async () => {
       const dir = await tempDir();
       const file = path.join(dir, "empty");
