@@ -68,14 +68,16 @@ export class BerthServer {
     // interceptor at all (each one costs every call).
     const interceptors: ServerInterceptor[] = options.tokens ? [bearerTokenInterceptor(options.tokens, this.log.child({ component: "auth" }))] : [];
     this.server = new Server({
-      // A request larger than this is RESOURCE_EXHAUSTED from grpc-js before it is buffered whole.
+      // A request larger than this is RESOURCE_EXHAUSTED from grpc-js as soon as its length prefix
+      // is read, before it is buffered (grpc-js words it "Received message larger than max (N vs M)";
+      // it answers from below the interceptors, so Berth cannot add the flag's name).
       "grpc.max_receive_message_length": options.maxRequestBytes ?? 1024 * 1024,
       // channelz is off: its per-call bookkeeping costs every call, and Berth serves no channelz service.
       "grpc.enable_channelz": 0,
       interceptors,
     });
-    const watchLimits = (this.watchLimits = new WatchLimits({ maxStreams: options.maxWatchStreams ?? 1024, maxStreamsPerConnection: options.maxWatchStreamsPerConnection ?? 64 }));
-    this.addService(serviceDefinition(ContainerizerDesc), containerizerService(containerizer, { watchQueueLimit: options.watchQueueLimit, watchLimits }, this.streams));
+    this.watchLimits = new WatchLimits({ maxStreams: options.maxWatchStreams ?? 1024, maxStreamsPerConnection: options.maxWatchStreamsPerConnection ?? 64 });
+    this.addService(serviceDefinition(ContainerizerDesc), containerizerService(containerizer, { watchQueueLimit: options.watchQueueLimit, watchLimits: this.watchLimits }, this.streams));
     // HealthImplementation's Watch streams end only on client cancel, so stop() would wait out
     // its grace period and clients would see CANCELLED: register them to be ended with the rest.
     this.health.addToServer({
