@@ -1,4 +1,4 @@
-import { chmod, chown, readFile } from "node:fs/promises";
+import { lchown, lstat, readFile } from "node:fs/promises";
 import { createServer, isIP, type Server as NetServer, type Socket } from "node:net";
 import { createSecureContext } from "node:tls";
 import { ServerCredentials } from "@grpc/grpc-js";
@@ -107,8 +107,10 @@ export interface UnixListener {
 
 /**
  * Listens on a unix socket with mode 0600 (0660 and the socket group with `gid`), never left to
- * the umask: the bind runs under umask 0177, so the file is 0600 from its first instant, and only
- * then is it given to the group and opened to 0660.
+ * the umask: the bind runs under umask 0177 (0117 for a group), so the file has its final mode
+ * from its first instant, and a group socket is then given to its group with lchown. No chmod
+ * follows: chmod follows symlinks, and a socket path swapped for a symlink in between would
+ * hand the mode to whatever it points at. An lstat checks the result.
  *
  * Every accepted connection is named `unix:<path>#<n>` (as its remote address) before grpc-js
  * gets it (through Server.createConnectionInjector, its public API for connections accepted by
@@ -122,10 +124,11 @@ export async function listenUnix(path: string, gid: number | undefined, accept: 
     Object.defineProperty(socket, "remoteAddress", { value: `unix:${path}#${++n}`, configurable: true });
     accept(socket);
   });
+  const mode = gid === undefined ? 0o600 : 0o660;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     // net binds a unix socket synchronously inside listen(): the umask is restored right after.
-    const previous = process.umask(0o177);
+    const previous = process.umask(0o777 & ~mode);
     try {
       server.listen(path, () => {
         server.off("error", reject);
@@ -136,11 +139,10 @@ export async function listenUnix(path: string, gid: number | undefined, accept: 
     }
   });
   try {
-    if (gid !== undefined) {
-      await chown(path, -1, gid);
-      await chmod(path, 0o660);
-    } else {
-      await chmod(path, 0o600);
+    if (gid !== undefined) await lchown(path, -1, gid);
+    const st = await lstat(path);
+    if (!st.isSocket() || (st.mode & 0o777) !== mode || (gid !== undefined && st.gid !== gid)) {
+      throw new Error(`the socket came out ${st.isSocket() ? "a socket" : "not a socket"} with mode ${(st.mode & 0o777).toString(8)} and gid ${st.gid}, not mode ${mode.toString(8)}${gid !== undefined ? ` and gid ${gid}` : ""}`);
     }
   } catch (err) {
     server.close();
