@@ -64,6 +64,9 @@ export class BenchBerth {
       "--work_dir", home.workDir,
       "--agent_id", home.agentId,
       "--docker_stop_timeout", "1secs",
+      // watch-fanout opens 10,000 streams, 500 per channel: above the safe defaults (1024 / 64).
+      "--max_watch_streams", "20000",
+      "--max_watch_streams_per_connection", "1000",
       "--log_level", logLevel,
     ];
   }

@@ -48,6 +48,8 @@ export class RawEngine {
       HostConfig: {
         NetworkMode: "none",
         Mounts: [{ Type: "bind", Source: this.sandbox, Target: CONTAINER_SANDBOX, ReadOnly: false }],
+        // Berth sets its --default_pids_limit on every container; the baseline does the same work.
+        PidsLimit: 4096,
       },
     };
   }
