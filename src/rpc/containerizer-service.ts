@@ -84,9 +84,9 @@ function dockerImageName(image: Image, i: number): string {
 }
 
 /** Runs an async handler and answers its result or its error's status (grpc-js does not catch rejections). */
-function unary<Req, Res>(fn: (request: Req) => Promise<Res>) {
+function unary<Req, Res>(fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-    fn(call.request).then(
+    fn(call.request, call).then(
       (response) => callback(null, response),
       (err: unknown) => callback(toStatus(err)),
     );
@@ -106,14 +106,21 @@ function cancellableUnary<Req, Res>(fn: (request: Req, signal: AbortSignal) => P
   };
 }
 
+/** Who called, for the log of a refused launch: the connection, and under mutual TLS the client certificate's CN. */
+function callerOf(call: ServerUnaryCall<unknown, unknown>): string {
+  const cn = call.getAuthContext?.()?.sslPeerCertificate?.subject?.CN;
+  return cn ? `${call.getPeer()} (client certificate CN=${cn})` : call.getPeer();
+}
+
 /** The berth.v1.Containerizer handlers: decode, hand to the domain, encode. No logic lives here. */
 export function containerizerService(containerizer: Containerizer, options: ServiceOptions, streams: WatchStreams): UntypedServiceImplementation {
   const containers = new ContainersEncoder();
   return {
-    launch: unary(async (req: LaunchRequest) => {
+    launch: unary(async (req: LaunchRequest, call) => {
       const id = requireId(req.containerId);
       const outcome = await containerizer.launch({
         containerId: id,
+        peer: callerOf(call),
         nested: req.containerId?.parent !== undefined,
         config: req.containerConfig,
         environment: req.environment,
