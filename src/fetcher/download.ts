@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { NetworkRules } from './address-rules.js';
 import type { FetchSource } from './fetch-plan.js';
@@ -77,7 +77,10 @@ export async function download(source: FetchSource, dest: string, limits: Downlo
         yield chunk;
       }
     };
-    await pipeline(opened.body, cap, createWriteStream(dest, { flags: 'wx', mode: 0o644 }), { signal: limits.signal });
+    // Opened (and so created) before any byte flows: a write stream opening lazily could create the
+    // file after a failed pipeline had returned and the caller had already removed `dest`.
+    const out = await open(dest, 'wx', 0o644);
+    await pipeline(opened.body, cap, out.createWriteStream(), { signal: limits.signal });
   } finally {
     opened.close();
   }

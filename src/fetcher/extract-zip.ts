@@ -54,8 +54,9 @@ export async function extractZip(archive: string, into: string, limits: ExtractL
         );
       }
       await mkdir(path.dirname(dest), { recursive: true, mode: 0o755 });
-      const stream = await zip.openReadStreamPromise(entry);
       if ((unixMode & S_IFMT) === S_IFLNK) {
+        // No await between opening the stream and reading it: its errors always have a listener.
+        const stream = await zip.openReadStreamPromise(entry);
         try {
           links.push({ at: dest, target: await readSmall(stream, name) });
         } finally {
@@ -75,7 +76,16 @@ export async function extractZip(archive: string, into: string, limits: ExtractL
         },
       });
       // O_NOFOLLOW: `into` is fresh and links come last, but a duplicate name must still never follow one.
+      // The file is opened before the entry's stream: yauzl starts inflating as soon as the stream
+      // exists, and an error it raised while we awaited something else would have no listener.
       const fh = await open(dest, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, mode);
+      let stream: NodeJS.ReadableStream & { destroy(): void };
+      try {
+        stream = await zip.openReadStreamPromise(entry);
+      } catch (err) {
+        await fh.close().catch(() => undefined);
+        throw err;
+      }
       await pipeline(stream, counter, fh.createWriteStream(), { signal: limits.signal });
       // open()'s mode is filtered by the umask; set it exactly, as `unzip` does for unix entries.
       await chmod(dest, mode);

@@ -12,7 +12,7 @@ export interface LocalBody {
 }
 
 /** The rule named in every refusal, so an operator knows which door is closed. */
-const RULE = 'file URIs and local paths may only read under the allowed file prefixes (policy)';
+const RULE = "file URIs and local paths may only read under the allowed file prefixes (the policy's file_uri_prefixes)";
 
 async function realOrNull(p: string): Promise<string | null> {
   try {

@@ -56,7 +56,7 @@ describe('fetcher: file URIs and local paths', function () {
   });
 
   it('by default (no filePrefixes) refuses every local path, naming the rule', async function () {
-    await refused(path.join(allowed, 'ok.txt'), /refused: file URIs and local paths may only read under the allowed file prefixes \(policy\), and none are allowed/, {
+    await refused(path.join(allowed, 'ok.txt'), /refused: file URIs and local paths may only read under the allowed file prefixes \(the policy's file_uri_prefixes\), and none are allowed/, {
       filePrefixes: undefined,
     });
     await refused(`file://${secretFile}`, /none are allowed/, { filePrefixes: [] });
