@@ -4,6 +4,7 @@ import path from "node:path";
 import { pino } from "pino";
 import { resolveConfig, type ServeConfig } from "../../src/config.js";
 import { startBerth, type RunningBerth } from "../../src/berth.js";
+import { baseTestFlags } from "./test-berth.js";
 
 /** One structured log line Berth wrote. */
 export type CapturedLine = Record<string, unknown> & { msg?: string; level?: number };
@@ -25,17 +26,7 @@ export interface CapturedBerth {
 export async function startCapturedBerth(flags: Record<string, string | string[]> = {}): Promise<CapturedBerth> {
   const workDir = (flags.work_dir as string | undefined) ?? (await mkdtemp(path.join(os.tmpdir(), "berth-test-")));
   const config = resolveConfig({
-    work_dir: workDir,
-    docker_socket: process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock",
-    docker_stop_timeout: "2secs",
-    docker_remove_delay: "0secs",
-    docker_request_timeout: "30secs",
-    sandbox_directory: "/mnt/mesos/sandbox",
-    launch_timeout: "1mins",
-    pull_timeout: "10mins",
-    pull_activity_timeout: "1mins",
-    termination_retention: "1000",
-    watch_queue_limit: "1024",
+    ...baseTestFlags(workDir),
     log_level: "info",
     ...flags,
   });

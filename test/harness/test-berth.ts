@@ -15,10 +15,9 @@ export interface TestBerth {
   close(): Promise<void>;
 }
 
-/** Starts Berth against the real engine with test-friendly timeouts; flags as on the command line. */
-export async function startTestBerth(flags: Record<string, string> = {}, overrides: StartOverrides = {}): Promise<TestBerth> {
-  const workDir = flags.work_dir ?? (await mkdtemp(path.join(os.tmpdir(), "berth-test-")));
-  const config = resolveConfig({
+/** The flags every in-process test Berth starts from: the real engine, test-friendly timeouts. */
+export function baseTestFlags(workDir: string): Record<string, string> {
+  return {
     work_dir: workDir,
     docker_socket: process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock",
     docker_stop_timeout: "2secs",
@@ -31,6 +30,14 @@ export async function startTestBerth(flags: Record<string, string> = {}, overrid
     termination_retention: "1000",
     watch_queue_limit: "1024",
     log_level: process.env.BERTH_TEST_LOG ?? "silent",
+  };
+}
+
+/** Starts Berth against the real engine with test-friendly timeouts; flags as on the command line. */
+export async function startTestBerth(flags: Record<string, string> = {}, overrides: StartOverrides = {}): Promise<TestBerth> {
+  const workDir = flags.work_dir ?? (await mkdtemp(path.join(os.tmpdir(), "berth-test-")));
+  const config = resolveConfig({
+    ...baseTestFlags(workDir),
     // The suites serve their artifacts from http servers on 127.0.0.1, which the safe default
     // refuses: this one door is opened here for every suite. Everything else stays at the safe
     // defaults; a suite that needs more passes `policy` (a file) or the flag itself.

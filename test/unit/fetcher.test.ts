@@ -17,111 +17,10 @@ import {
   type FetchOptions,
   type FetchUri,
 } from '../../src/fetcher/fetcher.js';
+import { buildZip, rawTar, type TarEntry, type ZipEntry } from '../support/crafted-archives.js';
 
-// ---------------------------------------------------------------------------------------------
-// Archive builders. Hostile archives are written byte by byte: node-tar's own packer refuses to
-// produce '..' or absolute names, and yauzl only reads zips.
-
-interface TarSpec {
-  name: string;
-  type?: '0' | '1' | '2' | '5' | '3';
-  body?: string | Buffer;
-  linkname?: string;
-  mode?: number;
-}
-
-function tarHeaderField(buf: Buffer, offset: number, length: number, value: string): void {
-  buf.write(value, offset, Math.min(length, Buffer.byteLength(value)), 'utf8');
-}
-
-function octal(n: number, length: number): string {
-  return n.toString(8).padStart(length - 1, '0') + '\0';
-}
-
-/** A plain ustar archive from raw entries (names taken verbatim, even hostile ones). */
-function rawTar(entries: TarSpec[]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const e of entries) {
-    const body = Buffer.from(e.body ?? '');
-    const type = e.type ?? '0';
-    const header = Buffer.alloc(512);
-    tarHeaderField(header, 0, 100, e.name);
-    tarHeaderField(header, 100, 8, octal(e.mode ?? (type === '5' ? 0o755 : 0o644), 8));
-    tarHeaderField(header, 108, 8, octal(0, 8));
-    tarHeaderField(header, 116, 8, octal(0, 8));
-    tarHeaderField(header, 124, 12, octal(type === '0' ? body.length : 0, 12));
-    tarHeaderField(header, 136, 12, octal(Math.floor(Date.now() / 1000), 12));
-    header.fill(' ', 148, 156);
-    tarHeaderField(header, 156, 1, type);
-    tarHeaderField(header, 157, 100, e.linkname ?? '');
-    tarHeaderField(header, 257, 6, 'ustar\0');
-    tarHeaderField(header, 263, 2, '00');
-    let sum = 0;
-    for (const b of header) sum += b;
-    tarHeaderField(header, 148, 8, sum.toString(8).padStart(6, '0') + '\0 ');
-    blocks.push(header);
-    if (type === '0') {
-      blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
-    }
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
-
-interface ZipSpec {
-  name: string;
-  body?: string | Buffer;
-  /** Full unix st_mode (type bits included); defaults to a regular 0644 file. */
-  mode?: number;
-  deflate?: boolean;
-}
-
-/** A minimal zip (stored or deflated entries, unix "version made by", no data descriptors). */
-function buildZip(entries: ZipSpec[]): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const e of entries) {
-    const name = Buffer.from(e.name, 'utf8');
-    const body = Buffer.from(e.body ?? '');
-    const data = e.deflate ? zlib.deflateRawSync(body) : body;
-    const method = e.deflate ? 8 : 0;
-    const crc = zlib.crc32(body);
-    const mode = e.mode ?? (e.name.endsWith('/') ? 0o040755 : 0o100644);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(0x0800, 6); // UTF-8 names
-    local.writeUInt16LE(method, 8);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(body.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    locals.push(local, name, data);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE((3 << 8) | 20, 4); // made by unix
-    central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(0x0800, 8);
-    central.writeUInt16LE(method, 10);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(data.length, 20);
-    central.writeUInt32LE(body.length, 24);
-    central.writeUInt16LE(name.length, 28);
-    central.writeUInt32LE((mode << 16) >>> 0, 38);
-    central.writeUInt32LE(offset, 42);
-    centrals.push(central, name);
-    offset += local.length + name.length + data.length;
-  }
-  const cd = Buffer.concat(centrals);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(entries.length, 8);
-  end.writeUInt16LE(entries.length, 10);
-  end.writeUInt32LE(cd.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cd, end]);
-}
+// Hostile archives are written byte by byte by the shared builders (node-tar's packer refuses
+// '..' and absolute names; yauzl only reads zips).
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures: a local HTTP server serving an in-memory file map, and per-test temp dirs laid out as
@@ -463,7 +362,7 @@ describe('fetcher', function () {
       assert.equal((await stat(path.join(sandbox, 'suid'))).mode & 0o7777, 0o755);
     });
 
-    const hostile: Array<[string, () => TarSpec[], RegExp]> = [
+    const hostile: Array<[string, () => TarEntry[], RegExp]> = [
       ['a ../evil entry', () => [{ name: 'ok.txt', body: 'ok' }, { name: '../evil', body: 'x' }], /'\.\.\/evil' contains '\.\.'/],
       ['an absolute entry', () => [{ name: path.join(outside, 'abs-evil'), body: 'x' }], /has an absolute path/],
       [
@@ -563,7 +462,7 @@ describe('fetcher', function () {
       assert.equal(await readlink(path.join(sandbox, 'pkg/link')), 'data.txt');
     });
 
-    const hostile: Array<[string, ZipSpec[], RegExp]> = [
+    const hostile: Array<[string, ZipEntry[], RegExp]> = [
       ['a ../evil entry', [{ name: 'ok.txt', body: 'ok' }, { name: '../evil', body: 'x' }], /invalid relative path: \.\.\/evil/],
       ['an absolute entry', [{ name: '/tmp/berth-zip-evil', body: 'x' }], /absolute path: \/tmp\/berth-zip-evil/],
       ['a backslash entry', [{ name: '..\\evil', body: 'x' }], /invalid characters in fileName/],
