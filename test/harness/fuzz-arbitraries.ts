@@ -227,7 +227,7 @@ export interface CommandInfoPlan {
 
 export interface LaunchPlan {
   /** "hostile": everything random; "valid": meant to be accepted; "tweak": valid but for one dangerous ask. */
-  shape: "hostile" | "valid" | "tweak";
+  shape: "hostile" | "mutant" | "valid" | "tweak";
   tweak?: string;
   id: IdPlan;
   directory: DirPlan;
@@ -298,7 +298,7 @@ const volumeArb: fc.Arbitrary<VolumePlan> = fc.oneof(
 const CAPS = Object.values(CapabilityInfo_Capability).filter((v): v is number => typeof v === "number");
 
 const containerArb: fc.Arbitrary<ContainerPlan> = fc.record({
-  type: fc.constantFrom(ContainerInfo_Type.DOCKER, ContainerInfo_Type.DOCKER, ContainerInfo_Type.DOCKER, ContainerInfo_Type.MESOS, 0, 77),
+  type: fc.oneof({ arbitrary: fc.constant(ContainerInfo_Type.DOCKER), weight: 12 }, { arbitrary: fc.constantFrom(ContainerInfo_Type.MESOS, 0, 77), weight: 1 }),
   image: fc.oneof(
     { arbitrary: fc.constant({ k: "test" } as ImagePlan), weight: 4 },
     { arbitrary: fc.record({ k: fc.constant("missing" as const), tag: fc.stringMatching(/^[a-z0-9]{1,8}$/) }), weight: 2 },
@@ -414,10 +414,10 @@ const resourceArb: fc.Arbitrary<ResourcePlan> = fc.record({
 
 const idPlanArb = (forLaunch: boolean): fc.Arbitrary<IdPlan> =>
   fc.oneof(
-    { arbitrary: fc.constant({ k: "fresh" } as IdPlan), weight: forLaunch ? 10 : 0 },
+    { arbitrary: fc.constant({ k: "fresh" } as IdPlan), weight: forLaunch ? 20 : 0 },
     { arbitrary: fc.record({ k: fc.constant("hostile" as const), v: hostileId }), weight: 4 },
     { arbitrary: fc.record({ k: fc.constant("accepted" as const), i: fc.nat(1000) }), weight: forLaunch ? 1 : 5 },
-    { arbitrary: fc.constant({ k: "resident" } as IdPlan), weight: forLaunch ? 1 : 4 },
+    { arbitrary: fc.constant({ k: "resident" } as IdPlan), weight: forLaunch ? 0 : 4 },
     { arbitrary: fc.constant({ k: "unknown" } as IdPlan), weight: 2 },
     { arbitrary: fc.constant({ k: "missing" } as IdPlan), weight: 1 },
     { arbitrary: fc.constant({ k: "nested" } as IdPlan), weight: 1 },
@@ -610,9 +610,45 @@ const validLaunchArb = (tweaked: boolean): fc.Arbitrary<LaunchPlan> =>
     )
     .map(([tweak, exitCode, cpus, mem, env]) => validBase(tweak, exitCode, cpus, mem, env));
 
+/**
+ * A valid launch with exactly one field replaced by a generated (mostly hostile) one, so that every
+ * validator and policy rule is reached, not only the first one a fully random request trips.
+ */
+const mutantLaunchArb: fc.Arbitrary<LaunchPlan> = fc
+  .tuple(
+    validLaunchArb(false),
+    fc.oneof(
+      dirArb.map((directory) => (p: LaunchPlan) => void (p.directory = directory)),
+      commandArb.map((command) => (p: LaunchPlan) => void (p.command.command = command)),
+      fc.array(uriArb, { minLength: 1, maxLength: 2 }).map((uris) => (p: LaunchPlan) => void (p.command.uris = uris)),
+      commandInfoArb.map((c) => (p: LaunchPlan) => void (p.command.env = c.env)),
+      fc.oneof(fc.constantFrom("", "root", "nobody", "0", "65534:65534"), hostileString).map((user) => (p: LaunchPlan) => void (p.user = user)),
+      fc.array(volumeArb, { minLength: 1, maxLength: 2 }).map((volumes) => (p: LaunchPlan) => void (p.container!.volumes = volumes)),
+      containerArb.map((c) => (p: LaunchPlan) => void (p.container!.parameters = c.parameters)),
+      containerArb.map((c) => (p: LaunchPlan) => void (p.container!.linux = c.linux)),
+      containerArb.map((c) => (p: LaunchPlan) => void (p.container!.privileged = c.privileged)),
+      containerArb.map((c) => (p: LaunchPlan) => {
+        p.container!.network = c.network;
+        p.container!.networkNames = c.networkNames;
+        p.container!.portMappings = c.portMappings;
+        p.container!.hostname = c.hostname;
+      }),
+      containerArb.map((c) => (p: LaunchPlan) => void (p.container!.image = c.image)),
+      fc.array(resourceArb, { minLength: 1, maxLength: 3 }).map((resources) => (p: LaunchPlan) => void (p.resources = resources)),
+      fc.array(fc.tuple(hostileString, hostileString), { minLength: 1, maxLength: 3 }).map((environment) => (p: LaunchPlan) => void (p.environment = environment)),
+      hostileLaunchArb.map((h) => (p: LaunchPlan) => void (p.task = h.task ?? { taskId: "t", command: h.command, resources: [], graceNs: -1n })),
+      hostileLaunchArb.map((h) => (p: LaunchPlan) => void (p.executor = h.executor ?? { executorId: "e", command: h.command, container: h.container })),
+    ),
+  )
+  .map(([plan, mutate]) => {
+    mutate(plan);
+    return { ...plan, shape: "mutant" as const };
+  });
+
 /** Weights of the launch shapes: accepted containers cost real engine work, so they are a few. */
 export const launchPlanArb: fc.Arbitrary<LaunchPlan> = fc.oneof(
-  { arbitrary: hostileLaunchArb, weight: 60 },
+  { arbitrary: hostileLaunchArb, weight: 40 },
+  { arbitrary: mutantLaunchArb, weight: 10 },
   { arbitrary: validLaunchArb(false), weight: 1 },
   { arbitrary: validLaunchArb(true), weight: 3 },
 );
@@ -630,7 +666,28 @@ const typedOpArb: fc.Arbitrary<TypedOp> = fc.oneof(
   },
   { arbitrary: fc.constant({ op: "containers" as const }), weight: 6 },
   { arbitrary: fc.record({ op: fc.constant("status" as const), id: idPlanArb(false) }), weight: 9 },
-  { arbitrary: fc.record({ op: fc.constant("update" as const), id: idPlanArb(false), resources: fc.array(resourceArb, { maxLength: 3 }) }), weight: 10 },
+  {
+    arbitrary: fc.record({
+      op: fc.constant("update" as const),
+      id: idPlanArb(false),
+      resources: fc.oneof(
+        fc.array(resourceArb, { maxLength: 3 }),
+        // Sane values too, so that updates are applied to the running container, floors and all.
+        fc.array(
+          fc.record({
+            name: fc.constantFrom("cpus", "mem"),
+            type: fc.constant(Value_Type.SCALAR),
+            scalar: fc.oneof(fc.double({ min: 0, max: 8, noNaN: true }), fc.double({ min: 1, max: 4096, noNaN: true }), fc.constantFrom(0, 4096, 1e-9)),
+            ranges: fc.constant([] as Array<[bigint, bigint]>),
+            items: fc.constant([] as string[]),
+            role: fc.constant(""),
+          }),
+          { minLength: 1, maxLength: 2 },
+        ),
+      ),
+    }),
+    weight: 10,
+  },
   { arbitrary: fc.record({ op: fc.constant("usage" as const), id: idPlanArb(false) }), weight: 7 },
   {
     arbitrary: fc.record({
@@ -669,7 +726,7 @@ export function materializeId(p: IdPlan, ctx: FuzzContext): { value?: string; pa
     case "hostile":
       return { value: p.v };
     case "accepted":
-      return { value: ctx.accepted.length > 0 ? ctx.accepted[p.i % ctx.accepted.length]! : ctx.residentId };
+      return { value: ctx.accepted.length > 0 ? ctx.accepted[p.i % ctx.accepted.length]! : `fz-unknown-${ctx.next()}` };
     case "resident":
       return { value: ctx.residentId };
     case "unknown":

@@ -30,7 +30,7 @@ export function answerProblem(method: string, err: unknown, allowed: ReadonlySet
   const e = err as Partial<ServiceError> | undefined;
   if (!e || typeof e.code !== "number") return `${method}: answered a non-gRPC error ${show(String(err))}`;
   if (allowed.has(e.code)) return undefined;
-  if (BROKEN_CODES.has(e.code)) return `${method}: answered ${status[e.code]} (${show(e.details ?? "")})`;
+  if (BROKEN_CODES.has(e.code)) return `${method}: answered ${status[e.code]} (${show(e.details ?? "", 600)})`;
   if (e.code === status.DEADLINE_EXCEEDED || e.code === status.CANCELLED) return `${method}: answered ${status[e.code]} without a deadline or cancel from the test`;
   if (!e.details || e.details.trim() === "") return `${method}: answered ${status[e.code]} with an empty message`;
   return undefined;

@@ -20,7 +20,9 @@
  *
  * Replay: the seed (and fast-check's path) are printed on failure:
  *   BERTH_FUZZ_SEED=<seed> [BERTH_FUZZ_PATH=<path>] npm test -- --grep fuzz
- * BERTH_FUZZ_RUNS overrides the number of runs (default 50 runs of 200–240 calls: ≥ 10,000 calls).
+ * BERTH_FUZZ_RUNS overrides the number of runs (default 50 runs of 200–240 calls: ≥ 10,000 calls);
+ * BERTH_FUZZ_NO_SHRINK=1 reports the first failing run as it is, without shrinking it;
+ * BERTH_FUZZ_SHRINK_BUDGET caps the candidates shrinking runs (default 150).
  */
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -91,6 +93,8 @@ const CONCURRENCY = 8;
 const DEFAULT_RUNS = 50;
 const OPS_MIN = 200;
 const OPS_MAX = 240;
+/** Shrinking runs at most this many candidates (each is a whole run against the server). */
+const SHRINK_BUDGET = 150;
 /** Short deadlines the generator picks for Wait and Watch are at most this; Destroy and the end-of-run Wait get this bound against a hang. */
 const HANG_GUARD_MS = 120_000;
 
@@ -267,7 +271,9 @@ describe("fuzz: every RPC with generated hostile requests against a real berth s
     async function unary(method: string, request: unknown, label: string, options: CallOptions = {}, allowed: ReadonlySet<number> = new Set()): Promise<unknown> {
       requests += 1;
       try {
-        return await unaryCall(client.raw, method, request, options);
+        const res = await unaryCall(client.raw, method, request, options);
+        count(`${method}:OK`);
+        return res;
       } catch (err) {
         count(`${method}:${status[(err as ServiceError).code] ?? "?"}`);
         note(answerProblem(label, err, allowed));
@@ -476,14 +482,21 @@ describe("fuzz: every RPC with generated hostile requests against a real berth s
     const seed = process.env.BERTH_FUZZ_SEED ? Number(process.env.BERTH_FUZZ_SEED) : Math.floor(Math.random() * 2 ** 31);
     const replayPath = process.env.BERTH_FUZZ_PATH || undefined;
     const numRuns = process.env.BERTH_FUZZ_RUNS ? Number(process.env.BERTH_FUZZ_RUNS) : DEFAULT_RUNS;
+    const shrinkBudget = process.env.BERTH_FUZZ_SHRINK_BUDGET ? Number(process.env.BERTH_FUZZ_SHRINK_BUDGET) : SHRINK_BUDGET;
     let run = 0;
+    let failed = false;
+    let shrinkRuns = 0;
     const property = fc.asyncProperty(fc.array(fuzzOpArb, { minLength: OPS_MIN, maxLength: OPS_MAX }), async (ops) => {
+      // Past the shrink budget, candidates are not run: fast-check then reports the smallest
+      // failing sequence found so far (its path replays it).
+      if (failed && ++shrinkRuns > shrinkBudget) return;
       run += 1;
       const problems = await runOps(ops, newContext(run));
+      failed ||= problems.length > 0;
       if (problems.length > 0) throw new Error(`${problems.length} invariant(s) broken:\n- ${[...new Set(problems)].join("\n- ")}`);
     });
     try {
-      await fc.assert(property, { seed, numRuns, path: replayPath, verbose: 0 });
+      await fc.assert(property, { seed, numRuns, path: replayPath, endOnFailure: process.env.BERTH_FUZZ_NO_SHRINK === "1" });
     } catch (err) {
       const message = (err as Error).message;
       const failingPath = /path: "([^"]*)"/.exec(message)?.[1];
