@@ -1,3 +1,4 @@
+import type { Subscription } from "rxjs";
 import type { EnginePort } from "../docker/engine-port.js";
 import type { ResourceStatistics } from "../gen/mesos/v1/mesos_pb.js";
 import type { CgroupPaths } from "../stats/cgroup-stats.js";
@@ -21,6 +22,8 @@ export interface ProcessFacts {
 interface Entry {
   facts: Promise<ProcessFacts>;
   paths?: Promise<CgroupPaths>;
+  /** Drops the entry at termination; ended with the entry, so failed lookups retried during an engine outage do not pile up subscriptions. */
+  watch?: Subscription;
 }
 
 /**
@@ -77,14 +80,18 @@ export class RuntimeFacts {
     this.entries.set(c, created);
     created.facts.catch(() => this.drop(c, created));
     // A terminated container's pid may be reused by an unrelated process: never keep it. The
-    // subscription ends with the termination (the subject completes right after).
-    c.termination$.subscribe(() => this.drop(c, created));
+    // subscription ends with the entry (a failed lookup drops it, and the next call subscribes
+    // afresh) or with the termination (the subject completes right after).
+    const watch = c.termination$.subscribe(() => this.drop(c, created));
+    if (this.entries.get(c) === created) created.watch = watch;
+    else watch.unsubscribe();
     return created;
   }
 
   private drop(c: Container, entry: Entry): void {
     if (this.entries.get(c) !== entry) return;
     this.entries.delete(c);
+    entry.watch?.unsubscribe();
     entry.paths?.then(
       (paths) => this.stats.release(paths),
       () => undefined,
