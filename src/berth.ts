@@ -221,8 +221,11 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     server,
     async stop() {
       healthSub.unsubscribe();
+      // The server ends the Watch streams (UNAVAILABLE: resume with from_sequence) before the
+      // containerizer completes its event stream, which would end them OK ("all terminated").
+      const serverStopped = server.stop();
       containerizer.shutdown();
-      await server.stop();
+      await serverStopped;
       await monitor.stop();
       await checkpoints.flush();
       await releaseLock();

@@ -1,5 +1,5 @@
 import { toBinary, type DescFile } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { ReflectionService } from "@grpc/reflection";
 
 /** Files in dependency order, each once: what a reflection client resolves imports against. */
@@ -20,9 +20,12 @@ function withDependencies(files: DescFile[]): DescFile[] {
  * Server reflection (v1 and v1alpha) fed with the real FileDescriptorProtos that protobuf-es
  * keeps, dependency lists included. Fed by proto-loader, @grpc/reflection would serve files with
  * empty `dependency` lists, and grpcurl could not resolve berth.v1 → mesos.v1 references.
+ * `standalone` adds files that have no DescFile, such as grpc.health.v1 (healthFileDescriptor).
  */
-export function reflectionService(files: DescFile[]): ReflectionService {
-  const fileDescriptorProtos = withDependencies(files).map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
+export function reflectionService(files: DescFile[], standalone: FileDescriptorProto[] = []): ReflectionService {
+  // `standalone`: files without imports that have no protobuf-es DescFile (the health service).
+  const protos = [...withDependencies(files).map((f) => f.proto), ...standalone];
+  const fileDescriptorProtos = protos.map((p) => Buffer.from(toBinary(FileDescriptorProtoSchema, p)));
   // @grpc/reflection reads only `fileDescriptorProtos` of each entry of the package definition.
   const pkg = { reflection: { fileDescriptorProtos } };
   return new ReflectionService(pkg as never);

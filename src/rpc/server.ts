@@ -8,6 +8,7 @@ import { Containerizer as ContainerizerDesc, file_berth_v1_containerizer } from 
 import type { Containerizer } from "../containerizer/containerizer.js";
 import { containerizerService } from "./containerizer-service.js";
 import { bearerTokenInterceptor, type TokenStore } from "./auth.js";
+import { healthFileDescriptor } from "./health-descriptor.js";
 import { reflectionService } from "./reflection.js";
 import { decodedInHandlers } from "./request-decoding.js";
 import { serviceDefinition } from "./service-definition.js";
@@ -83,7 +84,8 @@ export class BerthServer {
     this.health.addToServer({
       addService: (definition, implementation) => this.addService(definition as ServiceDefinition, this.endedOnStop(implementation as UntypedServiceImplementation)),
     });
-    reflectionService([file_berth_v1_containerizer]).addToServer(this.server);
+    // Health is served through reflection too: `grpcurl … grpc.health.v1.Health/Check` needs no proto file.
+    reflectionService([file_berth_v1_containerizer], [healthFileDescriptor()]).addToServer(this.server);
   }
 
   /** Adds a service whose requests are decoded in its handlers: bad bytes are INVALID_ARGUMENT, not INTERNAL. */

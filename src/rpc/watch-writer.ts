@@ -17,6 +17,9 @@ function encode(event: ContainerEvent): PreEncoded {
   return bytes;
 }
 
+/** Why the server ended the open streams (shown to Watch clients with UNAVAILABLE). */
+export const SHUTDOWN_REASON = "berth is shutting down";
+
 /** Every open Watch stream, so shutdown can end them before the server goes. */
 export class WatchStreams {
   private readonly ends = new Set<() => void>();
@@ -26,7 +29,11 @@ export class WatchStreams {
     return () => this.ends.delete(end);
   }
 
-  /** Ends every open stream with OK. */
+  /**
+   * Ends every open stream because the server is going away: berth.v1 Watch streams with
+   * UNAVAILABLE (never OK, which a client could not tell from "every watched container
+   * terminated"), so the client reconnects and resumes with from_sequence.
+   */
   endAll(): void {
     for (const end of [...this.ends]) end();
   }
@@ -91,7 +98,9 @@ const turns = new WriteTurns();
  * `onDone` runs once when the stream ends, however it ends (a Watch slot is released there).
  */
 export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events: Observable<ContainerEvent>, maxQueued: number, streams: WatchStreams, onDone?: () => void): void {
-  const queue: PreEncoded[] = [];
+  const queue: Array<{ bytes: PreEncoded; sequence: bigint }> = [];
+  // The last sequence written to this client: where it resumes after a shutdown.
+  let lastWritten: bigint | undefined;
   let writable = true;
   let deferred = false;
   let done = false;
@@ -108,7 +117,15 @@ export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events:
     if (error) call.emit("error", { ...error, metadata: new Metadata() });
     else if (!call.cancelled) call.end();
   };
-  const unregister = streams.add(() => finish());
+  const unregister = streams.add(() =>
+    finish({
+      code: status.UNAVAILABLE,
+      details:
+        lastWritten === undefined
+          ? `${SHUTDOWN_REASON}; Watch again (with from_sequence set to the last sequence received, if any) once it is back`
+          : `${SHUTDOWN_REASON}; Watch again with from_sequence ${lastWritten} (the last sequence sent on this stream) once it is back`,
+    }),
+  );
 
   function flush(): void {
     if (done) return;
@@ -118,7 +135,9 @@ export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events:
         turns.defer(resume);
         return;
       }
-      writable = call.write(queue.shift()!);
+      const next = queue.shift()!;
+      lastWritten = next.sequence;
+      writable = call.write(next.bytes);
     }
     if (queue.length === 0 && completed) finish();
   }
@@ -152,7 +171,7 @@ export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events:
         finish({ code: status.RESOURCE_EXHAUSTED, details: `watch client is not reading: more than ${maxQueued} events queued; reconnect and Watch again` });
         return;
       }
-      queue.push(encode(event));
+      queue.push({ bytes: encode(event), sequence: event.sequence });
       if (!deferred) flush();
     },
     error: (err: unknown) => finish({ code: status.INTERNAL, details: err instanceof Error ? err.message : String(err) }),

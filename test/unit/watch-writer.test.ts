@@ -136,15 +136,15 @@ describe("pipeEvents (Watch writer)", () => {
     assert.equal(events.observed, false);
   });
 
-  it("WatchStreams.endAll ends every open stream OK and releases their subscriptions", () => {
+  it("WatchStreams.endAll ends every open stream UNAVAILABLE and releases their subscriptions", () => {
     const streams = new WatchStreams();
     const events = new Subject<ContainerEvent>();
     const calls = [new FakeCall(), new FakeCall(), new FakeCall()];
     for (const c of calls) pipeEvents(c.asCall, events, 4, streams);
     calls[1]!.cancel();
     streams.endAll();
-    assert.deepEqual(calls.map((c) => c.ended), [true, false, true]);
-    assert.ok(calls.every((c) => c.errors.length === 0));
+    assert.deepEqual(calls.map((c) => c.errors.map((e) => e.code)), [[14], [], [14]], "a shutdown is UNAVAILABLE, the cancelled one is left alone");
+    assert.ok(calls.every((c) => !c.ended));
     assert.equal(events.observed, false);
   });
 
