@@ -1,5 +1,5 @@
 import { access, chmod, constants, mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { filter, firstValueFrom, timeout } from "rxjs";
+import { combineLatest, filter, firstValueFrom, timeout } from "rxjs";
 import { CheckpointStore } from "./checkpoint/checkpoint-store.js";
 import { SequenceFile } from "./checkpoint/sequence-file.js";
 import path from "node:path";
@@ -116,7 +116,9 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   const releaseLock = () => rm(lock, { force: true });
   const checkpoints = new CheckpointStore(meta);
   await checkpoints.init();
-  const sequence = new SequenceFile(path.join(meta, "sequence"));
+  const sequence = await SequenceFile.open(path.join(meta, "sequence"), { health: checkpoints.health }).catch((err: Error) => {
+    throw new StartupError(err.message);
+  });
   const real = new DockerodeEngine(engineOptions(config.dockerHost, config.dockerRequestTimeoutMs));
   const engine = overrides.wrapEngine ? overrides.wrapEngine(real) : real;
   try {
@@ -192,8 +194,10 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     throw new StartupError(`recovery failed: ${(err as Error).message}`);
   }
   let opened = false;
-  const healthSub = monitor.connected$.subscribe((up) => {
-    server.setServing(up);
+  const healthSub = combineLatest([monitor.connected$, checkpoints.health.ok$]).subscribe(([up, diskOk]) => {
+    // A failing checkpoint disk (ENOSPC, EIO) is NOT_SERVING too: nothing launched could be recorded.
+    server.setServing(up && diskOk);
+    if (!diskOk) log.error({ err: checkpoints.health.failure }, "checkpoint disk failing");
     // The first `false` only means the events stream is not open yet (the ping just answered):
     // logging "engine unreachable" then would mislead whoever reads a start-up.
     if (!opened && !up) return;

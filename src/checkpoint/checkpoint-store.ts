@@ -8,6 +8,8 @@ import {
   type ContainerCheckpoint,
 } from "../gen/berth/checkpoint/v1/checkpoint_pb.js";
 import { syncDirectory, writeFileAtomic } from "./atomic-file.js";
+import { DiskHealth, diskFailure } from "./disk-health.js";
+import type { DurableWrite } from "./sequence-file.js";
 
 const SUFFIX = ".pb";
 const LOAD_BATCH = 32;
@@ -20,6 +22,14 @@ export interface LoadedCheckpoints {
   corrupt: string[];
 }
 
+/** Options of a CheckpointStore. */
+export interface CheckpointStoreOptions {
+  /** Default writeFileAtomic; injectable so tests can make the disk fail. */
+  write?: DurableWrite;
+  /** Where failed and succeeded writes are reported (default: a health of its own). */
+  health?: DiskHealth;
+}
+
 /**
  * Durable per-container records under `<work_dir>/meta`: one small protobuf file per container,
  * replaced atomically. Writes of one container are applied in order (a later state never lands
@@ -30,10 +40,18 @@ export class CheckpointStore {
   private readonly agentFile: string;
   private readonly chains = new Map<string, Promise<void>>();
   private agentChain: Promise<void> = Promise.resolve();
+  private readonly write: DurableWrite;
+  /** Whether writes land: a failed one (ENOSPC, EIO) turns it unhealthy until one succeeds. Share it with the SequenceFile. */
+  readonly health: DiskHealth;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    options: CheckpointStoreOptions = {},
+  ) {
     this.containersDir = path.join(dir, "containers");
     this.agentFile = path.join(dir, "agent.pb");
+    this.write = options.write ?? writeFileAtomic;
+    this.health = options.health ?? new DiskHealth();
   }
 
   /** Creates the folders (and makes their creation durable). */
@@ -46,7 +64,7 @@ export class CheckpointStore {
   save(checkpoint: ContainerCheckpoint): Promise<void> {
     const id = checkpoint.containerId;
     const bytes = toBinary(ContainerCheckpointSchema, checkpoint);
-    return this.chain(id, () => writeFileAtomic(this.containerFile(id), bytes));
+    return this.chain(id, () => this.durably(`recording container '${id}'`, this.containerFile(id), bytes));
   }
 
   /** Forgets a container (after its termination is no longer retained). */
@@ -57,7 +75,7 @@ export class CheckpointStore {
   /** Writes the agent's record durably. */
   saveAgent(agent: AgentCheckpoint): Promise<void> {
     const bytes = toBinary(AgentCheckpointSchema, agent);
-    const next = this.agentChain.then(() => writeFileAtomic(this.agentFile, bytes));
+    const next = this.agentChain.then(() => this.durably("recording the agent", this.agentFile, bytes));
     this.agentChain = next.catch(() => undefined);
     return next;
   }
@@ -123,6 +141,18 @@ export class CheckpointStore {
   /** Resolves once every write issued so far has landed. */
   async flush(): Promise<void> {
     await Promise.all([...this.chains.values(), this.agentChain]);
+  }
+
+  /** One durable write, its outcome reported to `health`; a failure becomes DiskFailed naming the file. */
+  private async durably(what: string, file: string, bytes: Uint8Array): Promise<void> {
+    try {
+      await this.write(file, bytes);
+    } catch (err) {
+      const failure = diskFailure(`${what} in '${file}'`, err);
+      this.health.failed(failure);
+      throw failure;
+    }
+    this.health.succeeded();
   }
 
   private containerFile(id: string): string {

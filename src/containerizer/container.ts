@@ -1,4 +1,5 @@
 import { BehaviorSubject, ReplaySubject } from "rxjs";
+import { DiskFailed } from "../checkpoint/disk-health.js";
 import type { TaskStatus } from "../gen/mesos/v1/mesos_pb.js";
 import { FailedPrecondition } from "./errors.js";
 import type { EventKind, ContainerEvent } from "./container-event.js";
@@ -41,6 +42,8 @@ export class Container {
   markRemoved!: () => void;
   private resolveExit!: (facts: ExitFacts | undefined) => void;
   private exitKnown = false;
+  /** Why the last event(s) could not be published (cleared when the termination starts). */
+  private unpublished: unknown;
 
   /** The resources in force: the launch's, then each Update's. */
   resources: ResourceSummary;
@@ -83,7 +86,7 @@ export class Container {
     const from = this.state;
     if (!canTransition(from, to)) throw new FailedPrecondition(`container '${this.id}' cannot go from ${from} to ${to}`);
     this.state$.next(to);
-    this.lastState = this.publish(this.id, { type: "state", state: to, previous: from, message });
+    this.lastState = this.emit({ type: "state", state: to, previous: from, message }) ?? this.lastState;
   }
 
   /** Records the engine's word that the process exited (first word wins). */
@@ -99,12 +102,25 @@ export class Container {
 
   /** Publishes a task status event (when the container runs a task). */
   publishTaskStatus(kind: Extract<EventKind, { type: "task_status" }>): void {
-    this.lastTaskStatus = this.publish(this.id, kind);
+    this.lastTaskStatus = this.emit(kind) ?? this.lastTaskStatus;
   }
 
   /** Publishes a pull progress event. */
   publishPull(kind: Extract<EventKind, { type: "pull" }>): void {
-    this.publish(this.id, kind);
+    this.emit(kind);
+  }
+
+  /**
+   * Publishes, or records why it could not (no sequence number could be reserved on a failing
+   * disk): the state machine must go on to its termination either way, or Wait and Destroy hang.
+   */
+  private emit(kind: EventKind): ContainerEvent | undefined {
+    try {
+      return this.publish(this.id, kind);
+    } catch (err) {
+      this.unpublished ??= err;
+      return undefined;
+    }
   }
 
   /**
@@ -114,12 +130,20 @@ export class Container {
   terminate(termination: Termination, finalStatus?: TaskStatus): void {
     if (this.terminated) return;
     this.terminated = termination;
+    this.unpublished = undefined;
     this.transition("TERMINATED", termination.containerTermination.message);
     if (finalStatus) this.publishTaskStatus({ type: "task_status", status: finalStatus });
-    this.terminationEvent = this.publish(this.id, { type: "termination", termination });
+    this.terminationEvent = this.emit({ type: "termination", termination });
     this.exited(undefined);
-    this.termination$.next(termination);
-    this.termination$.complete();
+    if (this.unpublished === undefined) {
+      this.termination$.next(termination);
+      this.termination$.complete();
+    } else {
+      // Waiters get a clear error rather than a termination no journal or restart knows of.
+      const cause = this.unpublished as Error;
+      const what = `container '${this.id}' terminated (${termination.containerTermination.message}) but its termination could not be recorded: ${cause.message}`;
+      this.termination$.error(cause instanceof DiskFailed ? new DiskFailed(what, { cause }) : new Error(what, { cause }));
+    }
     this.state$.complete();
   }
 

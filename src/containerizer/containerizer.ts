@@ -325,9 +325,16 @@ export class Containerizer {
         sub.unsubscribe();
         reject(new Cancelled(`wait for '${containerId}' was cancelled`));
       };
-      const sub = c.termination$.subscribe((t) => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve(t);
+      const sub = c.termination$.subscribe({
+        next: (t) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(t);
+        },
+        // The termination could not be recorded (a failing disk): say so rather than hang.
+        error: (err: unknown) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(err);
+        },
       });
       if (signal?.aborted) onAbort();
       else signal?.addEventListener("abort", onAbort, { once: true });

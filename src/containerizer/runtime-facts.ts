@@ -82,7 +82,7 @@ export class RuntimeFacts {
     // A terminated container's pid may be reused by an unrelated process: never keep it. The
     // subscription ends with the entry (a failed lookup drops it, and the next call subscribes
     // afresh) or with the termination (the subject completes right after).
-    const watch = c.termination$.subscribe(() => this.drop(c, created));
+    const watch = c.termination$.subscribe({ next: () => this.drop(c, created), error: () => this.drop(c, created) });
     if (this.entries.get(c) === created) created.watch = watch;
     else watch.unsubscribe();
     return created;

@@ -67,22 +67,36 @@ describe("sequence file", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it("never goes back across restarts, even without a clean shutdown", () => {
+  it("never goes back across restarts, even without a clean shutdown", async () => {
     const file = path.join(dir, "sequence");
-    const first = new SequenceFile(file);
+    const first = await SequenceFile.open(file);
     let last = 0n;
     for (let i = 0; i < 10; i++) last = first.next();
     assert.equal(last, 10n);
     // A crash: nothing is flushed on the way out.
-    const second = new SequenceFile(file);
+    const second = await SequenceFile.open(file);
     assert.ok(second.next() > last);
-    const third = new SequenceFile(file);
+    const third = await SequenceFile.open(file);
     assert.ok(third.next() > second.last);
+  });
+
+  it("reserves the next block ahead of need, so numbering runs on across blocks with no write on the caller's path", async () => {
+    const file = path.join(dir, "sequence");
+    const sequence = await SequenceFile.open(file, { block: 10n });
+    let last = 0n;
+    for (let block = 0; block < 5; block++) {
+      // Half a block at a time: each half starts the next reservation, which lands before the next half.
+      for (let i = 0; i < 5; i++) last = sequence.next();
+      await sequence.settled();
+    }
+    assert.equal(last, 25n);
+    const after = await SequenceFile.open(file, { block: 10n });
+    assert.ok(after.next() > last);
   });
 
   it("refuses a damaged file with its name", async () => {
     const file = path.join(dir, "sequence");
     await writeFile(file, "garbage");
-    assert.throws(() => new SequenceFile(file), /sequence file '.*' holds 'garbage'/);
+    await assert.rejects(SequenceFile.open(file), /sequence file '.*' holds 'garbage'/);
   });
 });

@@ -8,6 +8,47 @@ import type { Container } from "../../src/containerizer/container.js";
 import type { EnginePort } from "../../src/docker/engine-port.js";
 import { EngineUnreachable } from "../../src/docker/engine-port.js";
 import type { Termination } from "../../src/containerizer/termination.js";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { filter, firstValueFrom } from "rxjs";
+import { CheckpointStore } from "../../src/checkpoint/checkpoint-store.js";
+import { DiskFailed } from "../../src/checkpoint/disk-health.js";
+import { writeFileAtomic } from "../../src/checkpoint/atomic-file.js";
+import { SequenceFile } from "../../src/checkpoint/sequence-file.js";
+import type { Containerizer, LaunchInput } from "../../src/containerizer/containerizer.js";
+import { ContainerConfigSchema } from "../../src/gen/mesos/slave/containerizer_pb.js";
+import { FakeEngine } from "../harness/fake-engine.js";
+import { fakeRig, type FakeRig } from "../harness/fake-rig.js";
+import { launchRequest } from "../harness/launches.js";
+
+const PRESENT = "registry.invalid/fake/present:1";
+
+function input(id: string): LaunchInput {
+  const req = launchRequest(id, { image: PRESENT, shell: "sleep 1000" });
+  return { containerId: id, nested: false, config: create(ContainerConfigSchema, req.containerConfig), environment: {} };
+}
+
+function stateIs(cz: Containerizer, id: string, state: string): Promise<unknown> {
+  return firstValueFrom(cz.watch([id]).pipe(filter((e) => e.kind.type === "state" && e.kind.state === state)));
+}
+
+/** A durable write that fails with ENOSPC while `full` is set. */
+function fullDisk() {
+  const disk = {
+    full: false,
+    failures: 0,
+    write: async (file: string, data: Uint8Array): Promise<void> => {
+      if (disk.full) {
+        disk.failures += 1;
+        throw Object.assign(new Error(`ENOSPC: no space left on device, write '${file}'`), { code: "ENOSPC" });
+      }
+      await writeFileAtomic(file, data);
+    },
+  };
+  return disk;
+}
 
 /** Observers currently subscribed to a subject (rxjs 7 keeps them in `observers`). */
 function observerCount<T>(subject: ReplaySubject<T>): number {
@@ -39,5 +80,67 @@ describe("runtime facts during an engine outage (issue 9 item 4)", () => {
     }
     assert.equal(inspects, 100, "each failed lookup is retried on the next call");
     assert.ok(observerCount(termination$) <= 1, `${observerCount(termination$)} termination subscriptions after 100 failed lookups`);
+  });
+});
+
+describe("a failing checkpoint disk (issue 9 item 6)", () => {
+  let workDir: string;
+  let rig: FakeRig | undefined;
+  beforeEach(async () => {
+    workDir = await mkdtemp(path.join(tmpdir(), "berth-races-io-"));
+  });
+  afterEach(async () => {
+    if (rig) {
+      rig.engine.releaseAll();
+      await rig.cz.idle();
+      rig.cz.shutdown();
+      await rig.monitor.stop();
+      rig = undefined;
+    }
+    await rm(workDir, { recursive: true, force: true });
+  });
+
+  it("Wait and Destroy end with a clear DiskFailed error (never hang) when no sequence number can be reserved, and health turns unhealthy", async () => {
+    const disk = fullDisk();
+    const store = new CheckpointStore(path.join(workDir, "meta"), { write: disk.write });
+    await store.init();
+    const sequence = await SequenceFile.open(path.join(workDir, "meta", "sequence"), { block: 40n, write: disk.write, health: store.health });
+    rig = await fakeRig(new FakeEngine({ images: [PRESENT] }), workDir, {}, { checkpoints: store, sequence });
+    const { cz } = rig;
+    assert.equal((await cz.launch(input("full-disk"))).result, "LAUNCHED");
+    await stateIs(cz, "full-disk", "RUNNING");
+    await sequence.settled();
+    const healthy: boolean[] = [];
+    const sub = store.health.ok$.subscribe((ok) => healthy.push(ok));
+    disk.full = true;
+    // Other containers' events use up what is durably reserved; the next reservation fails.
+    for (;;) {
+      try {
+        sequence.next();
+      } catch (err) {
+        assert.ok(err instanceof DiskFailed, String(err));
+        break;
+      }
+    }
+    await sequence.settled();
+    assert.ok(disk.failures > 0);
+    const waited = cz.wait("full-disk");
+    const destroyed = cz.destroy("full-disk");
+    // A disk error (DiskFailed, or the domain's translation of it), naming the container and the cause.
+    const diskError = (err: Error) => {
+      assert.ok(["DiskFailed", "StorageFailed"].includes(err.name), `${err.name}: ${err.message}`);
+      assert.match(err.message, /container 'full-disk' terminated .* could not be recorded: .*ENOSPC/);
+      return true;
+    };
+    await assert.rejects(destroyed, diskError);
+    await assert.rejects(waited, diskError);
+    assert.deepEqual(healthy, [true, false]);
+    sub.unsubscribe();
+    // The disk comes back: the next write succeeds and health follows.
+    disk.full = false;
+    assert.throws(() => sequence.next(), DiskFailed);
+    await sequence.settled();
+    assert.ok(sequence.next() > 0n);
+    assert.equal(store.health.failure, undefined);
   });
 });
