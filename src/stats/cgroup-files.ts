@@ -1,4 +1,5 @@
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { dirname } from "node:path";
 
 // ENOENT: the kernel does not expose this file (controller not enabled, no swap accounting, older
@@ -12,6 +13,11 @@ let shared = Buffer.allocUnsafe(16 * 1024);
 // the kernel's page-sized staging buffer could not take the next (tiny) record. So a first read of
 // less than half a page is the whole file and needs no second read to see EOF.
 const WHOLE_FILE_BELOW_BYTES = 2048;
+// A membership list (cgroup.procs, tasks, cgroup.threads) has one line per process or thread: tens
+// of thousands of threads make it hundreds of KiB. Up to this many bytes it is read on the loop like
+// every other cgroup file; past it, it is counted off the loop in chunks.
+const SYNC_COUNT_BYTES = 16 * 1024;
+const COUNT_CHUNK_BYTES = 64 * 1024;
 // The share of the process's open-file limit that kept cgroup descriptors may take, and a ceiling.
 const FD_LIMIT_SHARE = 4;
 const MAX_KEPT_FDS = 4096;
@@ -26,6 +32,11 @@ const MAX_KEPT_FDS = 4096;
  */
 export interface CgroupFileSource {
   read(path: string): string | undefined;
+  /**
+   * Counts the ids listed one per line (cgroup.procs, tasks, cgroup.threads); undefined when
+   * absent. A list longer than a few KiB (thousands of threads) is counted off the event loop.
+   */
+  count(path: string): Promise<number | undefined>;
 }
 
 function isAbsent(err: unknown): boolean {
@@ -47,8 +58,18 @@ function openOptional(path: string): number | undefined {
 
 /** The whole file from offset 0 (a seq_file regenerates its text on a read at 0, so a kept fd reads fresh values). */
 function readWhole(fd: number): string {
+  return readHead(fd, Infinity).text;
+}
+
+/** The file from offset 0 up to about `limit` bytes; `whole` says whether its end was reached. */
+function readHead(fd: number, limit: number): { text: string; whole: boolean } {
   let length = 0;
+  let whole = true;
   for (;;) {
+    if (length >= limit) {
+      whole = false;
+      break;
+    }
     if (length === shared.length) {
       const grown = Buffer.allocUnsafe(shared.length * 2);
       shared.copy(grown, 0, 0, length);
@@ -58,22 +79,71 @@ function readWhole(fd: number): string {
     length += bytesRead;
     if (bytesRead === 0 || length < WHOLE_FILE_BELOW_BYTES) break;
   }
-  return shared.toString("utf8", 0, length);
+  return { text: shared.toString("utf8", 0, length), whole };
+}
+
+/**
+ * Counts the lines of a file read in chunks through libuv's pool (its own descriptor: a kept one
+ * may be closed meanwhile); only the newline search of each chunk runs on the loop.
+ */
+async function countLinesOffLoop(path: string): Promise<number | undefined> {
+  let handle;
+  try {
+    handle = await open(path, "r");
+  } catch (err) {
+    if (isAbsent(err)) return undefined;
+    throw failure(path, err);
+  }
+  try {
+    const buffer = Buffer.allocUnsafe(COUNT_CHUNK_BYTES);
+    let count = 0;
+    let position = 0;
+    let last = 0x0a;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      for (let i = buffer.indexOf(0x0a, 0); i >= 0 && i < bytesRead; i = buffer.indexOf(0x0a, i + 1)) count += 1;
+      last = buffer[bytesRead - 1]!;
+    }
+    // A last line without its newline counts too.
+    return last === 0x0a ? count : count + 1;
+  } catch (err) {
+    if (isAbsent(err)) return undefined;
+    throw failure(path, err);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** count() over a synchronous head read: small lists are counted at once, long ones off the loop. */
+async function countFrom(path: string, head: (limit: number) => { text: string; whole: boolean } | undefined): Promise<number | undefined> {
+  const first = head(SYNC_COUNT_BYTES);
+  if (first === undefined) return undefined;
+  if (first.whole) return countLines(first.text);
+  return countLinesOffLoop(path);
+}
+
+function readOnce(path: string, limit: number): { text: string; whole: boolean } | undefined {
+  const fd = openOptional(path);
+  if (fd === undefined) return undefined;
+  try {
+    return readHead(fd, limit);
+  } catch (err) {
+    if (isAbsent(err)) return undefined;
+    throw failure(path, err);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Opens, reads and closes the file on every read. */
 export const oneShotFiles: CgroupFileSource = {
   read(path: string): string | undefined {
-    const fd = openOptional(path);
-    if (fd === undefined) return undefined;
-    try {
-      return readWhole(fd);
-    } catch (err) {
-      if (isAbsent(err)) return undefined;
-      throw failure(path, err);
-    } finally {
-      closeSync(fd);
-    }
+    return readOnce(path, Infinity)?.text;
+  },
+  count(path: string): Promise<number | undefined> {
+    return countFrom(path, (limit) => readOnce(path, limit));
   },
 };
 
@@ -113,6 +183,14 @@ export class KeptCgroupFiles implements CgroupFileSource {
   }
 
   read(path: string): string | undefined {
+    return this.readKept(path, Infinity)?.text;
+  }
+
+  count(path: string): Promise<number | undefined> {
+    return countFrom(path, (limit) => this.readKept(path, limit));
+  }
+
+  private readKept(path: string, limit: number): { text: string; whole: boolean } | undefined {
     let fd = this.fds.get(path);
     if (fd === undefined) {
       fd = openOptional(path);
@@ -120,9 +198,9 @@ export class KeptCgroupFiles implements CgroupFileSource {
     } else {
       this.fds.delete(path);
     }
-    let text: string;
+    let head: { text: string; whole: boolean };
     try {
-      text = readWhole(fd);
+      head = readHead(fd, limit);
     } catch (err) {
       closeSync(fd);
       if (isAbsent(err)) return undefined;
@@ -130,11 +208,11 @@ export class KeptCgroupFiles implements CgroupFileSource {
     }
     if (this.maxOpen <= 0) {
       closeSync(fd);
-      return text;
+      return head;
     }
     while (this.fds.size >= this.maxOpen) this.closeOldest();
     this.fds.set(path, fd);
-    return text;
+    return head;
   }
 
   /** Closes the descriptors of files directly in `dirs`. */

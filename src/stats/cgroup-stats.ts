@@ -99,7 +99,7 @@ export class CgroupStatsReader {
   async read(paths: CgroupPaths): Promise<ResourceStatistics> {
     // Taken before the reads, as Mesos does: the sample describes the state at (or just after) this instant.
     const timestamp = Date.now() / 1000;
-    const fields = paths.version === 1 ? readV1Stats(paths.dirs, this.files) : readV2Stats(v2Dir(paths), this.files);
+    const fields = paths.version === 1 ? await readV1Stats(paths.dirs, this.files) : await readV2Stats(v2Dir(paths), this.files);
     if (fields === undefined) {
       this.release(paths);
       throw new CgroupNotFound(`cgroup v${paths.version} dirs ${JSON.stringify(paths.dirs)} no longer hold any statistics file (did the container exit?)`);

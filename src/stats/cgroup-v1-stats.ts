@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { type CgroupFileSource, countLines, parseInteger, parseKeyed, toUint32, toUint64, v1Limit } from "./cgroup-files.js";
+import { type CgroupFileSource, parseInteger, parseKeyed, toUint32, toUint64, v1Limit } from "./cgroup-files.js";
 import type { StatsFields } from "./stats-fields.js";
 
 // cpuacct.stat counts in USER_HZ ticks, which the kernel fixes at 100 for every architecture's
@@ -23,7 +23,7 @@ function fileIn(dirs: Record<string, string>, controller: string, name: string):
 }
 
 /** Reads a cgroup v1 container's statistics from its controller dirs; returns undefined when none of the files exist (the cgroup is gone). */
-export function readV1Stats(dirs: Record<string, string>, source: CgroupFileSource): StatsFields | undefined {
+export async function readV1Stats(dirs: Record<string, string>, source: CgroupFileSource): Promise<StatsFields | undefined> {
   const readIf = (path: string | undefined): string | undefined => (path === undefined ? undefined : source.read(path));
   const membership = MEMBERSHIP_CONTROLLERS.find((controller) => dirs[controller] !== undefined);
   const files = [
@@ -37,12 +37,14 @@ export function readV1Stats(dirs: Record<string, string>, source: CgroupFileSour
     fileIn(dirs, "memory", "memory.limit_in_bytes"),
     fileIn(dirs, "memory", "memory.soft_limit_in_bytes"),
     fileIn(dirs, "memory", "memory.stat"),
-    membership === undefined ? undefined : fileIn(dirs, membership, "tasks"),
-    membership === undefined ? undefined : fileIn(dirs, membership, "cgroup.procs"),
   ];
   const texts = files.map(readIf);
-  if (texts.every((text) => text === undefined)) return undefined;
-  const [cpuacctStat, quotaText, periodText, sharesText, cpuStatText, usage, memswUsage, limit, softLimit, memStatText, tasks, procs] = texts;
+  // The membership lists are counted, not kept: tens of thousands of threads make `tasks` long
+  // enough to be read off the event loop.
+  const countIf = (name: string) => (membership === undefined ? Promise.resolve(undefined) : source.count(fileIn(dirs, membership, name)!));
+  const [tasks, procs] = await Promise.all([countIf("tasks"), countIf("cgroup.procs")]);
+  if (texts.every((text) => text === undefined) && tasks === undefined && procs === undefined) return undefined;
+  const [cpuacctStat, quotaText, periodText, sharesText, cpuStatText, usage, memswUsage, limit, softLimit, memStatText] = texts;
   // tasks lists every thread; pids.current counts the same tasks (plus those of child cgroups) and
   // is read only when tasks is missing, to keep the common path one file shorter.
   const pidsCurrent = tasks === undefined ? readIf(fileIn(dirs, "pids", "pids.current")) : undefined;
@@ -55,8 +57,8 @@ export function readV1Stats(dirs: Record<string, string>, source: CgroupFileSour
   const throttledNs = cpuStat.get("throttled_time");
 
   return {
-    processes: toUint32(countLines(procs)),
-    threads: toUint32(countLines(tasks) ?? parseInteger(pidsCurrent)),
+    processes: toUint32(procs),
+    threads: toUint32(tasks ?? parseInteger(pidsCurrent)),
     cpusUserTimeSecs: user === undefined ? undefined : Number(user) / USER_HZ,
     cpusSystemTimeSecs: system === undefined ? undefined : Number(system) / USER_HZ,
     cpusLimit: cpusLimit(parseInteger(quotaText), parseInteger(periodText), parseInteger(sharesText)),

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { type CgroupFileSource, countLines, parseInteger, parseKeyed, toUint32, toUint64, v2Limit } from "./cgroup-files.js";
+import { type CgroupFileSource, parseInteger, parseKeyed, toUint32, toUint64, v2Limit } from "./cgroup-files.js";
 import { sharesFromWeight } from "./cpu-weight.js";
 import type { StatsFields } from "./stats-fields.js";
 
@@ -15,8 +15,6 @@ const FILES = [
   "memory.high",
   "memory.swap.current",
   "memory.stat",
-  "cgroup.procs",
-  "cgroup.threads",
 ] as const;
 
 // The memory.stat keys reported (see the mapping below).
@@ -25,10 +23,13 @@ const MEMORY_STAT_KEYS: ReadonlySet<string> = new Set(["anon", "file", "file_map
 const seconds = (usec: bigint | undefined): number | undefined => (usec === undefined ? undefined : Number(usec) / US_PER_SEC);
 
 /** Reads a cgroup v2 container's statistics from its unified dir; returns undefined when none of the files exist (the cgroup is gone). */
-export function readV2Stats(dir: string, source: CgroupFileSource): StatsFields | undefined {
+export async function readV2Stats(dir: string, source: CgroupFileSource): Promise<StatsFields | undefined> {
   const texts = FILES.map((name) => source.read(join(dir, name)));
-  if (texts.every((text) => text === undefined)) return undefined;
-  const [cpuStatText, cpuMax, cpuWeight, current, max, high, swapCurrent, memStatText, procs, threads] = texts;
+  // The membership lists are counted, not kept: tens of thousands of threads make them long
+  // enough to be read off the event loop.
+  const [procs, threads] = await Promise.all([source.count(join(dir, "cgroup.procs")), source.count(join(dir, "cgroup.threads"))]);
+  if (texts.every((text) => text === undefined) && procs === undefined && threads === undefined) return undefined;
+  const [cpuStatText, cpuMax, cpuWeight, current, max, high, swapCurrent, memStatText] = texts;
   // pids.current counts the same tasks as cgroup.threads (plus those of child cgroups); it is read
   // only when cgroup.threads is missing (kernels before 4.14), to keep the common path one file shorter.
   const pidsCurrent = threads === undefined ? source.read(join(dir, "pids.current")) : undefined;
@@ -38,8 +39,8 @@ export function readV2Stats(dir: string, source: CgroupFileSource): StatsFields 
   const cpuStat = parseKeyed(cpuStatText);
   const memStat = parseKeyed(memStatText, MEMORY_STAT_KEYS);
   return {
-    processes: toUint32(countLines(procs)),
-    threads: toUint32(countLines(threads) ?? parseInteger(pidsCurrent)),
+    processes: toUint32(procs),
+    threads: toUint32(threads ?? parseInteger(pidsCurrent)),
     cpusUserTimeSecs: seconds(cpuStat.get("user_usec")),
     cpusSystemTimeSecs: seconds(cpuStat.get("system_usec")),
     cpusLimit: cpusLimit(cpuMax, parseInteger(cpuWeight)),

@@ -8,7 +8,7 @@ import type { Container } from "../../src/containerizer/container.js";
 import type { EnginePort } from "../../src/docker/engine-port.js";
 import { EngineUnreachable } from "../../src/docker/engine-port.js";
 import type { Termination } from "../../src/containerizer/termination.js";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -22,6 +22,7 @@ import { ContainerConfigSchema } from "../../src/gen/mesos/slave/containerizer_p
 import { FakeEngine } from "../harness/fake-engine.js";
 import { fakeRig, type FakeRig } from "../harness/fake-rig.js";
 import { launchRequest } from "../harness/launches.js";
+import { CgroupStatsReader, V2_DIR_KEY, type CgroupPaths } from "../../src/stats/cgroup-stats.js";
 
 const PRESENT = "registry.invalid/fake/present:1";
 
@@ -143,4 +144,68 @@ describe("a failing checkpoint disk (issue 9 item 6)", () => {
     assert.ok(sequence.next() > 0n);
     assert.equal(store.health.failure, undefined);
   });
+});
+
+describe("Usage of a container with very many threads (issue 9 item 11)", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "berth-threads-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Resolves `read` while counting the event-loop turns taken meanwhile. */
+  async function turnsDuring<T>(read: () => Promise<T>): Promise<{ value: T; turns: number }> {
+    let turns = 0;
+    let reading = true;
+    const spin = (): void => {
+      if (!reading) return;
+      turns += 1;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    try {
+      const value = await read();
+      return { value, turns };
+    } finally {
+      reading = false;
+    }
+  }
+
+  const THREADS = 200_000;
+  const ids = (n: number, from: number) => Array.from({ length: n }, (_, i) => `${from + i}\n`).join("");
+
+  for (const version of [1, 2] as const) {
+    it(`counts a cgroup v${version} thread list of ${THREADS} lines off the event loop, and counts it right`, async () => {
+      const cg = path.join(dir, `v${version}`);
+      await mkdir(cg, { recursive: true });
+      if (version === 1) {
+        await writeFile(path.join(cg, "tasks"), ids(THREADS, 1000));
+        await writeFile(path.join(cg, "cgroup.procs"), ids(3, 1000));
+        await writeFile(path.join(cg, "memory.usage_in_bytes"), "4096\n");
+      } else {
+        await writeFile(path.join(cg, "cgroup.threads"), ids(THREADS, 1000));
+        await writeFile(path.join(cg, "cgroup.procs"), ids(3, 1000));
+        await writeFile(path.join(cg, "memory.current"), "4096\n");
+      }
+      const paths: CgroupPaths = version === 1 ? { version, dirs: { cpu: cg, cpuacct: cg, memory: cg, pids: cg } } : { version, dirs: { [V2_DIR_KEY]: cg } };
+      const reader = new CgroupStatsReader({ keptFds: 16 });
+      try {
+        // Twice: the second read goes through the kept descriptors.
+        for (let i = 0; i < 2; i++) {
+          const { value: stats, turns } = await turnsDuring(() => reader.read(paths));
+          assert.equal(stats.threads, THREADS);
+          assert.equal(stats.processes, 3);
+          assert.equal(stats.memTotalBytes, 4096n);
+          assert.ok(turns > 0, `the event loop never turned while a ${THREADS}-line thread list was read (read ${i + 1})`);
+        }
+        // A short list is still counted at once.
+        await writeFile(path.join(cg, version === 1 ? "tasks" : "cgroup.threads"), ids(5, 1));
+        assert.equal((await reader.read(paths)).threads, 5);
+      } finally {
+        reader.close();
+      }
+    });
+  }
 });
