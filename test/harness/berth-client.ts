@@ -6,6 +6,7 @@ import {
   DestroyRequestSchema,
   LaunchRequestSchema,
   PruneImagesRequestSchema,
+  State,
   StatusRequestSchema,
   UpdateRequestSchema,
   UsageRequestSchema,
@@ -85,24 +86,68 @@ export class BerthClient {
     return fn(create(WatchRequestSchema, { containerIds: ids.map((value) => ({ value })), fromSequence }));
   }
 
-  /** Collects a Watch stream's events until it ends (or `until` says stop, then cancels). */
+  /**
+   * Collects a Watch stream's events. Without `until`, resolves with everything once the stream
+   * ends (and rejects on any error). With `until`, resolves (and cancels the stream) at the first
+   * event for which it holds; a stream that ends or fails before that rejects, naming what it saw,
+   * so a "wait for RUNNING" never silently carries on.
+   */
   async collect(ids: string[], until?: (e: ContainerEvent, all: ContainerEvent[]) => boolean, fromSequence?: bigint): Promise<ContainerEvent[]> {
     const stream = this.watch(ids, fromSequence);
     const events: ContainerEvent[] = [];
+    let settled = false;
+    const what = () => `Watch(${ids.length ? ids.join(",") : "all"}${fromSequence !== undefined ? ` from ${fromSequence}` : ""})`;
     return new Promise((resolve, reject) => {
+      const fail = (why: string, cause?: unknown) => {
+        if (settled) return;
+        settled = true;
+        reject(new Error(`${what()} ${why} after ${events.length} events: ${describeEvents(events)}`, { cause }));
+      };
       stream.on("data", (r: WatchResponse) => {
+        if (settled) return;
         events.push(r.event!);
         if (until?.(r.event!, events)) {
+          settled = true;
           stream.cancel();
           resolve(events);
         }
       });
-      stream.on("end", () => resolve(events));
-      stream.on("error", (err: ServiceError) => (err.code === 1 ? resolve(events) : reject(err)));
+      stream.on("end", () => {
+        if (!until) {
+          settled = true;
+          resolve(events);
+        } else fail("ended before the awaited event");
+      });
+      stream.on("error", (err: ServiceError) => {
+        if (settled) return;
+        if (!until) {
+          settled = true;
+          reject(err);
+        } else fail(`failed (${err.code} ${err.details}) before the awaited event`, err);
+      });
     });
   }
 
   close(): void {
     this.raw.close();
   }
+}
+
+/** A short readable form of events for failure messages: `seq:id:kind[=STATE]`. */
+export function describeEvents(events: ContainerEvent[]): string {
+  return events
+    .map((e) => {
+      const detail = e.kind.case === "stateChanged" ? `=${State[e.kind.value.state]}` : e.kind.case === "taskStatus" ? `=${e.kind.value.state}` : "";
+      return `${e.sequence}:${e.containerId?.value}:${e.kind.case}${detail}${e.snapshot ? "(snapshot)" : ""}`;
+    })
+    .join(" ") || "none";
+}
+
+/**
+ * The last sequence number Berth handed out. A Watch resumed from it (`collect(ids, until, mark)`)
+ * gets every later event whenever the server gets round to opening it: the way to watch "from
+ * now" without sleeping until the stream is open.
+ */
+export function sequenceMark(berth: { containerizer: { lastSequence: bigint } }): bigint {
+  return berth.containerizer.lastSequence;
 }

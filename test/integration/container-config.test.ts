@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
+import { lstat, mkdtemp, readFile, rm, writeFile, mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import * as tar from "tar";
@@ -9,6 +9,8 @@ import type Dockerode from "dockerode";
 import { State } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { ContainerInfo_DockerInfo_Network, ContainerInfo_Type, TaskState, Value_Type, Volume_Mode, Volume_Source_Type } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { LABEL_CONTAINER_ID } from "../../src/docker/names.js";
+import type { CreateSpec, EnginePort } from "../../src/docker/engine-port.js";
+import { pollUntil } from "../harness/engine-control.js";
 import { ensureEngine, ensureTestImages, type TestImages } from "../support/engine.js";
 import { launchRequest, newId } from "../harness/launches.js";
 import { startTestBerth, type TestBerth } from "../harness/test-berth.js";
@@ -21,6 +23,8 @@ describe("container configuration reaches the real engine", function () {
   let files: Server;
   let base: string;
   let hostDir: string;
+  const created = new Map<string, { id: string; sandbox: string }>();
+  const afterStart = new Map<string, (sandbox: string) => Promise<void>>();
 
   before(async () => {
     docker = await ensureEngine();
@@ -29,7 +33,35 @@ describe("container configuration reaches the real engine", function () {
     await writeFile(path.join(hostDir, "greeting"), "from-host\n");
     // The host path volume below needs its folder opened by the policy (none is by default).
     await writeFile(path.join(hostDir, "..", `${path.basename(hostDir)}.policy.json`), JSON.stringify({ host_path_prefixes: [hostDir] }));
-    t = await startTestBerth({ policy: path.join(hostDir, "..", `${path.basename(hostDir)}.policy.json`) });
+    t = await startTestBerth(
+      { policy: path.join(hostDir, "..", `${path.basename(hostDir)}.policy.json`) },
+      {
+        // A test may hold a container's start (after the engine started it, before Berth goes on
+        // to capture its output) until something has happened inside it.
+        wrapEngine: (engine: EnginePort): EnginePort =>
+          new Proxy(engine, {
+            get(target, prop, receiver) {
+              const value = Reflect.get(target, prop, receiver) as unknown;
+              if (prop === "createContainer") {
+                return async (spec: CreateSpec) => {
+                  const engineId = await target.createContainer(spec);
+                  const sandbox = spec.HostConfig.Mounts.find((m) => m.Target === t.config.sandboxDirectory)?.Source;
+                  created.set(engineId, { id: spec.Labels[LABEL_CONTAINER_ID] ?? "", sandbox: sandbox ?? "" });
+                  return engineId;
+                };
+              }
+              if (prop === "startContainer") {
+                return async (engineId: string) => {
+                  await target.startContainer(engineId);
+                  const c = created.get(engineId);
+                  if (c) await afterStart.get(c.id)?.(c.sandbox);
+                };
+              }
+              return typeof value === "function" ? value.bind(target) : value;
+            },
+          }),
+      },
+    );
     const served = await mkdtemp(path.join(os.tmpdir(), "berth-served-"));
     await mkdir(path.join(served, "tree/bin"), { recursive: true });
     await writeFile(path.join(served, "tree/bin/hello.sh"), "#!/bin/sh\necho from-archive\n", { mode: 0o755 });
@@ -148,11 +180,26 @@ describe("container configuration reaches the real engine", function () {
     const id = newId("symlink");
     const req = launchRequest(id, {
       image: images.busybox,
-      shell: `rm -f "$MESOS_SANDBOX/stdout" "$MESOS_SANDBOX/stderr"; ln -s ${victim} "$MESOS_SANDBOX/stdout"; ln -s ${victim} "$MESOS_SANDBOX/stderr"; sleep 1; echo pwned; echo pwned >&2`,
+      shell: `rm -f "$MESOS_SANDBOX/stdout" "$MESOS_SANDBOX/stderr"; ln -s ${victim} "$MESOS_SANDBOX/stdout"; ln -s ${victim} "$MESOS_SANDBOX/stderr"; for i in 1 2 3; do echo pwned; echo pwned >&2; sleep 0.2; done`,
     });
-    await t.client.launch(req);
-    await t.client.wait(id);
-    await assert.rejects(readFile(victim, "utf8"), { code: "ENOENT" });
+    // Berth opens the output files only once both links are in place: the open itself must refuse
+    // to follow them (an open made before the swap would pass without O_NOFOLLOW).
+    const isLink = (file: string) => lstat(file).then((st) => st.isSymbolicLink(), () => false);
+    let swapped = false;
+    afterStart.set(id, async (sandbox) => {
+      await pollUntil(async () => (await isLink(path.join(sandbox, "stdout"))) && (await isLink(path.join(sandbox, "stderr"))), 30_000, "the container planted both links");
+      swapped = true;
+    });
+    try {
+      await t.client.launch(req);
+      const { termination } = await t.client.wait(id);
+      assert.ok(swapped, "Berth's output capture started after the links were planted");
+      assert.equal(termination?.containerTermination?.state, TaskState.TASK_FINISHED, termination?.containerTermination?.message);
+      await assert.rejects(readFile(victim, "utf8"), { code: "ENOENT" });
+    } finally {
+      afterStart.delete(id);
+      await rm(victim, { force: true });
+    }
   });
 
   it("runs the executor's command when only executor_info is given", async () => {

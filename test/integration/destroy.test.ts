@@ -5,11 +5,12 @@ import { readdir } from "node:fs/promises";
 import type Dockerode from "dockerode";
 import { State, type ContainerEvent } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { TaskState, TaskStatus_Reason } from "../../src/gen/mesos/v1/mesos_pb.js";
-import type { EnginePort } from "../../src/docker/engine-port.js";
-import { LABEL_AGENT_ID } from "../../src/docker/names.js";
+import type { CreateSpec, EnginePort } from "../../src/docker/engine-port.js";
+import { LABEL_AGENT_ID, LABEL_CONTAINER_ID } from "../../src/docker/names.js";
 import { ensureEngine, ensureTestImages, removeImage, startThrottledRegistry, type TestImages, type ThrottledRegistry } from "../support/engine.js";
 import { launchRequest, newId } from "../harness/launches.js";
 import { startTestBerth, type TestBerth } from "../harness/test-berth.js";
+import { sequenceMark } from "../harness/berth-client.js";
 
 const isState = (s: State) => (e: ContainerEvent) => e.kind.case === "stateChanged" && (e.kind.value as { state: State }).state === s;
 
@@ -22,12 +23,36 @@ async function eventually(probe: () => Promise<boolean> | boolean, what: string,
   }
 }
 
+/** An engine call held on its way in: `reached` resolves when Berth makes it, `release()` lets it through. */
+class Hold {
+  readonly reached: Promise<void>;
+  private reach!: () => void;
+  private open!: () => void;
+  private readonly opened = new Promise<void>((resolve) => (this.open = resolve));
+  constructor() {
+    this.reached = new Promise<void>((resolve) => (this.reach = resolve));
+  }
+  arrive(): Promise<void> {
+    this.reach();
+    return this.opened;
+  }
+  release(): void {
+    this.open();
+  }
+}
+
+const stateOf = (e: ContainerEvent) => (e.kind.value as { state: State }).state;
+
 describe("destroy in every state, against a real engine", function () {
   this.timeout(180_000);
   let docker: Dockerode;
   let images: TestImages;
   let t: TestBerth;
   let pulls = 0;
+  // Engine calls the test holds (by `method:container id` or `pullImage:ref`), and which
+  // container each engine id was created for.
+  const holds = new Map<string, Hold>();
+  const created = new Map<string, string>();
   // An HTTP server that accepts a request and never answers: a fetch that hangs.
   let hanging: Server;
   let hangingUrl: string;
@@ -41,9 +66,26 @@ describe("destroy in every state, against a real engine", function () {
           get(target, prop, receiver) {
             const value = Reflect.get(target, prop, receiver) as unknown;
             if (prop === "pullImage") {
-              return (...args: Parameters<EnginePort["pullImage"]>) => {
+              return async (...args: Parameters<EnginePort["pullImage"]>) => {
                 pulls += 1;
-                return target.pullImage(...args);
+                await holds.get(`pullImage:${args[0]}`)?.arrive();
+                await target.pullImage(...args);
+                await holds.get(`pullImage-done:${args[0]}`)?.arrive();
+              };
+            }
+            if (prop === "createContainer") {
+              return async (spec: CreateSpec) => {
+                const id = spec.Labels[LABEL_CONTAINER_ID] ?? "";
+                await holds.get(`createContainer:${id}`)?.arrive();
+                const engineId = await target.createContainer(spec);
+                created.set(engineId, id);
+                return engineId;
+              };
+            }
+            if (prop === "startContainer") {
+              return async (engineId: string) => {
+                await holds.get(`startContainer:${created.get(engineId)}`)?.arrive();
+                return target.startContainer(engineId);
               };
             }
             return typeof value === "function" ? value.bind(target) : value;
@@ -112,37 +154,80 @@ describe("destroy in every state, against a real engine", function () {
       await removeImage(docker, image);
     });
 
-    it("concurrent launches of one image share one pull; destroying one waiter does not stop the others", async () => {
+    it("concurrent launches of one image share one pull; destroying one waiter that had joined it does not stop the others", async () => {
       const image = `${slow.host}/berth-test/busybox:1`;
       await removeImage(docker, image);
       pulls = 0;
-      const ids = [newId("share"), newId("share"), newId("share")];
-      await Promise.all(ids.map((id) => t.client.launch(launchRequest(id, { image, shell: "exit 0" }))));
-      await t.client.destroy(ids[0]!);
-      const results = await Promise.all(ids.slice(1).map((id) => t.client.wait(id)));
-      for (const r of results) assert.equal(r.termination?.containerTermination?.state, TaskState.TASK_FINISHED);
-      assert.equal(pulls, 1, "one engine pull for three launches");
-      await removeImage(docker, image);
+      // The engine pull is held until all three are PULLING, so none can miss its start, and its
+      // end is held until the destroy is answered, so the destroy lands in the shared pull.
+      const start = new Hold();
+      const end = new Hold();
+      holds.set(`pullImage:${image}`, start);
+      holds.set(`pullImage-done:${image}`, end);
+      try {
+        const ids = [newId("share"), newId("share"), newId("share")];
+        const mark = sequenceMark(t.berth);
+        await Promise.all(ids.map((id) => t.client.launch(launchRequest(id, { image, shell: "exit 0" }))));
+        await start.reached;
+        await t.client.collect(ids, (_, all) => ids.every((id) => all.some((e) => e.containerId?.value === id && isState(State.PULLING)(e))), mark);
+        start.release();
+        await end.reached;
+        // Every waiter, the one about to be destroyed included, got the progress of the one engine pull.
+        const progressed = await t.client.collect(ids, (_, all) => ids.every((id) => all.some((e) => e.containerId?.value === id && e.kind.case === "pullProgress")), mark);
+        assert.equal(pulls, 1, "one engine pull, shared by the three");
+        const last = (id: string) => progressed.filter((e) => e.containerId?.value === id && e.kind.case === "pullProgress").at(-1)?.kind.value as { bytesCurrent: bigint; bytesTotal: bigint } | undefined;
+        assert.ok(ids.every((id) => last(id) !== undefined), "each waiter saw the pull's progress");
+        assert.ok(!progressed.some((e) => e.kind.case === "termination" || isState(State.MOUNTING)(e)), "all three still PULLING before the destroy");
+        const { termination } = await t.client.destroy(ids[0]!);
+        assert.equal(termination?.containerTermination?.state, TaskState.TASK_KILLED);
+        assert.match(termination?.containerTermination?.message ?? "", /PULLING/, "destroyed while waiting on the pull");
+        end.release();
+        const results = await Promise.all(ids.slice(1).map((id) => t.client.wait(id)));
+        for (const r of results) assert.equal(r.termination?.containerTermination?.state, TaskState.TASK_FINISHED);
+        assert.equal(pulls, 1, "one engine pull for three launches");
+      } finally {
+        start.release();
+        end.release();
+        holds.delete(`pullImage:${image}`);
+        holds.delete(`pullImage-done:${image}`);
+        await removeImage(docker, image);
+      }
     });
   });
 
-  it("destroy during MOUNTING removes whatever was created and reports TASK_KILLED", async () => {
-    const id = newId("d-mount");
-    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "exec sleep 300" }));
-    // Destroy from inside the event handler, the moment MOUNTING is seen.
-    let destroyed: ReturnType<typeof t.client.destroy> | undefined;
-    const events = await t.client.collect([id], (e) => {
-      if (!destroyed && isState(State.MOUNTING)(e)) destroyed = t.client.destroy(id);
-      return e.kind.case === "termination";
+  for (const call of ["createContainer", "startContainer"] as const) {
+    it(`destroy during MOUNTING (${call} in flight) removes whatever was created and reports TASK_KILLED, never RUNNING`, async () => {
+      const id = newId("d-mount");
+      // The engine call is held once Berth makes it: the destroy lands while the container is
+      // MOUNTING, and the call completes only after Berth has taken the destroy.
+      const hold = new Hold();
+      holds.set(`${call}:${id}`, hold);
+      try {
+        const mark = sequenceMark(t.berth);
+        const launched = await t.client.launch(launchRequest(id, { image: images.busybox, shell: 'echo ran > "$MESOS_SANDBOX/ran"; exec sleep 300' }));
+        await hold.reached;
+        assert.equal((await t.client.status(id)).state, State.MOUNTING);
+        const destroyed = t.client.destroy(id);
+        await t.client.collect([id], isState(State.DESTROYING), mark);
+        hold.release();
+        const { termination } = await destroyed;
+        assert.equal(termination?.containerTermination?.state, TaskState.TASK_KILLED);
+        const events = await t.client.collect([id], undefined, mark);
+        const seen = events.filter((e) => e.kind.case === "stateChanged").map(stateOf);
+        assert.deepEqual(seen.slice(-3), [State.MOUNTING, State.DESTROYING, State.TERMINATED], `states ${seen.map((s) => State[s]).join(" → ")}`);
+        assert.ok(!seen.includes(State.RUNNING), "never RUNNING");
+        const engineId = [...created].find(([, c]) => c === id)?.[0];
+        assert.ok(engineId, "the held create went through to the engine");
+        await assert.rejects(docker.getContainer(engineId).inspect(), (err: { statusCode?: number }) => err.statusCode === 404, "the created container is removed");
+        await nothingLeftInEngine();
+        // Destroyed before the start was asked for: the task's process never ran.
+        if (call === "createContainer") assert.deepEqual((await readdir(launched.sandboxDirectory)).sort(), ["stderr", "stdout"], "the task never ran");
+      } finally {
+        hold.release();
+        holds.delete(`${call}:${id}`);
+      }
     });
-    assert.ok(destroyed, "MOUNTING was observed");
-    const { termination } = await destroyed;
-    assert.equal(termination?.containerTermination?.state, TaskState.TASK_KILLED);
-    const seen = events.filter((e) => e.kind.case === "stateChanged" && !e.snapshot).map((e) => (e.kind.value as { state: State }).state);
-    assert.deepEqual(seen.slice(-2), [State.DESTROYING, State.TERMINATED]);
-    assert.ok(!seen.includes(State.RUNNING) || seen.indexOf(State.RUNNING) < seen.indexOf(State.DESTROYING), "no RUNNING after DESTROYING");
-    await nothingLeftInEngine();
-  });
+  }
 
   it("destroy of a terminated container answers its termination; unknown ids are NOT_FOUND", async () => {
     const id = newId("d-done");

@@ -9,6 +9,8 @@ import { LABEL_AGENT_ID, LABEL_CONTAINER_ID } from "../../src/docker/names.js";
 import { removeImage, type TestImages } from "../support/engine.js";
 import { launchRequest, newId } from "../harness/launches.js";
 import type { TestBerth } from "../harness/test-berth.js";
+import { sequenceMark } from "../harness/berth-client.js";
+import { pollUntil } from "../harness/engine-control.js";
 import { useBerth } from "../harness/use-berth.js";
 
 function states(events: ContainerEvent[]): State[] {
@@ -30,7 +32,6 @@ describe("lifecycle against a real engine", function () {
   it("a task exiting 0 goes FETCHING → PULLING → MOUNTING → RUNNING → TERMINATED with TASK_FINISHED, output in the sandbox", async () => {
     await removeImage(docker, images.busybox);
     const id = newId("ok");
-    const watch = t.client.collect([]);
     const launched = await t.client.launch(launchRequest(id, { image: images.busybox, shell: "echo hello-out; echo hello-err >&2", taskId: `task-${id}` }));
     assert.equal(launched.result, 1);
     const { termination } = await t.client.wait(id);
@@ -49,14 +50,13 @@ describe("lifecycle against a real engine", function () {
     const mine = byId.filter((e) => e.containerId?.value === id);
     assert.ok(mine.every((e) => e.snapshot), "terminated container: the watch is the snapshot and ends");
     assert.equal(mine.at(-1)?.kind.case, "termination");
-    void watch;
   });
 
   it("watch shows every state in order, pull progress, task statuses, and the termination last", async () => {
     await removeImage(docker, images.busybox);
     const id = newId("order");
-    const events = t.client.collect([], (e) => e.containerId?.value === id && e.kind.case === "termination");
-    await new Promise((r) => setTimeout(r, 50)); // let the stream open before launching
+    // Resumed from the current sequence: every later event comes, however late the stream opens.
+    const events = t.client.collect([], (e) => e.containerId?.value === id && e.kind.case === "termination", sequenceMark(t.berth));
     await t.client.launch(launchRequest(id, { image: images.busybox, shell: "exit 0", taskId: `task-${id}` }));
     const all = (await events).filter((e) => e.containerId?.value === id);
     assert.deepEqual(states(all), [State.FETCHING, State.PULLING, State.MOUNTING, State.RUNNING, State.TERMINATED]);
@@ -101,12 +101,20 @@ describe("lifecycle against a real engine", function () {
     assert.equal(termination?.signal, 15);
   });
 
-  it("destroy during RUNNING kills with SIGTERM, reports TASK_KILLED, removes the container; a second destroy answers the same", async () => {
+  it("destroy during RUNNING kills with SIGTERM (the task sees it, signal 15), reports TASK_KILLED, removes the container; a second destroy answers the same", async () => {
     const id = newId("kill");
-    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "echo started; exec sleep 300", taskId: `task-${id}` }));
-    await t.client.collect([id], (e) => e.kind.case === "stateChanged" && (e.kind.value as { state: State }).state === State.RUNNING);
+    // The shell is PID 1, which no signal it handles can kill: it records the TERM in its sandbox
+    // and passes it on as a shell does (exit 128+15), which the engine reports as 143.
+    const launched = await t.client.launch(
+      launchRequest(id, { image: images.busybox, shell: `trap 'echo got-TERM > "$MESOS_SANDBOX/term"; exit 143' TERM; echo trapped; sleep 300 & wait`, taskId: `task-${id}` }),
+    );
+    // The trap is set once "trapped" is written (RUNNING alone does not say the shell got that far).
+    await pollUntil(async () => (await readFile(path.join(launched.sandboxDirectory, "stdout"), "utf8").catch(() => "")) === "trapped\n", 30_000, "the task set its TERM trap");
     const [first, second] = await Promise.all([t.client.destroy(id), t.client.destroy(id)]);
     assert.equal(first.termination?.containerTermination?.state, TaskState.TASK_KILLED);
+    assert.equal(await readFile(path.join(launched.sandboxDirectory, "term"), "utf8"), "got-TERM\n", "the task received SIGTERM");
+    assert.equal(first.termination?.signal, 15, `killed by SIGTERM, not SIGKILL: ${first.termination?.containerTermination?.message}`);
+    assert.equal(first.termination?.containerTermination?.status, 15);
     assert.deepEqual(second.termination, first.termination);
     const again = await t.client.destroy(id);
     assert.deepEqual(again.termination, first.termination);
@@ -114,12 +122,15 @@ describe("lifecycle against a real engine", function () {
     assert.equal((await t.client.wait(id)).termination?.containerTermination?.state, TaskState.TASK_KILLED);
   });
 
-  it("a container that ignores SIGTERM is SIGKILLed after the task's kill_policy grace period", async () => {
+  it("a container that ignores SIGTERM gets it first, then is SIGKILLed after the task's kill_policy grace period", async () => {
     const id = newId("grace");
-    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "trap '' TERM; echo ready; while true; do sleep 1; done", taskId: `task-${id}`, gracePeriodMs: 1000 }));
-    await t.client.collect([id], (e) => e.kind.case === "stateChanged" && (e.kind.value as { state: State }).state === State.RUNNING);
+    const launched = await t.client.launch(
+      launchRequest(id, { image: images.busybox, shell: `trap 'echo got-TERM > "$MESOS_SANDBOX/term"' TERM; echo ready; while true; do sleep 0.1; done`, taskId: `task-${id}`, gracePeriodMs: 2000 }),
+    );
+    await pollUntil(async () => (await readFile(path.join(launched.sandboxDirectory, "stdout"), "utf8").catch(() => "")) === "ready\n", 30_000, "the task set its TERM trap");
     const { termination } = await t.client.destroy(id);
     assert.equal(termination?.containerTermination?.state, TaskState.TASK_KILLED);
+    assert.equal(await readFile(path.join(launched.sandboxDirectory, "term"), "utf8"), "got-TERM\n", "SIGTERM came first");
     assert.equal(termination?.signal, 9);
   });
 

@@ -4,6 +4,7 @@ import { State, type ContainerEvent } from "../../src/gen/berth/v1/containerizer
 import type { TestImages } from "../support/engine.js";
 import { launchRequest, newId } from "../harness/launches.js";
 import type { TestBerth } from "../harness/test-berth.js";
+import { sequenceMark } from "../harness/berth-client.js";
 import { useBerth } from "../harness/use-berth.js";
 
 const key = (e: ContainerEvent) => `${e.sequence}:${e.containerId?.value}:${e.kind.case}`;
@@ -40,9 +41,10 @@ describe("Watch against a real engine", function () {
   it("two subscribers see the same sequence of events", async () => {
     const ids = [newId("two"), newId("two")];
     const done = (e: ContainerEvent, all: ContainerEvent[]) => all.filter((x) => x.kind.case === "termination" && ids.includes(x.containerId?.value ?? "")).length === 2;
-    const a = t.client.collect([], done);
-    const b = t.client.collect([], done);
-    await new Promise((r) => setTimeout(r, 100)); // both streams open (their snapshot arrives first)
+    // Both resume from the current sequence: nothing after it is missed, however late they open.
+    const mark = sequenceMark(t.berth);
+    const a = t.client.collect([], done, mark);
+    const b = t.client.collect([], done, mark);
     await Promise.all(ids.map((id) => t.client.launch(launchRequest(id, { image: images.busybox, shell: "echo hi" }))));
     const [ea, eb] = await Promise.all([a, b]);
     const mine = (es: ContainerEvent[]) => es.filter((e) => !e.snapshot && ids.includes(e.containerId?.value ?? "")).map(key);
@@ -53,13 +55,25 @@ describe("Watch against a real engine", function () {
   it("watching given ids ends after their terminations; watching all stays open", async () => {
     const id = newId("end");
     await t.client.launch(launchRequest(id, { image: images.busybox, shell: "exit 0" }));
-    const forId = await t.client.collect([id]); // resolves on the stream's end
+    const forId = await t.client.collect([id]); // no `until`: resolves only when the server ends the stream
     assert.equal(forId.at(-1)?.kind.case, "termination");
-    let sawMine = false;
+    // The all-stream's snapshot holds the first container's termination. Once it has arrived,
+    // a second container is launched: its events, all the way to its termination, must still
+    // come on the same stream (collect rejects if the stream ends before).
+    const later = newId("later");
+    let launched: Promise<unknown> | undefined;
     const all = await t.client.collect([], (e) => {
-      sawMine ||= e.containerId?.value === id && e.kind.case === "termination";
-      return sawMine;
+      if (!launched && e.containerId?.value === id && e.kind.case === "termination") {
+        launched = t.client.launch(launchRequest(later, { image: images.busybox, shell: "exit 0" }));
+      }
+      return e.containerId?.value === later && e.kind.case === "termination";
     });
-    assert.ok(all.length > 0, "the all-stream stays open until cancelled");
+    await launched;
+    const first = all.filter((e) => e.containerId?.value === id);
+    assert.ok(first.length > 0 && first.every((e) => e.snapshot), "the first container came in the snapshot");
+    const second = all.filter((e) => e.containerId?.value === later);
+    assert.ok(second.length > 1 && second.every((e) => !e.snapshot), "the later container's events came live");
+    assert.ok(second.some(isRunning), "the later container's whole life, RUNNING included, was delivered");
+    assert.ok(second[0]!.sequence > first.at(-1)!.sequence);
   });
 });
