@@ -76,4 +76,15 @@ describe("Watch against a real engine", function () {
     assert.ok(second.some(isRunning), "the later container's whole life, RUNNING included, was delivered");
     assert.ok(second[0]!.sequence > first.at(-1)!.sequence);
   });
+
+  it("a wait for an event that never comes fails, naming what the stream showed", async () => {
+    const id = newId("never");
+    await t.client.launch(launchRequest(id, { image: images.busybox, shell: "exit 0" }));
+    // The stream of one container ends after its termination: a wait for RUNNING after that, or
+    // for a state it never reaches, must not pass for having waited.
+    await assert.rejects(
+      t.client.collect([id], (e) => e.kind.case === "stateChanged" && e.kind.value.state === State.DESTROYING),
+      (err: Error) => /ended before the awaited event/.test(err.message) && err.message.includes(`${id}:termination`) && /=TERMINATED/.test(err.message),
+    );
+  });
 });
