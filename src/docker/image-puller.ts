@@ -51,7 +51,15 @@ export interface ImagePullerOptions {
   overallTimeoutMs: number;
   /** A pull with no download/extraction progress and no layer status change for this long is aborted. */
   activityTimeoutMs: number;
+  /**
+   * Progress is reported at most once per this interval per pull (default 250 ms; 0 reports every
+   * line), plus the final summary: an engine reports every few KiB of every layer, and each report becomes an event per
+   * waiting container, which would push everything else out of the event journal.
+   */
+  progressIntervalMs?: number;
 }
+
+const DEFAULT_PROGRESS_INTERVAL_MS = 250;
 
 /** Options of one waiter. */
 export interface PullOptions {
@@ -68,6 +76,7 @@ export class ImagePuller {
   private readonly engine: EnginePort;
   private readonly overallTimeoutMs: number;
   private readonly activityTimeoutMs: number;
+  private readonly progressIntervalMs: number;
   private readonly pulls = new Map<string, Observable<PullProgressSummary>>();
 
   constructor(opts: ImagePullerOptions) {
@@ -76,6 +85,8 @@ export class ImagePuller {
     this.engine = opts.engine;
     this.overallTimeoutMs = opts.overallTimeoutMs;
     this.activityTimeoutMs = opts.activityTimeoutMs;
+    this.progressIntervalMs = opts.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
+    if (!(this.progressIntervalMs >= 0)) throw new Error(`progressIntervalMs must be >= 0, got ${opts.progressIntervalMs}`);
   }
 
   /** Number of engine pulls currently running (for tests and metrics). */
@@ -150,15 +161,38 @@ export class ImagePuller {
       };
       armActivity();
 
+      // Coalescing: the first line is reported at once, later ones at most once per interval (the
+      // latest summary wins), and the final summary before completion. The watchdog above still
+      // sees every line.
+      let throttle: NodeJS.Timeout | undefined;
+      let unreported = false;
+      const report = (): void => {
+        unreported = false;
+        subscriber.next(tracker.summary());
+      };
+      const tick = (): void => {
+        if (finished || !unreported) {
+          throttle = undefined;
+          return;
+        }
+        report();
+        throttle = setTimeout(tick, this.progressIntervalMs);
+      };
       const onLine = (p: PullProgress): void => {
         if (finished) return;
         if (tracker.apply(p)) armActivity();
-        subscriber.next(tracker.summary());
+        unreported = true;
+        if (this.progressIntervalMs === 0) return report();
+        if (throttle !== undefined) return;
+        report();
+        throttle = setTimeout(tick, this.progressIntervalMs);
       };
       this.engine.pullImage(ref, onLine, ac.signal).then(
         () => {
           if (finished) return;
           finished = true;
+          clearTimeout(throttle);
+          if (unreported) report();
           subscriber.complete();
         },
         (err: unknown) => {
@@ -172,6 +206,7 @@ export class ImagePuller {
       return () => {
         clearTimeout(overall);
         clearTimeout(activity);
+        clearTimeout(throttle);
         if (this.pulls.get(ref) === shared) this.pulls.delete(ref);
         if (!finished) {
           finished = true;

@@ -250,7 +250,8 @@ describe("ImagePuller", () => {
 
   it("summarises progress across layers", async () => {
     const engine = new FakeEngine();
-    const p = puller(engine);
+    // Every line reported (no coalescing), so each summary can be checked.
+    const p = new ImagePuller({ engine, overallTimeoutMs: 10_000, activityTimeoutMs: 10_000, progressIntervalMs: 0 });
     let last: PullProgressSummary | undefined;
     const w = p.pull(REF, { signal: new AbortController().signal, onProgress: (s) => (last = s) });
     const pull = engine.pulls[0]!;

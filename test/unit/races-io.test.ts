@@ -12,7 +12,9 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { filter, firstValueFrom } from "rxjs";
+import { filter, firstValueFrom, lastValueFrom, toArray } from "rxjs";
+import { ImagePuller, type PullProgressSummary } from "../../src/docker/image-puller.js";
+import type { PullProgress } from "../../src/docker/engine-port.js";
 import { CheckpointStore } from "../../src/checkpoint/checkpoint-store.js";
 import { DiskFailed } from "../../src/checkpoint/disk-health.js";
 import { writeFileAtomic } from "../../src/checkpoint/atomic-file.js";
@@ -26,8 +28,8 @@ import { CgroupStatsReader, V2_DIR_KEY, type CgroupPaths } from "../../src/stats
 
 const PRESENT = "registry.invalid/fake/present:1";
 
-function input(id: string): LaunchInput {
-  const req = launchRequest(id, { image: PRESENT, shell: "sleep 1000" });
+function input(id: string, image = PRESENT): LaunchInput {
+  const req = launchRequest(id, { image, shell: "sleep 1000" });
   return { containerId: id, nested: false, config: create(ContainerConfigSchema, req.containerConfig), environment: {} };
 }
 
@@ -208,4 +210,71 @@ describe("Usage of a container with very many threads (issue 9 item 11)", () => 
       }
     });
   }
+});
+
+describe("pull progress is coalesced at the source (issue 9 item 3)", () => {
+  const ABSENT = "registry.invalid/fake/large:1";
+  const LINES = 10_000;
+  /** A large pull: one layer reporting every few bytes, as the engine does. */
+  function largePull(): PullProgress[] {
+    const total = LINES * 10;
+    return [
+      { status: "Pulling from fake/large", layer: "1" },
+      { status: "Pulling fs layer", layer: "big" },
+      ...Array.from({ length: LINES }, (_, i): PullProgress => ({ status: "Downloading", layer: "big", current: (i + 1) * 10, total })),
+      { status: "Download complete", layer: "big" },
+      { status: "Pull complete", layer: "big" },
+      { status: "Status: Downloaded newer image for fake/large:1" },
+    ];
+  }
+
+  it("a burst of progress lines reaches each waiter as a few summaries, the final one included", async () => {
+    const engine = new FakeEngine();
+    engine.pullLines = largePull();
+    const puller = new ImagePuller({ engine, overallTimeoutMs: 60_000, activityTimeoutMs: 60_000 });
+    const seen: PullProgressSummary[][] = [[], []];
+    await Promise.all(seen.map((list) => puller.pull(ABSENT, { signal: new AbortController().signal, onProgress: (p) => list.push(p) })));
+    for (const list of seen) {
+      assert.ok(list.length <= 4, `${list.length} progress reports for one pull of ${LINES + 5} lines`);
+      assert.deepEqual(list.at(-1), { ref: ABSENT, layersTotal: 1, layersDone: 1, bytesCurrent: LINES * 10, bytesTotal: LINES * 10, status: "Status: Downloaded newer image for fake/large:1" });
+    }
+  });
+
+  it("a large shared pull does not push state changes and terminations out of the watch retention", async () => {
+    const workDir = await mkdtemp(path.join(tmpdir(), "berth-pull-flood-"));
+    const engine = new FakeEngine();
+    engine.pullLines = largePull();
+    const rig = await fakeRig(engine, workDir, { eventRetention: 200 });
+    try {
+      const { cz } = rig;
+      const ids = ["flood-a", "flood-b", "flood-c"];
+      const mark = cz.lastSequence;
+      // The transfer is held until every launch has joined it: one pull, three waiters.
+      const hold = engine.hold("pullImage");
+      for (const id of ids) assert.equal((await cz.launch(input(id, ABSENT))).result, "LAUNCHED");
+      await Promise.all(ids.map((id) => stateIs(cz, id, "PULLING")));
+      await hold.entered;
+      const running = Promise.all(ids.map((id) => stateIs(cz, id, "RUNNING")));
+      hold();
+      await running;
+      assert.equal(engine.calls("pullImage").length, 1, "one shared pull");
+      for (const id of ids) await cz.destroy(id);
+      // A client that was away for the whole pull resumes from before the launches.
+      const events = await lastValueFrom(cz.watch(ids, mark).pipe(toArray()));
+      for (const id of ids) {
+        const states = events.filter((e) => e.containerId === id && e.kind.type === "state").map((e) => (e.kind.type === "state" ? e.kind.state : ""));
+        assert.deepEqual(states.filter((s) => s === "FETCHING" || s === "PULLING" || s === "RUNNING" || s === "TERMINATED"), ["FETCHING", "PULLING", "RUNNING", "TERMINATED"], `${id}: ${states.join(",")}`);
+        assert.equal(events.filter((e) => e.containerId === id && e.kind.type === "termination").length, 1);
+        const pulls = events.filter((e) => e.containerId === id && e.kind.type === "pull");
+        assert.ok(pulls.length >= 1 && pulls.length <= 4, `${id}: ${pulls.length} pull events`);
+      }
+    } finally {
+      engine.releaseAll();
+      for (const c of rig.cz.list()) if (c.state !== "TERMINATED") await rig.cz.destroy(c.containerId).catch(() => undefined);
+      await rig.cz.idle();
+      rig.cz.shutdown();
+      await rig.monitor.stop();
+      await rm(workDir, { recursive: true, force: true });
+    }
+  });
 });
