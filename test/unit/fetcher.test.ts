@@ -282,10 +282,9 @@ describe('fetcher', function () {
         },
       }));
       await gotBytes;
-      const t0 = Date.now();
       controller.abort(reason);
+      // The server streams forever, so settling at all (with the abort's reason) is the proof.
       await assert.rejects(pendingFetch, (err: unknown) => err === reason);
-      assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
       assert.deepEqual(await readdir(sandbox), []);
       assert.equal(responses, 1);
     });
