@@ -44,6 +44,12 @@ export class Container {
   private exitKnown = false;
   /** Why the last event(s) could not be published (cleared when the termination starts). */
   private unpublished: unknown;
+  /**
+   * Whether a destroy had been asked when the exit became known: a Destroy that arrives after the
+   * process died on its own (while its output drains) must not turn its exit into TASK_KILLED
+   * (MESOS-7975). Read at the moment of the exit, never later.
+   */
+  killedByDestroy = false;
 
   /** The resources in force: the launch's, then each Update's. */
   resources: ResourceSummary;
@@ -93,6 +99,7 @@ export class Container {
   exited(facts: ExitFacts | undefined): void {
     if (this.exitKnown) return;
     this.exitKnown = true;
+    this.killedByDestroy = this.destroyRequested;
     this.resolveExit(facts);
   }
 

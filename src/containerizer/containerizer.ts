@@ -3,7 +3,7 @@ import path from "node:path";
 import { Observable, Subject, type Subscription } from "rxjs";
 import type { Logger } from "pino";
 import type { ContainerConfig } from "../gen/mesos/slave/containerizer_pb.js";
-import type { EngineEvent, EnginePort } from "../docker/engine-port.js";
+import { EngineRequestFailed, EngineUnreachable, type EngineEvent, type EnginePort } from "../docker/engine-port.js";
 import type { EventMonitor } from "../docker/event-monitor.js";
 import type { ImagePuller } from "../docker/image-puller.js";
 import { LABEL_CONTAINER_ID, agentLabels } from "../docker/names.js";
@@ -11,7 +11,7 @@ import { validateId } from "./container-id.js";
 import { Container, DestroyRequested } from "./container.js";
 import type { ContainerEvent, EventKind } from "./container-event.js";
 import { buildCreateSpec } from "./create-spec.js";
-import { Cancelled, ContainerNotFound, EngineUnavailable, InvalidRequest, OutOfRange, PermissionDenied } from "./errors.js";
+import { AlreadyExists, BerthError, Cancelled, ContainerNotFound, EngineFailed, EngineUnavailable, FailedPrecondition, InvalidRequest, OutOfRange, PermissionDenied, StorageFailed } from "./errors.js";
 import { EventJournal } from "./event-journal.js";
 import { NotSupported, resolveLaunchSpec, summarizeResources, type LaunchSpec } from "./launch-spec.js";
 import { admissionPaths, admit } from "../policy/admit.js";
@@ -136,7 +136,10 @@ export interface ContainerStatusInfo extends ContainerInfoSummary {
 export class Containerizer {
   private readonly containers = new Map<string, Container>();
   private readonly byEngineId = new Map<string, Container>();
-  private readonly terminatedOrder: string[] = [];
+  /** Retained terminated containers, oldest first (the objects: an id may be launched again). */
+  private readonly terminatedOrder: Container[] = [];
+  /** Ids being forgotten (record removal, then sandbox removal): a relaunch waits for it. */
+  private readonly evictions = new Map<string, Promise<void>>();
   private readonly events$ = new Subject<ContainerEvent>();
   private sequence = 0n;
   private readonly subscriptions: Subscription[] = [];
@@ -146,6 +149,8 @@ export class Containerizer {
   private readonly pipelineDeps: PipelineDeps;
   /** Recent events, for Watch clients resuming from a sequence number. */
   private readonly journal: EventJournal;
+  /** True while recover() rebuilds the containers: engine containers not bound yet are not stray. */
+  private recovering = false;
   /** The first sequence number this process handed out. */
   private firstSequence: bigint | undefined;
   /** Images Berth pulled: the only ones PruneImages may remove. */
@@ -224,6 +229,10 @@ export class Containerizer {
    * them passed.
    */
   async launch(input: LaunchInput): Promise<LaunchOutcome> {
+    return this.launchNow(input).catch(rethrowAsDomainError);
+  }
+
+  private async launchNow(input: LaunchInput): Promise<LaunchOutcome> {
     const id = validateId(input.containerId, "container_id.value");
     if (input.nested) return { result: "NOT_SUPPORTED", reason: "nested containers (container_id.parent) are not supported" };
     const existing = this.containers.get(id);
@@ -241,8 +250,12 @@ export class Containerizer {
     // before anything is recorded.
     buildCreateSpec(spec, { agentId: this.options.agentId, hostSandbox: sandbox, containerSandbox: this.options.sandboxDirectory });
     const admitting = this.admit(spec, input.peer);
-    if (admitting) {
-      await admitting;
+    // An earlier container of this id is being forgotten: its record and sandbox removal must be
+    // over before this launch writes its own (same record name, and the same sandbox path when
+    // Berth chose it), or the eviction would remove the new ones.
+    const evicting = this.evictions.get(id);
+    if (admitting || evicting) {
+      await Promise.all([admitting, evicting]);
       // Admission waited for the file system: another launch of this id may have come in.
       const raced = this.containers.get(id);
       if (raced) return { result: "ALREADY_LAUNCHED", sandbox: raced.sandbox };
@@ -284,8 +297,9 @@ export class Containerizer {
     } catch (err) {
       // Not recorded, so not accepted: the pipeline fails on the same error; forget the id once
       // it has terminated so that a retry starts afresh.
-      void container.removed.then(() => this.containers.get(id) === container && this.containers.delete(id));
-      throw new EngineUnavailable(`could not record container '${id}' in ${store?.dir}: ${(err as Error).message}`);
+      void container.removed.then(() => this.forget(container));
+      // Berth's own disk, not the engine: the message names where and why.
+      throw new StorageFailed(`could not record container '${id}' in ${store?.dir}: ${(err as Error).message}; nothing was launched, Launch may be retried once the disk is fixed`, { cause: err });
     }
     return { result: "LAUNCHED", sandbox };
   }
@@ -318,6 +332,10 @@ export class Containerizer {
 
   /** Resolves with the termination once the container has terminated; rejects Cancelled on abort. */
   async wait(containerId: string, signal?: AbortSignal): Promise<Termination> {
+    return this.waitNow(containerId, signal).catch(rethrowAsDomainError);
+  }
+
+  private async waitNow(containerId: string, signal?: AbortSignal): Promise<Termination> {
     const c = this.get(containerId);
     if (c.terminated) return c.terminated;
     return new Promise<Termination>((resolve, reject) => {
@@ -343,10 +361,19 @@ export class Containerizer {
 
   /** Destroys the container in whatever state; idempotent. Resolves with the termination. */
   async destroy(containerId: string, signal?: AbortSignal): Promise<Termination> {
+    return this.destroyNow(containerId, signal).catch(rethrowAsDomainError);
+  }
+
+  private async destroyNow(containerId: string, signal?: AbortSignal): Promise<Termination> {
     const c = this.get(containerId);
     if (c.terminated) {
       await c.removed;
       return c.terminated;
+    }
+    if (c.hasExited) {
+      // The process already died on its own; its termination is on its way (output draining,
+      // record, removal). Nothing is left to destroy, and its fate is its exit's (MESOS-7975).
+      return this.settled(c, signal);
     }
     const wasRunning = c.state === "RUNNING" || (c.state === "DESTROYING" && c.destroyRequested && c.engineId !== undefined);
     if (c.state !== "DESTROYING") c.transition("DESTROYING", "destroy requested");
@@ -358,11 +385,18 @@ export class Containerizer {
         await this.stopForDestroy(c);
       } catch (err) {
         if (c.terminated) return c.terminated;
-        throw new EngineUnavailable(`could not stop container '${c.id}': ${(err as Error).message}; Destroy may be retried`);
+        // "May be retried" only when the engine could not be reached; an engine that answered
+        // with an error of its own would most likely answer the same again.
+        if (err instanceof EngineUnreachable) throw new EngineUnavailable(`could not stop container '${c.id}': ${err.message}; Destroy may be retried`, { cause: err });
+        throw new EngineFailed(`could not stop container '${c.id}': ${(err as Error).message}`, { cause: err });
       }
     }
-    const termination = await this.wait(containerId, signal);
-    // Destroy promises nothing left behind: wait for the engine removal too.
+    return this.settled(c, signal);
+  }
+
+  /** The termination once the engine container is removed (or its removal scheduled past --docker_remove_delay). */
+  private async settled(c: Container, signal?: AbortSignal): Promise<Termination> {
+    const termination = await this.wait(c.id, signal);
     await c.removed;
     return termination;
   }
@@ -463,23 +497,23 @@ export class Containerizer {
   /** State, engine id, and for a running container its init pid, addresses and cgroup dirs. */
   async status(containerId: string): Promise<ContainerStatusInfo> {
     const c = this.get(containerId);
-    const runtime = await this.resources.runtime(c);
+    const runtime = await this.resources.runtime(c).catch(rethrowAsDomainError);
     return { ...this.summary(c), pid: runtime.pid, ipAddresses: runtime.ipAddresses, cgroupDirs: runtime.cgroupDirs };
   }
 
   /** Applies new cpu/memory limits to a RUNNING container and records them; see ContainerResources.update. */
   async update(containerId: string, resources: Resource[]): Promise<void> {
-    return this.resources.update(this.get(validateId(containerId, "container_id.value")), resources);
+    return this.resources.update(this.get(validateId(containerId, "container_id.value")), resources).catch(rethrowAsDomainError);
   }
 
   /** A RUNNING container's statistics, straight from its cgroup. */
   async usage(containerId: string): Promise<ResourceStatistics> {
-    return this.resources.usage(this.get(validateId(containerId, "container_id.value")));
+    return this.resources.usage(this.get(validateId(containerId, "container_id.value"))).catch(rethrowAsDomainError);
   }
 
   /** Removes images Berth pulled that no live container uses, except `excluded`; returns the removed refs. */
   async pruneImages(excluded: string[]): Promise<string[]> {
-    return this.resources.prune(() => this.containers.values(), excluded);
+    return this.resources.prune(() => this.containers.values(), excluded).catch(rethrowAsDomainError);
   }
 
   /** Reads the record of pulled images (call at start, so a bad record shows before serving). */
@@ -489,7 +523,7 @@ export class Containerizer {
 
   /** Resolves once every pipeline has finished (for tests and orderly shutdown). */
   async idle(): Promise<void> {
-    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+    while (this.running.size > 0 || this.evictions.size > 0) await Promise.allSettled([...this.running, ...this.evictions.values()]);
   }
 
   private summary(c: Container): ContainerInfoSummary {
@@ -512,24 +546,45 @@ export class Containerizer {
   };
 
   /** Keeps at most `terminationRetention` terminated containers, dropping the oldest. */
-  private retain(id: string): void {
-    this.terminatedOrder.push(id);
+  private retain(c: Container): void {
+    // A container already forgotten (its launch was never recorded) takes no place: its id may
+    // belong to a later container by now, which must not be evicted in its stead.
+    if (this.containers.get(c.id) !== c || this.terminatedOrder.includes(c)) return;
+    this.terminatedOrder.push(c);
     while (this.terminatedOrder.length > this.options.terminationRetention) {
       const old = this.terminatedOrder.shift()!;
-      const c = this.containers.get(old);
-      if (c?.terminated) {
-        this.containers.delete(old);
-        // Forget the record first: a crash in between leaves an orphan sandbox, which recovery
-        // removes, never a record whose sandbox is gone.
-        void (this.deps.checkpoints?.remove(old) ?? Promise.resolve())
-          .then(() => this.removeOwnSandbox(c.sandbox))
-          .catch((err: unknown) => this.deps.log.warn({ err, container_id: old }, "could not forget container"));
-      }
+      if (this.containers.get(old.id) !== old || !old.terminated) continue;
+      this.containers.delete(old.id);
+      // Forget the record first: a crash in between leaves an orphan sandbox, which recovery
+      // removes, never a record whose sandbox is gone. A relaunch of the id waits for both
+      // (see launch), so its new record and sandbox are never the ones removed.
+      const previous = this.evictions.get(old.id) ?? Promise.resolve();
+      const eviction = previous
+        .then(() => this.deps.checkpoints?.remove(old.id))
+        .then(() => this.removeOwnSandbox(old.sandbox))
+        .catch((err: unknown) => this.deps.log.warn({ err, container_id: old.id }, "could not forget container"))
+        .finally(() => {
+          if (this.evictions.get(old.id) === eviction) this.evictions.delete(old.id);
+        });
+      this.evictions.set(old.id, eviction);
     }
+  }
+
+  /** Forgets a container at once, without its record or sandbox (for a launch never recorded). */
+  private forget(c: Container): void {
+    if (this.containers.get(c.id) === c) this.containers.delete(c.id);
+    const at = this.terminatedOrder.indexOf(c);
+    if (at >= 0) this.terminatedOrder.splice(at, 1);
   }
 
   private onEngineEvent(e: EngineEvent): void {
     const c = this.byEngineId.get(e.id) ?? this.containers.get(e.attributes[LABEL_CONTAINER_ID] ?? "");
+    if (e.action === "create" && this.isStray(e.id, e.attributes[LABEL_CONTAINER_ID])) {
+      // Created after its launch gave up on the create (a timeout): nothing will ever run or remove it.
+      this.deps.log.info({ container_id: e.attributes[LABEL_CONTAINER_ID], engine_id: e.id }, "removing an engine container no launch is waiting for");
+      void this.deps.engine.removeContainer(e.id).catch((err: unknown) => this.deps.log.warn({ err, engine_id: e.id }, "could not remove a stray engine container"));
+      return;
+    }
     if (!c || (c.engineId !== undefined && c.engineId !== e.id)) {
       // Not bound yet (recovery is listing the engine): keep the exit for whoever claims the id.
       if (e.action === "die") {
@@ -540,6 +595,20 @@ export class Containerizer {
     }
     if (e.action === "oom") c.oomSeen = true;
     else if (e.action === "die") c.exited({ exitCode: exitCodeOf(e), oomKilled: c.oomSeen });
+  }
+
+  /**
+   * An engine container of this agent that no container owns or awaits: its id is unknown, or its
+   * container is bound to another engine container, or terminated without one (the create failed
+   * on Berth's side). A container still waiting for its create's answer is not stray. Nothing is
+   * stray while recovery is rebuilding the picture.
+   */
+  private isStray(engineId: string, containerId: string | undefined): boolean {
+    if (this.recovering) return false;
+    const c = containerId === undefined ? undefined : this.containers.get(containerId);
+    if (!c) return true;
+    if (c.engineId !== undefined) return c.engineId !== engineId;
+    return c.terminated !== undefined;
   }
 
   private bind(c: Container, engineId: string): void {
@@ -573,7 +642,7 @@ export class Containerizer {
       .finally(() => {
         this.running.delete(tracked);
         if (c.engineId) this.byEngineId.delete(c.engineId);
-        this.retain(c.id);
+        this.retain(c);
       });
     this.running.add(tracked);
   }
@@ -588,7 +657,16 @@ export class Containerizer {
   async recover(): Promise<RecoveryReport> {
     const report: RecoveryReport = { adopted: 0, exitedMeanwhile: 0, vanished: 0, abandoned: 0, restoredTerminated: 0, orphansRemoved: 0, sandboxesRemoved: 0, unreadable: [] };
     if (!this.deps.checkpoints) return report;
-    const loaded = await this.deps.checkpoints.load();
+    this.recovering = true;
+    try {
+      return await this.recoverNow(report, this.deps.checkpoints);
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  private async recoverNow(report: RecoveryReport, checkpoints: CheckpointStore): Promise<RecoveryReport> {
+    const loaded = await checkpoints.load();
     report.unreadable.push(...loaded.corrupt);
     report.sandboxesRemoved = await this.removeOrphanSandboxes(new Set(loaded.containers.map((cp) => cp.sandbox)));
     const rows = await this.deps.engine.listContainers(agentLabels(this.options.agentId));
@@ -618,7 +696,7 @@ export class Containerizer {
           this.containers.set(c.id, c);
           c.terminate(terminationFromCheckpoint(cp.termination!));
           c.markRemoved();
-          this.retain(c.id);
+          this.retain(c);
           removals.push(...action.leftovers.map((r) => r.id));
           report.restoredTerminated += 1;
           break;
@@ -665,7 +743,7 @@ export class Containerizer {
       await this.checkpoint(c, { state: "TERMINATED", termination: t }).catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "could not checkpoint"));
       c.terminate(t);
       c.markRemoved();
-      this.retain(c.id);
+      this.retain(c);
     }
     await forEachBounded(inspections, ENGINE_CONCURRENCY, async ({ c }) => {
       if (await this.learnExit(c)) report.exitedMeanwhile += 1;
@@ -739,7 +817,10 @@ export class Containerizer {
 
   /** After the events stream was lost, asks the engine about every container still awaiting its exit. */
   private async reconcile(): Promise<void> {
-    const waiting = [...this.containers.values()].filter((c) => c.engineId !== undefined && !c.hasExited && !c.terminated && (c.state === "RUNNING" || c.state === "DESTROYING"));
+    // Every container whose engine container exists, whatever its state: one started but not yet
+    // marked RUNNING (its RUNNING record still being written) dies just as well, and its `die`
+    // may have fallen into the gap too. learnExit leaves a created, never started one alone.
+    const waiting = [...this.containers.values()].filter((c) => c.engineId !== undefined && !c.hasExited && !c.terminated);
     await forEachBounded(waiting, ENGINE_CONCURRENCY, async (c) => {
       try {
         await this.learnExit(c);
@@ -758,7 +839,10 @@ export class Containerizer {
       this.deps.log.warn({ err }, "reconcile: listing the engine's containers failed");
       return;
     }
-    const leftovers = rows.filter((r) => terminatedLongEnough(this.containers.get(r.labels[LABEL_CONTAINER_ID] ?? ""), this.options.removeDelayMs));
+    // Also those of a create Berth gave up on (a timeout) that the engine carried out anyway.
+    const leftovers = rows.filter(
+      (r) => terminatedLongEnough(this.containers.get(r.labels[LABEL_CONTAINER_ID] ?? ""), this.options.removeDelayMs) || this.isStray(r.id, r.labels[LABEL_CONTAINER_ID]),
+    );
     await forEachBounded(leftovers, ENGINE_CONCURRENCY, (r) =>
       this.deps.engine
         .removeContainer(r.id)
@@ -794,3 +878,41 @@ function withReason(t: Termination, reason: TaskStatus_Reason): Termination {
   return t;
 }
 
+
+/** Errnos of a failing disk (a full one, an I/O error, a read-only remount, a quota). */
+const DISK_ERRNOS = new Set(["ENOSPC", "EIO", "EROFS", "EDQUOT"]);
+
+/** True for a failed durable write of Berth's own records (the checkpoint layer's DiskFailed, or a disk errno). */
+function isDiskFailure(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth += 1) {
+    if (e.name === "DiskFailed" || DISK_ERRNOS.has((e as NodeJS.ErrnoException).code ?? "")) return true;
+  }
+  return false;
+}
+
+/**
+ * The one translation of docker-layer and disk errors into domain errors, so the rpc edge sees
+ * only the latter. An engine refusal the caller caused becomes a code the caller can act on:
+ * 400 (a bad value, e.g. a memory limit under the engine's minimum) InvalidRequest; a name in use
+ * AlreadyExists; another conflict, or a limit below what the container already uses (the engine
+ * answers 500 "current usage"), FailedPrecondition. An engine that cannot be reached is
+ * EngineUnavailable; any other engine failure EngineFailed, with the engine's words.
+ */
+export function toDomainError(err: unknown): unknown {
+  if (err instanceof BerthError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof EngineUnreachable) return new EngineUnavailable(message, { cause: err });
+  if (err instanceof EngineRequestFailed) {
+    if (err.statusCode === 400) return new InvalidRequest(message, { cause: err });
+    if (err.statusCode === 409 && /already in use/i.test(message)) return new AlreadyExists(message, { cause: err });
+    if (err.statusCode === 409) return new FailedPrecondition(message, { cause: err });
+    if (/current usage|resource busy|should be (larger|smaller) than/i.test(message)) return new FailedPrecondition(message, { cause: err });
+    return new EngineFailed(message, { cause: err });
+  }
+  if (isDiskFailure(err)) return new StorageFailed(message, { cause: err });
+  return err;
+}
+
+function rethrowAsDomainError(err: unknown): never {
+  throw toDomainError(err);
+}

@@ -26,6 +26,24 @@ export class EngineUnavailable extends BerthError {
   override readonly name = "EngineUnavailable";
 }
 
+/** The engine refused a request the caller caused, as conflicting with something that exists (a name in use). */
+export class AlreadyExists extends BerthError {
+  override readonly name = "AlreadyExists";
+}
+
+/** The engine failed a request for a reason of its own; the message names the call and the engine's words. */
+export class EngineFailed extends BerthError {
+  override readonly name = "EngineFailed";
+}
+
+/**
+ * Berth's own disk (the checkpoint folder) failed a durable write; the message names the path and
+ * the cause. Nothing was accepted, so a retry is safe once the disk is fixed (health says when).
+ */
+export class StorageFailed extends BerthError {
+  override readonly name = "StorageFailed";
+}
+
 /** The call was cancelled by its caller. */
 export class Cancelled extends BerthError {
   override readonly name = "Cancelled";

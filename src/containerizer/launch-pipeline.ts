@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { isFieldSet } from "@bufbuild/protobuf";
 import { ContainerTerminationSchema } from "../gen/mesos/slave/containerizer_pb.js";
 import { TaskState } from "../gen/mesos/v1/mesos_pb.js";
-import type { EnginePort } from "../docker/engine-port.js";
+import { EngineRequestFailed, EngineUnreachable, type EnginePort } from "../docker/engine-port.js";
 import type { ImagePuller } from "../docker/image-puller.js";
 import type { FetchUri, FetchOptions } from "../fetcher/fetcher.js";
 import { captureOutput, STDERR_FILE, STDOUT_FILE } from "../logger/sandbox-output.js";
@@ -123,7 +123,13 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
       return call();
     };
     deadline.pause();
-    const engineId = await deps.engineSlots(inSlot(() => deps.engine.createContainer(createSpec)), { signal });
+    let engineId: string;
+    try {
+      engineId = await deps.engineSlots(inSlot(() => deps.engine.createContainer(createSpec)), { signal });
+    } catch (err) {
+      await removeAfterFailedCreate(deps, log, createSpec.name, err);
+      throw err;
+    }
     c.engineId = engineId;
     deps.bindEngineId(c, engineId);
     signal.throwIfAborted();
@@ -208,13 +214,13 @@ async function superviseExit(c: Container, deps: PipelineDeps, log: Logger, outp
   await output.drain(deps.outputGraceMs, log);
   let termination: Termination;
   if (facts === undefined) {
-    termination = c.destroyRequested ? destroyedBeforeRunning("RUNNING") : unknownFate("The engine no longer knows the container; its exit status is unknown");
+    termination = c.killedByDestroy ? destroyedBeforeRunning("RUNNING") : unknownFate("The engine no longer knows the container; its exit status is unknown");
   } else {
     const oomKilled = facts.oomKilled || c.oomSeen || (await wasOomKilled(deps.engine, c.engineId!, facts));
     const timedOut = signal.aborted && signal.reason instanceof LaunchTimedOut;
     termination = timedOut
       ? launchFailed(signal.reason.stage, signal.reason.message)
-      : exitTermination({ exitCode: facts.exitCode, oomKilled }, c.destroyRequested, c.resources.memMb);
+      : exitTermination({ exitCode: facts.exitCode, oomKilled }, c.killedByDestroy, c.resources.memMb);
   }
   await finish(c, deps, log, termination);
 }
@@ -286,6 +292,19 @@ async function finishBeforeRunning(c: Container, deps: PipelineDeps, log: Logger
 
 function messageOf(reason: unknown): string {
   return reason instanceof Error ? reason.message : String(reason);
+}
+
+/**
+ * A create that failed without an answer (a timeout, a dropped connection, an engine error) may
+ * still have been carried out by the engine: remove the container by its name, as a best effort.
+ * The engine may also finish the create only after this; the containerizer removes such a late
+ * container when its `create` event arrives, and the reconnect sweep and recovery find it by label.
+ * A refusal that created nothing (a name conflict, a missing image, a bad parameter) is left alone.
+ */
+async function removeAfterFailedCreate(deps: PipelineDeps, log: Logger, name: string, err: unknown): Promise<void> {
+  if (err instanceof EngineRequestFailed && err.statusCode < 500) return;
+  if (!(err instanceof EngineRequestFailed || err instanceof EngineUnreachable)) return; // never reached the engine
+  await deps.engine.removeContainer(name).catch((e: unknown) => log.warn({ err: e, name }, "could not remove the container of a failed create"));
 }
 
 /** Removes the engine container now, or after --docker_remove_delay. */

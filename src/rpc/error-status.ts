@@ -1,6 +1,6 @@
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { Metadata } from "@grpc/grpc-js";
-import { BerthError, Cancelled, OutOfRange, ContainerNotFound, EngineUnavailable, FailedPrecondition, InvalidRequest, PermissionDenied, ResourceExhausted } from "../containerizer/errors.js";
+import { AlreadyExists, BerthError, Cancelled, OutOfRange, ContainerNotFound, EngineFailed, EngineUnavailable, FailedPrecondition, InvalidRequest, PermissionDenied, ResourceExhausted, StorageFailed } from "../containerizer/errors.js";
 import { EngineRequestFailed, EngineUnreachable } from "../docker/engine-port.js";
 
 /** A status a handler answers with. */
@@ -18,6 +18,10 @@ export function toStatus(err: unknown): StatusError {
   else if (err instanceof OutOfRange) code = status.OUT_OF_RANGE;
   else if (err instanceof PermissionDenied) code = status.PERMISSION_DENIED;
   else if (err instanceof ResourceExhausted) code = status.RESOURCE_EXHAUSTED;
+  else if (err instanceof AlreadyExists) code = status.ALREADY_EXISTS;
+  // A failing disk on the agent: nothing was accepted and a retry succeeds once it is fixed.
+  else if (err instanceof StorageFailed) code = status.UNAVAILABLE;
+  else if (err instanceof EngineFailed) code = status.INTERNAL;
   else if (err instanceof EngineRequestFailed) code = status.INTERNAL;
   else if (err instanceof BerthError) code = status.UNKNOWN;
   else code = status.INTERNAL;

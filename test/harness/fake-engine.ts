@@ -62,6 +62,8 @@ export interface FakeContainer {
   finishedAt?: string;
   /** When true, SIGTERM (and stop's first signal) does nothing; only SIGKILL ends it. */
   ignoresSigterm: boolean;
+  /** When true, the output streams stay open after the process dies (the test ends them): output still draining. */
+  keepsOutputOpen?: boolean;
   /** The container's output; write to it, it is ended when the container dies. */
   readonly stdout: PassThrough;
   readonly stderr: PassThrough;
@@ -269,8 +271,35 @@ export class FakeEngine implements EnginePort {
     }
   }
 
+  /**
+   * The next create answers `err` to its caller at once (as a request that timed out), while the
+   * engine goes on: the container is created when the returned function is called.
+   */
+  createTimesOut(err: Error): () => string {
+    this.lateCreateErrors.push(err);
+    return () => {
+      const spec = this.lateCreates.shift();
+      if (!spec) throw new Error("fake engine: no create has timed out yet");
+      return this.createNow(spec);
+    };
+  }
+
+  private readonly lateCreateErrors: Error[] = [];
+  private readonly lateCreates: CreateSpec[] = [];
+
   async createContainer(spec: CreateSpec): Promise<string> {
-    return this.call("createContainer", [spec], () => {
+    const late = this.lateCreateErrors.shift();
+    if (late) {
+      return this.call("createContainer", [spec], () => {
+        this.lateCreates.push(spec);
+        throw late;
+      });
+    }
+    return this.call("createContainer", [spec], () => this.createNow(spec));
+  }
+
+  private createNow(spec: CreateSpec): string {
+    {
       if (!this.images.has(spec.Image)) throw new EngineRequestFailed(`No such image: ${spec.Image}`, 404);
       for (const other of this.containers.values()) {
         if (other.name === spec.name) throw new EngineRequestFailed(`Conflict. The container name "/${spec.name}" is already in use by container "${other.id}"`, 409);
@@ -292,7 +321,7 @@ export class FakeEngine implements EnginePort {
       this.containers.set(id, c);
       this.emit("create", c);
       return id;
-    });
+    }
   }
 
   async startContainer(id: string): Promise<void> {
@@ -335,13 +364,14 @@ export class FakeEngine implements EnginePort {
 
   async removeContainer(id: string): Promise<void> {
     await this.call("removeContainer", [id], () => {
-      const c = this.containers.get(id);
+      // The engine takes a name wherever it takes an id.
+      const c = this.containers.get(id) ?? [...this.containers.values()].find((x) => x.name === id);
       if (!c) return; // already gone is fine
       if (c.status === "running") {
         this.emit("kill", c, { signal: "9" });
         this.die(c, 137);
       }
-      this.containers.delete(id);
+      this.containers.delete(c.id);
       this.emit("destroy", c);
     });
   }
@@ -515,8 +545,10 @@ export class FakeEngine implements EnginePort {
     c.status = "exited";
     c.exitCode = code;
     c.finishedAt = new Date().toISOString();
-    c.stdout.end();
-    c.stderr.end();
+    if (!c.keepsOutputOpen) {
+      c.stdout.end();
+      c.stderr.end();
+    }
     this.emit("die", c, { exitCode: String(code) });
   }
 

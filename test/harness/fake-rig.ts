@@ -4,27 +4,29 @@ import { Containerizer, type ContainerizerDeps, type ContainerizerOptions } from
 import { EventMonitor } from "../../src/docker/event-monitor.js";
 import { ImagePuller } from "../../src/docker/image-puller.js";
 import { agentLabels } from "../../src/docker/names.js";
+import type { EnginePort } from "../../src/docker/engine-port.js";
 import type { FakeEngine } from "./fake-engine.js";
 
 /** The agent id of every fake rig. */
 export const FAKE_AGENT = "unit-agent";
 
 /** A Containerizer over a FakeEngine with a real EventMonitor and ImagePuller, started and connected. */
-export interface FakeRig {
-  engine: FakeEngine;
+export interface FakeRig<E extends EnginePort = FakeEngine> {
+  engine: E;
   monitor: EventMonitor;
   puller: ImagePuller;
   cz: Containerizer;
 }
 
 /** Builds a started, connected containerizer over `engine` (extra deps such as a checkpoint store optional). */
-export async function fakeRig(
-  engine: FakeEngine,
+export async function fakeRig<E extends EnginePort = FakeEngine>(
+  engine: E,
   workDir: string,
   options: Partial<ContainerizerOptions> = {},
   deps: Partial<Omit<ContainerizerDeps, "engine" | "puller" | "monitor">> = {},
-): Promise<FakeRig> {
-  const monitor = new EventMonitor({ engine, labels: agentLabels(FAKE_AGENT), backoff: { initialMs: 2, maxMs: 10 } });
+): Promise<FakeRig<E>> {
+  // The same rig serves a real engine too (integration tests), under an agent id of their own.
+  const monitor = new EventMonitor({ engine, labels: agentLabels(options.agentId ?? FAKE_AGENT), backoff: { initialMs: 2, maxMs: 10 } });
   const puller = new ImagePuller({ engine, overallTimeoutMs: 60_000, activityTimeoutMs: 60_000 });
   const cz = new Containerizer(
     {
