@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { lstat, mkdir, open, stat } from "node:fs/promises";
+import { lstat, mkdir, open } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { isFieldSet } from "@bufbuild/protobuf";
@@ -8,7 +8,7 @@ import { TaskState } from "../gen/mesos/v1/mesos_pb.js";
 import { EngineRequestFailed, EngineUnreachable, type EnginePort } from "../docker/engine-port.js";
 import type { ImagePuller } from "../docker/image-puller.js";
 import type { FetchUri, FetchOptions } from "../fetcher/fetcher.js";
-import { captureOutput, STDERR_FILE, STDOUT_FILE } from "../logger/sandbox-output.js";
+import { followOutput, outputWatermark, STDERR_FILE, STDOUT_FILE } from "../logger/sandbox-output.js";
 import { DestroyRequested, type Container } from "./container.js";
 import type { Gate } from "./bounded.js";
 import { buildCreateSpec } from "./create-spec.js";
@@ -189,24 +189,6 @@ export async function adoptContainer(c: Container, deps: PipelineDeps, attach: G
   await superviseExit(c, deps, log, output);
 }
 
-/**
- * Where output capture stopped before a restart: the later modification time of the sandbox's
- * stdout/stderr files, as a fractional Unix time. Following from there re-captures at most the
- * lines of that instant and loses none the engine logged while Berth was down.
- */
-async function outputWatermark(sandbox: string): Promise<number | undefined> {
-  const times = await Promise.all(
-    [STDOUT_FILE, STDERR_FILE].map((f) =>
-      stat(path.join(sandbox, f)).then(
-        (s) => s.mtimeMs,
-        () => undefined,
-      ),
-    ),
-  );
-  const known = times.filter((t): t is number => t !== undefined);
-  return known.length > 0 ? Math.max(...known) / 1000 : undefined;
-}
-
 /** Waits for the exit, drains the output, records the termination, removes, publishes. */
 async function superviseExit(c: Container, deps: PipelineDeps, log: Logger, output: OutputCapture): Promise<void> {
   const signal = c.launchAbort.signal;
@@ -255,14 +237,19 @@ class OutputCapture {
   private done: Promise<void> | undefined;
   private readonly abort = new AbortController();
 
-  /** Starts copying the output; resolves once the engine answered the logs request. */
+  /**
+   * Starts copying the output; resolves once the engine answered the logs request. A logs stream
+   * that breaks while the container runs (an engine restart) is re-attached from the sandbox files' watermark.
+   */
   follow(deps: PipelineDeps, c: Container, log: Logger, sinceSeconds?: number): Promise<void> {
-    const streams = deps.engine.followLogs(c.engineId!, this.abort.signal, sinceSeconds, c.spec.containerInfo.ttyInfo !== undefined);
-    this.done = streams.then((s) => captureOutput(s, c.sandbox)).catch((err: unknown) => log.warn({ err }, "could not capture container output"));
-    return streams.then(
-      () => undefined,
-      () => undefined,
-    );
+    const tty = c.spec.containerInfo.ttyInfo !== undefined;
+    const capture = followOutput((since) => deps.engine.followLogs(c.engineId!, this.abort.signal, since, tty), c.sandbox, {
+      signal: this.abort.signal,
+      since: sinceSeconds,
+      onReattach: (err, since) => log.warn({ err, since }, "output stream broke; re-attaching from where the sandbox files stopped"),
+    });
+    this.done = capture.done.catch((err: unknown) => log.warn({ err }, "could not capture container output"));
+    return capture.attached;
   }
 
   /** Waits for the output to end after the exit, at most `graceMs`. */

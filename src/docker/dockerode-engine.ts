@@ -22,6 +22,7 @@ import {
   type ResourceUpdate,
 } from "./engine-port.js";
 import { NdjsonSplitter, parseJsonLine } from "./ndjson.js";
+import { copyRawOutput, demuxOutput } from "../logger/output-streams.js";
 
 /** How to reach the engine and how long a short call may take. */
 export interface DockerodeEngineOptions {
@@ -407,10 +408,14 @@ export class DockerodeEngine implements EnginePort {
     const stdout = new PassThrough();
     const stderr = new PassThrough();
     let done = false;
-    const finish = (): void => {
+    let ended = false;
+    let reportInterruption!: (err: Error | undefined) => void;
+    const interrupted = new Promise<Error | undefined>((resolve) => (reportInterruption = resolve));
+    const finish = (err?: Error): void => {
       if (done) return;
       done = true;
       signal.removeEventListener("abort", onAbort);
+      reportInterruption(ended || signal.aborted ? undefined : (err ?? new Error(`log stream of container '${id}' closed before its end`)));
       stdout.end();
       stderr.end();
     };
@@ -418,20 +423,19 @@ export class DockerodeEngine implements EnginePort {
       source.destroy();
       finish();
     };
-    if (tty) {
-      source.on("data", (chunk: Buffer) => {
-        if (!done) stdout.write(chunk);
-      });
-    } else {
-      this.modem.demuxStream(source, stdout, stderr);
-    }
-    // demuxStream writes synchronously on each chunk, so by 'end' everything has been written.
-    source.on("end", finish);
-    source.on("close", finish);
-    source.on("error", finish);
+    // Both honour the capture's back-pressure (the source pauses while a sandbox file is behind).
+    if (tty) copyRawOutput(source, stdout);
+    else demuxOutput(source, stdout, stderr);
+    // The handlers write synchronously on each chunk, so by 'end' everything has been written.
+    source.on("end", () => {
+      ended = true;
+      finish();
+    });
+    source.on("close", () => finish());
+    source.on("error", (err: Error) => finish(err));
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
-    return { stdout, stderr };
+    return { stdout, stderr, interrupted };
   }
 
   private async rawInspect(id: string): Promise<RawInspect | undefined> {

@@ -104,6 +104,12 @@ export interface ResourceUpdate {
 export interface LogStreams {
   stdout: Readable;
   stderr: Readable;
+  /**
+   * Resolves once the engine's stream is over: with the error when it broke before its end (an
+   * engine restart with live-restore leaves the container running), undefined when it ended or was
+   * aborted. Absent: the stream never breaks.
+   */
+  interrupted?: Promise<Error | undefined>;
 }
 
 /** Error raised by an adapter when the engine cannot be reached at all (socket refused, timeout). */

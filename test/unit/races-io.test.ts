@@ -9,6 +9,10 @@ import type { EnginePort } from "../../src/docker/engine-port.js";
 import { EngineUnreachable } from "../../src/docker/engine-port.js";
 import type { Termination } from "../../src/containerizer/termination.js";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { PassThrough, Readable } from "node:stream";
+import { readFile, stat } from "node:fs/promises";
+import type { LogStreams } from "../../src/docker/engine-port.js";
+import { DockerodeEngine } from "../../src/docker/dockerode-engine.js";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -268,6 +272,151 @@ describe("pull progress is coalesced at the source (issue 9 item 3)", () => {
         const pulls = events.filter((e) => e.containerId === id && e.kind.type === "pull");
         assert.ok(pulls.length >= 1 && pulls.length <= 4, `${id}: ${pulls.length} pull events`);
       }
+    } finally {
+      engine.releaseAll();
+      for (const c of rig.cz.list()) if (c.state !== "TERMINATED") await rig.cz.destroy(c.containerId).catch(() => undefined);
+      await rig.cz.idle();
+      rig.cz.shutdown();
+      await rig.monitor.stop();
+      await rm(workDir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** A DockerodeEngine whose logs call answers `source` (no engine involved). */
+function engineAnsweringLogs(source: Readable): DockerodeEngine {
+  const engine = new DockerodeEngine({ socketPath: "/nonexistent/berth-test.sock", requestTimeoutMs: 1000 });
+  (engine as unknown as { docker: unknown }).docker = { getContainer: () => ({ logs: async () => source }) };
+  return engine;
+}
+
+describe("output capture honours back-pressure (issue 9 item 5)", () => {
+  const FRAMES = 1000;
+  const PAYLOAD = 16 * 1024;
+
+  /** A log stream produced on demand: FRAMES frames (multiplexed unless tty), alternating stdout/stderr. */
+  function logSource(tty: boolean): { source: Readable; produced: () => number } {
+    let n = 0;
+    const source = new Readable({
+      read() {
+        if (n === FRAMES) return void this.push(null);
+        const payload = Buffer.alloc(PAYLOAD, 97 + (n % 26));
+        n += 1;
+        if (tty) return void this.push(payload);
+        const header = Buffer.alloc(8);
+        header[0] = n % 2 === 1 ? 1 : 2;
+        header.writeUInt32BE(PAYLOAD, 4);
+        // Header and payload split across chunks as the socket may deliver them.
+        this.push(Buffer.concat([header, payload.subarray(0, 100)]));
+        this.push(payload.subarray(100));
+      },
+    });
+    return { source, produced: () => n };
+  }
+
+  const engineAnswering = engineAnsweringLogs;
+
+  async function drain(stream: Readable): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  for (const tty of [false, true]) {
+    it(`a ${tty ? "TTY" : "multiplexed"} log stream is paused while the sandbox side does not keep up, and nothing is lost`, async () => {
+      const { source, produced } = logSource(tty);
+      const streams = await engineAnswering(source).followLogs("c1", new AbortController().signal, undefined, tty);
+      // Nobody reads stdout/stderr yet (a slow disk): the source must stop being read.
+      const outcome = await new Promise<string>((resolve) => {
+        source.once("pause", () => resolve("paused"));
+        source.once("end", () => resolve("read to the end"));
+      });
+      assert.equal(outcome, "paused", `the log stream was ${outcome} with no consumer: ${produced()} of ${FRAMES} frames buffered in Berth`);
+      assert.ok(produced() < FRAMES / 4, `${produced()} of ${FRAMES} frames read while nothing was written`);
+      const [out, err] = await Promise.all([drain(streams.stdout), drain(streams.stderr)]);
+      assert.equal(out.length + err.length, FRAMES * PAYLOAD);
+      if (!tty) assert.equal(out.length, err.length);
+      // In order: each payload is one letter, cycling.
+      const letters = [...out].filter((_, i) => i % PAYLOAD === 0).map((b) => String.fromCharCode(b));
+      assert.equal(letters[0], "a");
+      assert.equal(letters[1], tty ? "b" : "c");
+    });
+  }
+});
+
+describe("output capture re-attaches after the logs stream breaks (issue 9 item 5)", () => {
+  it("the engine adapter tells a broken logs stream from one that ended", async () => {
+    const broken = new PassThrough();
+    const brokenStreams = await engineAnsweringLogs(broken).followLogs("c1", new AbortController().signal, undefined, true);
+    broken.write("partial\n");
+    broken.destroy(Object.assign(new Error("aborted"), { code: "ECONNRESET" }));
+    const err = await brokenStreams.interrupted;
+    assert.match(String(err), /aborted/);
+    const ended = new PassThrough();
+    const endedStreams = await engineAnsweringLogs(ended).followLogs("c2", new AbortController().signal, undefined, true);
+    ended.end("all\n");
+    endedStreams.stdout.resume();
+    assert.equal(await endedStreams.interrupted, undefined);
+    const ac = new AbortController();
+    const aborted = new PassThrough();
+    const abortedStreams = await engineAnsweringLogs(aborted).followLogs("c3", ac.signal, undefined, true);
+    ac.abort(new Error("output grace period over"));
+    assert.equal(await abortedStreams.interrupted, undefined);
+  });
+
+  /** A fake engine whose logs streams the test writes, ends and breaks. */
+  class BreakingLogsEngine extends FakeEngine {
+    readonly follows: { since: number | undefined; stdout: PassThrough; stderr: PassThrough; interrupt: (err: Error | undefined) => void }[] = [];
+    private waiters: (() => void)[] = [];
+
+    override async followLogs(id: string, signal: AbortSignal, sinceSeconds?: number): Promise<LogStreams> {
+      await super.followLogs(id, signal, sinceSeconds);
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      let interrupt!: (err: Error | undefined) => void;
+      const interrupted = new Promise<Error | undefined>((resolve) => (interrupt = resolve));
+      const end = (err: Error | undefined) => {
+        interrupt(err);
+        stdout.end();
+        stderr.end();
+      };
+      signal.addEventListener("abort", () => end(undefined), { once: true });
+      this.follows.push({ since: sinceSeconds, stdout, stderr, interrupt: end });
+      for (const w of this.waiters.splice(0)) w();
+      return { stdout, stderr, interrupted };
+    }
+
+    async follow(n: number) {
+      while (this.follows.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
+      return this.follows[n - 1]!;
+    }
+  }
+
+  it("a logs stream that breaks while the container runs is followed again from the sandbox files' watermark, losing nothing", async () => {
+    const workDir = await mkdtemp(path.join(tmpdir(), "berth-reattach-"));
+    const engine = new BreakingLogsEngine({ images: [PRESENT] });
+    const rig = await fakeRig(engine, workDir);
+    try {
+      const { cz } = rig;
+      assert.equal((await cz.launch(input("reattach"))).result, "LAUNCHED");
+      await stateIs(cz, "reattach", "RUNNING");
+      const sandbox = cz.list().find((c) => c.containerId === "reattach")!.sandbox;
+      const first = await engine.follow(1);
+      first.stdout.write("before the engine restart\n");
+      first.stderr.write("err before\n");
+      // The engine restarts (live-restore): the stream breaks, the container runs on.
+      first.interrupt(new Error("socket hang up"));
+      const second = await engine.follow(2);
+      assert.equal(typeof second.since, "number", "the re-attach starts from the sandbox files' watermark");
+      const mtime = Math.max(...(await Promise.all(["stdout", "stderr"].map((f) => stat(path.join(sandbox, f))))).map((s) => s.mtimeMs)) / 1000;
+      assert.equal(second.since, mtime);
+      second.stdout.write("after the engine restart\n");
+      second.stdout.end();
+      second.stderr.end();
+      second.interrupt(undefined);
+      await cz.destroy("reattach");
+      assert.equal(await readFile(path.join(sandbox, "stdout"), "utf8"), "before the engine restart\nafter the engine restart\n");
+      assert.equal(await readFile(path.join(sandbox, "stderr"), "utf8"), "err before\n");
     } finally {
       engine.releaseAll();
       for (const c of rig.cz.list()) if (c.state !== "TERMINATED") await rig.cz.destroy(c.containerId).catch(() => undefined);
