@@ -65,7 +65,6 @@ import {
   fuzzOpArb,
   launchIsSafe,
   materializeBytes,
-  materializeId,
   materializeLaunch,
   materializeRequest,
   type FuzzContext,
@@ -200,7 +199,7 @@ describe("fuzz: every RPC with generated hostile requests against a real berth s
 
   after(async function () {
     this.timeout(5 * 60_000);
-    if (client) await client.destroy(residentId).catch(() => undefined);
+    if (client) await client.destroy(residentId, { deadline: Date.now() + HANG_GUARD_MS }).catch(() => undefined);
     client?.close();
     raw?.close();
     health?.close();
