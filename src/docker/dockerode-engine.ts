@@ -22,7 +22,7 @@ import {
   type ResourceUpdate,
 } from "./engine-port.js";
 import { NdjsonSplitter, parseJsonLine } from "./ndjson.js";
-import { copyRawOutput, demuxOutput } from "../logger/output-streams.js";
+import { copyRawOutput, demuxOutput } from "./log-demux.js";
 
 /** How to reach the engine and how long a short call may take. */
 export interface DockerodeEngineOptions {

@@ -1,3 +1,5 @@
+// The engine's log stream, split for output capture with back-pressure. It lives beside the
+// adapter (it is the engine's wire format), so docker/ never imports logger/.
 import type { Readable, Writable } from "node:stream";
 
 // The engine's multiplexed log stream: frames of an 8-byte header (stream type, three zero bytes,
