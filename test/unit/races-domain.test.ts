@@ -162,6 +162,26 @@ describe("domain races and error codes (issue 9)", function () {
       assert.match(String(call.args[0]), new RegExp(id));
       assert.equal(r.engine.containers.size, 0);
     });
+
+    it("the reconnect sweep removes a late-created container whose create event was lost and whose id is forgotten", async () => {
+      const r = await rig({ terminationRetention: 0 });
+      const complete = r.engine.createTimesOut(new EngineUnreachable("engine at fake://engine did not answer create container within 1 ms"));
+      const id = newId("late-forgotten");
+      const creating = r.engine.hold("createContainer");
+      await r.cz.launch(input(id));
+      const ended = eventOf(r.cz, id, (e) => e.kind.type === "termination");
+      await creating.entered;
+      creating();
+      await ended;
+      await r.cz.idle();
+      assert.ok(!r.cz.list().some((c) => c.containerId === id), "retention 0: the id is forgotten");
+      // The engine creates it while the events stream is down, and its ring moves on.
+      r.engine.dropEventStream();
+      const engineId = complete();
+      r.engine.forgetHistory();
+      await callMatching(r.engine, "removeContainer", (c) => c.args[0] === engineId);
+      assert.ok(!r.engine.containers.has(engineId), "the stray container is gone");
+    });
   });
 
   describe("item 2: an exit followed by a Destroy (MESOS-7975)", () => {
