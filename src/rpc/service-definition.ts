@@ -1,5 +1,6 @@
 import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
+import { assertRequiredFields } from "./required-fields.js";
 
 /** Wraps protobuf-es bytes as a Buffer without copying (grpc-js calls Buffer methods on it). */
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -32,7 +33,11 @@ export function serviceDefinition(service: DescService): ServiceDefinition {
       requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
       responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
       requestSerialize: serializer(method.input) as (v: unknown) => Buffer,
-      requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+      requestDeserialize: (bytes: Buffer) => {
+        const request = fromBinary(method.input, bytes);
+        assertRequiredFields(method.input, request);
+        return request;
+      },
       responseSerialize: serializer(method.output) as (v: unknown) => Buffer,
       responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
       originalName: method.name,

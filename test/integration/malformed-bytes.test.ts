@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
-import { ScalarType, type DescMessage } from "@bufbuild/protobuf";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { create, ScalarType, toBinary, type DescMessage } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
-import { Containerizer } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { Containerizer, LaunchRequestSchema, type LaunchRequest } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { ContainerConfigSchema } from "../../src/gen/mesos/slave/containerizer_pb.js";
+import { CommandInfoSchema, ContainerIDSchema, ContainerInfoSchema, ContainerInfo_DockerInfo_Network, ContainerInfo_Type, Value_Type } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { ensureEngine } from "../support/engine.js";
 import { BerthClient } from "../harness/berth-client.js";
 import { startCapturedBerth, type CapturedBerth } from "../harness/in-process-berth.js";
@@ -117,6 +121,49 @@ describe("malformed request bytes on the wire", function () {
     const outcome = await raw.unary(`/${Containerizer.typeName}/Launch`, nestedString([1, 1], [0x61, 0xff]));
     assert.equal(outcome.code, status.INVALID_ARGUMENT);
     assert.match(outcome.details, /utf-8/i);
+  });
+
+  it("a Mesos required field left unset, or holding an enum value the schema does not know, is INVALID_ARGUMENT naming it (found by the fuzzer: it was INTERNAL)", async () => {
+    const launch = (mutate: (r: LaunchRequest) => void): Buffer => {
+      const r = create(LaunchRequestSchema, {
+        containerId: { value: "req-fields" },
+        containerConfig: {
+          directory: "",
+          commandInfo: { shell: true, value: "true" },
+          containerInfo: { type: ContainerInfo_Type.DOCKER, docker: { image: "127.0.0.1:5000/never:pulled", network: ContainerInfo_DockerInfo_Network.NONE } },
+          resources: [{ name: "mem", type: Value_Type.SCALAR, scalar: { value: 64 } }],
+        },
+      });
+      mutate(r);
+      return Buffer.from(toBinary(LaunchRequestSchema, r));
+    };
+    // Value.Type 9 does not exist: protobuf-es keeps it as an unknown field, so `type` reads as unset.
+    const unknownEnum = launch((r) => (r.containerConfig!.resources[0]!.type = 9 as Value_Type));
+    const a = await raw.unary(`/${Containerizer.typeName}/Launch`, unknownEnum);
+    assert.equal(a.code, status.INVALID_ARGUMENT, `${status[a.code]} ${a.details}`);
+    assert.match(a.details, /required field container_config\.resources\[0\]\.type is not set/);
+    // ContainerConfig.directory is required in Mesos' schema (empty asks Berth to pick the sandbox).
+    // protobuf-es will not encode a message missing a required field, so this one is put together by hand.
+    const config = create(ContainerConfigSchema, create(LaunchRequestSchema, { containerConfig: { directory: "" } }).containerConfig);
+    const lenDelimited = (no: number, bytes: Uint8Array) => Buffer.from([...varint((no << 3) | 2), ...varint(bytes.length), ...bytes]);
+    const configBytes = Buffer.concat([
+      lenDelimited(11, toBinary(CommandInfoSchema, create(CommandInfoSchema, { shell: true, value: "true" }))),
+      lenDelimited(12, toBinary(ContainerInfoSchema, create(ContainerInfoSchema, { type: ContainerInfo_Type.DOCKER, docker: { image: "127.0.0.1:5000/never:pulled" } }))),
+    ]);
+    assert.equal(config.directory, "", "(the schema's own default)");
+    const noDirectory = Buffer.concat([lenDelimited(1, toBinary(ContainerIDSchema, create(ContainerIDSchema, { value: "req-fields" }))), lenDelimited(2, configBytes)]);
+    const d = await raw.unary(`/${Containerizer.typeName}/Launch`, noDirectory);
+    assert.equal(d.code, status.INVALID_ARGUMENT, `${status[d.code]} ${d.details}`);
+    assert.match(d.details, /required field container_config\.directory is not set/);
+    assert.equal(existsSync(path.join(b.workDir, "sandboxes", "req-fields")), false, "nothing was made for the refused launch");
+    const ok = await raw.unary(`/${Containerizer.typeName}/Launch`, launch(() => undefined));
+    assert.equal(ok.code, status.OK, `${status[ok.code]} ${ok.details}`);
+    const client = new BerthClient(b.berth.addresses[0]!);
+    try {
+      await client.destroy("req-fields");
+    } finally {
+      client.close();
+    }
   });
 
   it("grpc.health.v1.Health answers malformed bytes INVALID_ARGUMENT too; reflection's stream fails without taking the server down", async () => {
