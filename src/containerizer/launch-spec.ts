@@ -13,7 +13,8 @@ import { quote } from "./container-id.js";
 import { InvalidRequest } from "./errors.js";
 
 /** Upper bounds past which a resource request is taken as a mistake, not a wish. */
-export const MAX_CPUS = 4096;
+/** The kernel caps cpu.shares at 262144, and Berth (as Mesos) gives 1024 shares per cpu. */
+export const MAX_CPUS = 262144 / 1024;
 export const MAX_MEM_MB = 64 * 1024 * 1024; // 64 TiB
 export const MAX_DISK_MB = 1024 * 1024 * 1024; // 1 PiB
 
@@ -229,7 +230,7 @@ export function summarizeResources(resources: Resource[]): ResourceSummary {
       }
     }
   }
-  if (summary.cpus !== undefined && summary.cpus > MAX_CPUS) throw new InvalidRequest(`resources cpus ${summary.cpus} is more than ${MAX_CPUS}`);
+  if (summary.cpus !== undefined && summary.cpus > MAX_CPUS) throw new InvalidRequest(`resources cpus ${summary.cpus} is more than ${MAX_CPUS} (1024 CPU shares per cpu; the kernel allows at most 262144 shares)`);
   if (summary.memMb !== undefined && summary.memMb > MAX_MEM_MB) throw new InvalidRequest(`resources mem ${summary.memMb} MB is more than ${MAX_MEM_MB} MB`);
   if (summary.diskMb !== undefined && summary.diskMb > MAX_DISK_MB) throw new InvalidRequest(`resources disk ${summary.diskMb} MB is more than ${MAX_DISK_MB} MB`);
   return summary;

@@ -123,6 +123,11 @@ describe("resources against a real engine (Update, Usage, Status, PruneImages)",
     await launchRunning(t, id, { image: imageA, shell: "sleep 600", cpus: 0.5 });
     await assert.rejects(t.client.update(id, [scalar("disk", 10)]), (err) => code(err) === 3 && /neither cpus nor mem/.test((err as Error).message));
     await assert.rejects(t.client.update(id, [scalar("mem", -5)]), (err) => code(err) === 3 && /-5/.test((err as Error).message));
+    // The kernel's cpu.shares ceiling (262144 = 256 cpus): the engine takes exactly that, and one
+    // more cpu is INVALID_ARGUMENT before the engine is asked (the fuzzer saw INTERNAL from runc).
+    await t.client.update(id, [scalar("cpus", 256)]);
+    assert.equal((await hostConfig(docker, t, id)).CpuShares, 262144);
+    await assert.rejects(t.client.update(id, [scalar("cpus", 257)]), (err) => code(err) === 3 && /cpus 257 is more than 256/.test((err as Error).message));
     await t.client.destroy(id);
   });
 

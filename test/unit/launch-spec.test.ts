@@ -197,8 +197,8 @@ describe("resolveLaunchSpec", () => {
       }
     });
 
-    it("rejects more than 4096 cpus and more than 64 TiB of memory", () => {
-      invalid({ resources: [scalar("cpus", 4000), scalar("cpus", 100)] }, /resources cpus 4100 is more than 4096/);
+    it("rejects more cpus than the kernel's cpu.shares maximum (256 × 1024 shares) and more than 64 TiB of memory", () => {
+      invalid({ resources: [scalar("cpus", 200), scalar("cpus", 100)] }, /resources cpus 300 is more than 256 \(1024 CPU shares per cpu; the kernel allows at most 262144 shares\)/);
       assert.equal(resolve({ resources: [scalar("cpus", MAX_CPUS)] }).resources.cpus, MAX_CPUS);
       invalid({ resources: [scalar("mem", 64 * 1024 * 1024 + 1)] }, /resources mem 67108865 MB is more than 67108864 MB/);
     });
