@@ -5,7 +5,7 @@ import { SequenceFile } from "./checkpoint/sequence-file.js";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { ServeConfig } from "./config.js";
-import { resolveAgentId } from "./agent-id.js";
+import { claimAgentId, resolveAgentId, type AgentClaim } from "./agent-id.js";
 import { Containerizer } from "./containerizer/containerizer.js";
 import { DockerodeEngine } from "./docker/dockerode-engine.js";
 import type { EnginePort } from "./docker/engine-port.js";
@@ -97,9 +97,6 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       })
     : undefined;
   await checkWorkDir(config.workDir);
-  const agentId = await resolveAgentId(config.workDir, config.agentId).catch((err: Error) => {
-    throw new StartupError(err.message);
-  });
   const policy = await effectivePolicy(config.policyFile, config.fetchAllowLoopback).catch((err: Error) => {
     throw new StartupError(err.message);
   });
@@ -111,21 +108,31 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   const sandboxes = path.join(config.workDir, "sandboxes");
   await mkdir(sandboxes, { recursive: true, mode: 0o700 });
   await Promise.all([chmod(meta, 0o700), chmod(sandboxes, 0o700)]);
+  // Every claim is taken before anything touches the engine: recovery removes engine containers
+  // with this agent's label that have no checkpoint here, so it must run only when this process
+  // is the one Berth of its work dir (the lock) and of its agent id (the claim), and only once
+  // its listen addresses are bound (a start that fails there must not have removed anything).
   const lock = path.join(meta, "lock");
   await takeLock(lock);
-  const releaseLock = () => rm(lock, { force: true });
+  // Undone in reverse order when the start fails after this point.
+  const undo: Array<() => Promise<unknown>> = [() => rm(lock, { force: true })];
+  const unwind = async () => {
+    for (const step of undo.splice(0).reverse()) await step().catch(() => undefined);
+  };
+  const failStart = async (message: string): Promise<never> => {
+    await unwind();
+    throw new StartupError(message);
+  };
+  const resolved = await resolveAgentId(config.workDir, config.agentId, config.forceAgentId).catch((err: Error) => failStart(err.message));
+  const agentId = resolved.id;
+  if (resolved.replaced) log.warn({ agent_id: agentId, replaced: resolved.replaced }, "--force_agent_id replaced the kept agent id; the old id's engine containers are left alone");
+  const claim: AgentClaim = await claimAgentId(agentId, { workDir: config.workDir }).catch((err: Error) => failStart(err.message));
+  undo.push(() => claim.release());
   const checkpoints = new CheckpointStore(meta);
-  await checkpoints.init();
-  const sequence = await SequenceFile.open(path.join(meta, "sequence"), { health: checkpoints.health }).catch((err: Error) => {
-    throw new StartupError(err.message);
-  });
+  await checkpoints.init().catch((err: Error) => failStart(err.message));
+  const sequence = await SequenceFile.open(path.join(meta, "sequence"), { health: checkpoints.health }).catch((err: Error) => failStart(err.message));
   const real = new DockerodeEngine(engineOptions(config.dockerHost, config.dockerRequestTimeoutMs));
   const engine = overrides.wrapEngine ? overrides.wrapEngine(real) : real;
-  try {
-    await engine.ping();
-  } catch (err) {
-    throw new StartupError(`cannot reach the Docker engine at ${config.dockerHost}: ${(err as Error).message} (is dockerd running? see --docker_socket)`);
-  }
   const monitor = new EventMonitor({ engine, labels: agentLabels(agentId), logger: log.child({ component: "events" }), backoff: { initialMs: 100, maxMs: 5000 } });
   const puller = new ImagePuller({ engine, overallTimeoutMs: config.pullTimeoutMs, activityTimeoutMs: config.pullActivityTimeoutMs });
   const containerizer = new Containerizer(
@@ -168,9 +175,6 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       sequence,
     },
   );
-  // Subscribe to the events before the stream opens, so nothing is missed.
-  containerizer.start();
-  monitor.start();
   const server = new BerthServer(containerizer, {
     listen: config.listen,
     watchQueueLimit: config.watchQueueLimit,
@@ -181,6 +185,28 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     maxWatchStreamsPerConnection: config.maxWatchStreamsPerConnection,
     log: log.child({ component: "rpc" }),
   });
+  // Bound before recovery; Containerizer calls answer UNAVAILABLE and health NOT_SERVING until it is done.
+  try {
+    for (const address of config.listen) {
+      if (address.startsWith("unix://")) await mkdir(path.dirname(address.slice("unix://".length)), { recursive: true });
+    }
+    undo.push(() => server.stop(0));
+    await server.start();
+  } catch (err) {
+    await failStart((err as Error).message);
+  }
+  try {
+    await engine.ping();
+  } catch (err) {
+    await failStart(`cannot reach the Docker engine at ${config.dockerHost}: ${(err as Error).message} (is dockerd running? see --docker_socket)`);
+  }
+  // Subscribe to the events before the stream opens, so nothing is missed.
+  containerizer.start();
+  monitor.start();
+  undo.push(async () => {
+    containerizer.shutdown();
+    await monitor.stop();
+  });
   try {
     await firstValueFrom(monitor.connected$.pipe(filter(Boolean), timeout(config.dockerRequestTimeoutMs)));
     const started = Date.now();
@@ -188,11 +214,9 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     await containerizer.loadPulledImages();
     log.info({ ms: Date.now() - started, adopted: report.adopted }, "recovered");
   } catch (err) {
-    containerizer.shutdown();
-    await monitor.stop();
-    await releaseLock();
-    throw new StartupError(`recovery failed: ${(err as Error).message}`);
+    await failStart(`recovery failed: ${(err as Error).message}`);
   }
+  server.markReady();
   let opened = false;
   const healthSub = combineLatest([monitor.connected$, checkpoints.health.ok$]).subscribe(([up, diskOk]) => {
     // A failing checkpoint disk (ENOSPC, EIO) is NOT_SERVING too: nothing launched could be recorded.
@@ -204,19 +228,6 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     opened = true;
     log.info({ engine: config.dockerHost, serving: up }, up ? "engine reachable" : "engine unreachable");
   });
-  try {
-    for (const address of config.listen) {
-      if (address.startsWith("unix://")) await mkdir(path.dirname(address.slice("unix://".length)), { recursive: true });
-    }
-    await server.start();
-  } catch (err) {
-    healthSub.unsubscribe();
-    containerizer.shutdown();
-    await monitor.stop();
-    await server.stop(0);
-    await releaseLock();
-    throw new StartupError((err as Error).message);
-  }
   log.info({ agent_id: agentId, listen: server.bound, work_dir: config.workDir }, "berth serving");
   return {
     agentId,
@@ -232,7 +243,8 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       await serverStopped;
       await monitor.stop();
       await checkpoints.flush();
-      await releaseLock();
+      await claim.release();
+      await rm(lock, { force: true });
     },
   };
 }

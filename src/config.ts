@@ -8,6 +8,8 @@ export interface ServeConfig {
   listen: string[];
   workDir: string;
   agentId?: string;
+  /** --force_agent_id: replace a different agent id kept in <work_dir>/agent_id with --agent_id. */
+  forceAgentId: boolean;
   dockerHost: string;
   dockerStopTimeoutMs: number;
   dockerRemoveDelayMs: number;
@@ -76,6 +78,7 @@ export function buildCli(onServe: (config: ServeConfig) => Promise<void>): Comma
     .addOption(new Option("--listen <address>", "where to serve: unix:///path or 127.0.0.1:PORT (repeatable; default: unix://<work_dir>/berth.sock)").argParser(collect))
     .addOption(new Option("--work_dir <dir>", "directory for sandboxes, the agent id and the socket").env("BERTH_WORK_DIR").default("/var/lib/berth"))
     .addOption(new Option("--agent_id <id>", "this agent's id, on every engine object's labels (default: generated once, kept in <work_dir>/agent_id)"))
+    .addOption(new Option("--force_agent_id [bool]", "let --agent_id replace a different agent id kept in <work_dir>/agent_id (the old id's containers are left alone)").default("false"))
     .addOption(new Option("--docker_socket <address>", "Docker engine: unix:///path or tcp://host:port").default(defaultDockerHost(), "$DOCKER_HOST or unix:///var/run/docker.sock"))
     .addOption(new Option("--docker_stop_timeout <duration>", "grace between SIGTERM and SIGKILL when a task has no kill_policy").default("10secs"))
     .addOption(new Option("--docker_remove_delay <duration>", "how long an exited container stays in the engine before removal (0 removes at once)").default("0secs"))
@@ -154,6 +157,7 @@ export function resolveConfig(opts: Record<string, string | string[] | undefined
     listen,
     workDir,
     agentId: opts.agent_id as string | undefined,
+    forceAgentId: bool(opts.force_agent_id ?? "false", "--force_agent_id"),
     dockerHost: String(opts.docker_socket),
     dockerStopTimeoutMs: parseDuration(String(opts.docker_stop_timeout), "--docker_stop_timeout"),
     dockerRemoveDelayMs: parseDuration(String(opts.docker_remove_delay), "--docker_remove_delay"),

@@ -10,11 +10,17 @@ export const LABEL_AGENT_ID = "berth.agent_id";
 export const LABEL_CONTAINER_ID = "berth.container_id";
 
 /**
- * The engine container name for a Berth container. Both ids are validated upstream to
- * `[A-Za-z0-9_.-]`, which is also what the engine accepts in names.
+ * The engine container name for a Berth container: `berth-<length of agent id>-<agent id>-<container id>`.
+ * Both ids may contain '-', so joining them with '-' alone was not injective (agent `a` +
+ * container `b-c` and agent `a-b` + container `c` were both `berth-a-b-c`: a 409 between two
+ * agents on one engine). The agent id's length, in decimal and ended by the first '-', says where
+ * the agent id ends, so every (agent, container) pair has a name of its own. Both ids are
+ * validated upstream to `[A-Za-z0-9_.-]`, which the engine accepts in names. Nothing looks a
+ * container up by this name (recovery and orphan removal go by labels), so containers created
+ * with the older `berth-<agent>-<container>` names are still adopted.
  */
 export function containerName(agentId: string, containerId: string): string {
-  return `berth-${agentId}-${containerId}`;
+  return `berth-${agentId.length}-${agentId}-${containerId}`;
 }
 
 /** The labels that mark an engine object as belonging to this agent. */

@@ -1,6 +1,6 @@
 import { connect } from "node:net";
 import { rm } from "node:fs/promises";
-import { Server, ServerCredentials, type ServerInterceptor, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { Metadata, Server, ServerCredentials, status, type ServerInterceptor, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import { pino, type Logger } from "pino";
 import type { Observable } from "rxjs";
@@ -60,6 +60,8 @@ export class BerthServer {
   private readonly log: Logger;
   private readonly unixListeners: UnixListener[] = [];
   private readonly watchLimits: WatchLimits;
+  /** False until recovery is done: the addresses are bound, but Containerizer calls answer UNAVAILABLE. */
+  private ready = false;
   /** The addresses actually bound (a `:0` port resolved). */
   readonly bound: string[] = [];
 
@@ -78,7 +80,8 @@ export class BerthServer {
       interceptors,
     });
     this.watchLimits = new WatchLimits({ maxStreams: options.maxWatchStreams ?? 1024, maxStreamsPerConnection: options.maxWatchStreamsPerConnection ?? 64 });
-    this.addService(serviceDefinition(ContainerizerDesc), containerizerService(containerizer, { watchQueueLimit: options.watchQueueLimit, watchLimits: this.watchLimits }, this.streams));
+    const definition = serviceDefinition(ContainerizerDesc);
+    this.addService(definition, this.untilReady(definition, containerizerService(containerizer, { watchQueueLimit: options.watchQueueLimit, watchLimits: this.watchLimits }, this.streams)));
     // HealthImplementation's Watch streams end only on client cancel, so stop() would wait out
     // its grace period and clients would see CANCELLED: register them to be ended with the rest.
     this.health.addToServer({
@@ -86,6 +89,36 @@ export class BerthServer {
     });
     // Health is served through reflection too: `grpcurl … grpc.health.v1.Health/Check` needs no proto file.
     reflectionService([file_berth_v1_containerizer], [healthFileDescriptor()]).addToServer(this.server);
+  }
+
+  /**
+   * Berth binds its addresses before recovery (so a taken address fails a start before anything
+   * touches the engine) but answers Containerizer calls only once recovery is done: before that
+   * they are UNAVAILABLE, and health says NOT_SERVING. Health and reflection answer throughout.
+   */
+  private untilReady(definition: ServiceDefinition, implementation: UntypedServiceImplementation): UntypedServiceImplementation {
+    const gated: UntypedServiceImplementation = {};
+    const refusal = () => ({ code: status.UNAVAILABLE, details: "berth is starting: recovering its containers; retry shortly", metadata: new Metadata() });
+    for (const [name, handler] of Object.entries(implementation)) {
+      const streaming = definition[name]?.responseStream === true;
+      const h = handler as (...args: unknown[]) => void;
+      const wrapped = streaming
+        ? (call: ServerWritableStream<unknown, unknown>): void => {
+            if (this.ready) h(call);
+            else call.emit("error", refusal());
+          }
+        : (call: unknown, callback: (err: unknown) => void): void => {
+            if (this.ready) h(call, callback);
+            else callback(refusal());
+          };
+      gated[name] = wrapped as UntypedServiceImplementation[string];
+    }
+    return gated;
+  }
+
+  /** Lets Containerizer calls through (recovery is done); health still follows setServing. */
+  markReady(): void {
+    this.ready = true;
   }
 
   /** Adds a service whose requests are decoded in its handlers: bad bytes are INVALID_ARGUMENT, not INTERNAL. */

@@ -97,16 +97,16 @@ describe("buildCreateSpec", () => {
       assert.equal(c.HostConfig.Mounts[0]!.Source, "/var/lib/a:b,c=d/sandbox");
     });
 
-    it("names the container berth-<agent>-<id> and labels it with both ids", () => {
+    it("names the container berth-<agent id length>-<agent>-<id> and labels it with both ids", () => {
       const c = build();
-      assert.equal(c.name, "berth-agent1-c1");
+      assert.equal(c.name, "berth-6-agent1-c1");
       assert.deepEqual(c.Labels, { "berth.agent_id": "agent1", "berth.container_id": "c1" });
       assert.equal(c.Image, "busybox:1.36");
     });
 
     it("sets MESOS_SANDBOX and MESOS_CONTAINER_NAME after the task's variables", () => {
       const c = build({ command: { value: "true", environment: { variables: [{ name: "A", value: "1" }] } } });
-      assert.deepEqual(c.Env, ["A=1", "MESOS_SANDBOX=/mnt/mesos/sandbox", "MESOS_CONTAINER_NAME=berth-agent1-c1"]);
+      assert.deepEqual(c.Env, ["A=1", "MESOS_SANDBOX=/mnt/mesos/sandbox", "MESOS_CONTAINER_NAME=berth-6-agent1-c1"]);
     });
 
     it("keeps '=' and newlines in environment values intact", () => {
