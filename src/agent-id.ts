@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createConnection, createServer, type Server } from "node:net";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -63,7 +63,10 @@ export interface AgentClaim {
 
 /** The abstract unix socket name that stands for "a live Berth serves this agent id". */
 export function claimSocketName(agentId: string): string {
-  return `\0berth-agent-id/${agentId}`;
+  const name = `\0berth-agent-id/${agentId}`;
+  // The kernel cuts socket names at 107 bytes: two long ids with a common start would collide.
+  if (Buffer.byteLength(name) <= 107) return name;
+  return `\0berth-agent-id/sha256:${createHash("sha256").update(agentId).digest("hex")}`;
 }
 
 /** Asks the holder of a claim who it is (its pid and work dir); undefined when it does not say. */
