@@ -106,7 +106,7 @@ describe("bad input gets a clear error and loses nothing (real server, real engi
       ["cpus", -1, /resources\[0\] \('cpus'\) scalar value -1 must be a finite number/],
       ["mem", Number.NaN, /scalar value NaN/],
       ["mem", Number.POSITIVE_INFINITY, /scalar value Infinity/],
-      ["cpus", 1e9, /resources cpus 1000000000 is more than 4096/],
+      ["cpus", 1e9, /resources cpus 1000000000 is more than 256/],
     ] as const) {
       const req = good();
       req.containerConfig!.resources = [{ name, type: Value_Type.SCALAR, scalar: { value } }];

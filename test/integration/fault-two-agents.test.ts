@@ -22,6 +22,8 @@ describe("two berth agents on one engine, one killed with SIGKILL and restarted"
   const suffix = `${process.pid}-${Date.now().toString(36)}`;
   const idA = `fault-two-a-${suffix}`;
   const idB = `fault-two-b-${suffix}`;
+  // An agent no berth serves: its containers are nobody's here to remove.
+  const idC = `fault-two-c-${suffix}`;
 
   before(async () => {
     docker = await ensureEngine();
@@ -31,7 +33,7 @@ describe("two berth agents on one engine, one killed with SIGKILL and restarted"
   after(async () => {
     for (const c of clients) c.close();
     for (const a of agents) await a.kill9();
-    for (const id of [idA, idB]) await removeTestContainers(docker, { [LABEL_AGENT_ID]: id });
+    for (const id of [idA, idB, idC]) await removeTestContainers(docker, { [LABEL_AGENT_ID]: id });
     await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
   });
 
@@ -101,6 +103,7 @@ describe("two berth agents on one engine, one killed with SIGKILL and restarted"
     await a.agent.kill9();
     const orphanA = await plantOrphan(idA, "two-orphan-a");
     const orphanB = await plantOrphan(idB, "two-orphan-b");
+    const orphanC = await plantOrphan(idC, "two-orphan-c");
 
     const aClient = await a.agent.start();
     clients.push(aClient);
@@ -121,7 +124,9 @@ describe("two berth agents on one engine, one killed with SIGKILL and restarted"
     // B: untouched, everything still running with the same engine ids, its orphan left alone.
     assert.deepEqual(await engineIds(b.client), bEngine, "B's containers keep their engine ids");
     for (const id of bIds) assert.deepEqual(await engineState(bEngine.get(id)!), { running: true }, `B's '${id}' still runs`);
-    assert.deepEqual(await engineState(orphanB), { running: true }, "a container with B's label is not A's to remove");
+    assert.deepEqual(await engineState(orphanC), { running: true }, "a container of another agent is not A's to remove");
+    // B, serving, removes the unowned container carrying its own label as soon as the engine reports it.
+    await pollUntil(async () => (await engineState(orphanB)) === undefined, 15_000, "B removed the container with its label that none of its launches owns");
     assert.ok(b.agent.current?.running, "B's berth kept serving");
 
     // B's Wait opened before A's death is answered when B destroys the container.
