@@ -16,6 +16,7 @@ import { fetchUris } from "./fetcher/fetcher.js";
 import { effectivePolicy } from "./policy/load-policy.js";
 import { describePolicy } from "./policy/policy.js";
 import { BerthServer } from "./rpc/server.js";
+import { CgroupStatsReader } from "./stats/cgroup-stats.js";
 import { TokenStore } from "./rpc/auth.js";
 import { resolveTransport } from "./rpc/transport.js";
 
@@ -135,6 +136,9 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   const engine = overrides.wrapEngine ? overrides.wrapEngine(real) : real;
   const monitor = new EventMonitor({ engine, labels: agentLabels(agentId), logger: log.child({ component: "events" }), backoff: { initialMs: 100, maxMs: 5000 } });
   const puller = new ImagePuller({ engine, overallTimeoutMs: config.pullTimeoutMs, activityTimeoutMs: config.pullActivityTimeoutMs });
+  // Usage reads the host's cgroup files; the reader keeps descriptors open, closed at stop.
+  const stats = new CgroupStatsReader();
+  undo.push(async () => stats.close());
   const containerizer = new Containerizer(
     {
       agentId,
@@ -173,6 +177,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       log,
       checkpoints,
       sequence,
+      stats,
     },
   );
   const server = new BerthServer(containerizer, {
@@ -242,6 +247,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       containerizer.shutdown();
       await serverStopped;
       await monitor.stop();
+      stats.close();
       await checkpoints.flush();
       await claim.release();
       await rm(lock, { force: true });

@@ -1,19 +1,19 @@
-import { readdir, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import path from "node:path";
-import { Observable, Subject, type Subscription } from "rxjs";
+import { type Observable, type Subscription } from "rxjs";
 import type { Logger } from "pino";
 import type { ContainerConfig } from "../gen/mesos/slave/containerizer_pb.js";
 import { EngineRequestFailed, EngineUnreachable, type EngineEvent, type EnginePort } from "../docker/engine-port.js";
 import type { EventMonitor } from "../docker/event-monitor.js";
 import type { ImagePuller } from "../docker/image-puller.js";
-import { LABEL_CONTAINER_ID, agentLabels } from "../docker/names.js";
+import { LABEL_CONTAINER_ID } from "../docker/names.js";
 import { validateId } from "./container-id.js";
 import { Container, DestroyRequested } from "./container.js";
-import type { ContainerEvent, EventKind } from "./container-event.js";
+import type { ContainerEvent } from "./container-event.js";
 import { buildCreateSpec } from "./create-spec.js";
-import { AlreadyExists, BerthError, Cancelled, ContainerNotFound, EngineFailed, EngineUnavailable, FailedPrecondition, InvalidRequest, OutOfRange, PermissionDenied, StorageFailed } from "./errors.js";
-import { EventJournal } from "./event-journal.js";
-import { NotSupported, resolveLaunchSpec, summarizeResources, type LaunchSpec } from "./launch-spec.js";
+import { AlreadyExists, BerthError, Cancelled, ContainerNotFound, EngineFailed, EngineUnavailable, FailedPrecondition, InvalidRequest, PermissionDenied, StorageFailed } from "./errors.js";
+import { EventHub } from "./event-hub.js";
+import { NotSupported, resolveLaunchSpec, type LaunchSpec } from "./launch-spec.js";
 import { admissionPaths, admit } from "../policy/admit.js";
 import { checkLaunchLimits, checkLiveContainers, DEFAULT_LAUNCH_LIMITS, type LaunchLimits } from "../policy/limits.js";
 import { defaultPolicy, WELL_KNOWN_ENGINE_SOCKETS, type Policy } from "../policy/policy.js";
@@ -21,23 +21,18 @@ import { resolvePaths } from "../policy/resolve-paths.js";
 import { adoptContainer, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
 import type { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import type { SequenceFile } from "../checkpoint/sequence-file.js";
-import type { ContainerCheckpoint } from "../gen/berth/checkpoint/v1/checkpoint_pb.js";
-import { TaskStatus_Reason } from "../gen/mesos/v1/mesos_pb.js";
-import { forEachBounded, gate } from "./bounded.js";
-import { terminationFromCheckpoint, toCheckpoint } from "./container-checkpoint.js";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { planRecovery } from "./recovery-plan.js";
-import { destroyedBeforeRunning, launchFailed, unknownFate, type ExitFacts } from "./termination.js";
+import { gate } from "./bounded.js";
+import { toCheckpoint } from "./container-checkpoint.js";
+import { Recovery, type RecoveryReport } from "./recovery.js";
+import type { ExitFacts, Termination } from "./termination.js";
 import type { ContainerState } from "./state.js";
-import type { Termination } from "./termination.js";
 import type { Resource, ResourceStatistics } from "../gen/mesos/v1/mesos_pb.js";
-import { CgroupStatsReader } from "../stats/cgroup-stats.js";
 import { ContainerResources } from "./container-resources.js";
 import { PulledImages, recordingPuller } from "./pulled-images.js";
 import { RuntimeFacts, type StatsSource } from "./runtime-facts.js";
 
-/** How many engine calls recovery and reconciliation make at once. */
-const ENGINE_CONCURRENCY = 16;
+export type { RecoveryReport } from "./recovery.js";
+
 /** How many creates/starts launches have in flight at once. */
 const ENGINE_LAUNCH_CONCURRENCY = 8;
 
@@ -78,23 +73,10 @@ export interface ContainerizerDeps {
   log: Logger;
   /** Durable records; without one (unit tests), nothing survives a restart. */
   checkpoints?: CheckpointStore;
-  /** Where Usage reads statistics (default: the host's cgroup files). */
-  stats?: StatsSource;
+  /** Where Usage reads statistics (the composition root wires the host's cgroup reader). */
+  stats: StatsSource;
   /** The per-agent sequence kept across restarts; without one, numbering starts at 1. */
   sequence?: SequenceFile;
-}
-
-/** What recovery found and did, for the log and for tests. */
-export interface RecoveryReport {
-  adopted: number;
-  exitedMeanwhile: number;
-  vanished: number;
-  abandoned: number;
-  restoredTerminated: number;
-  orphansRemoved: number;
-  /** Sandboxes in Berth's folder that no record names (never accepted, or forgotten). */
-  sandboxesRemoved: number;
-  unreadable: string[];
 }
 
 /** Outcome of Launch, as Mesos' Containerizer::LaunchResult. */
@@ -140,25 +122,19 @@ export class Containerizer {
   private readonly terminatedOrder: Container[] = [];
   /** Ids being forgotten (record removal, then sandbox removal): a relaunch waits for it. */
   private readonly evictions = new Map<string, Promise<void>>();
-  private readonly events$ = new Subject<ContainerEvent>();
-  private sequence = 0n;
   private readonly subscriptions: Subscription[] = [];
   private readonly running = new Set<Promise<void>>();
   /** `die` events of engine ids not (yet) bound to a container: recovery claims them. */
   private readonly unclaimedExits = new Map<string, ExitFacts>();
   private readonly pipelineDeps: PipelineDeps;
-  /** Recent events, for Watch clients resuming from a sequence number. */
-  private readonly journal: EventJournal;
-  /** True while recover() rebuilds the containers: engine containers not bound yet are not stray. */
-  private recovering = false;
-  /** The first sequence number this process handed out. */
-  private firstSequence: bigint | undefined;
+  /** Numbering, journal and Watch streams of every container's events. */
+  private readonly hub: EventHub;
+  /** Recover after a restart, reconcile after an events gap. */
+  private readonly recovery: Recovery;
   /** Images Berth pulled: the only ones PruneImages may remove. */
   private readonly pulledImages: PulledImages;
   /** Update, Usage, the runtime part of Status, PruneImages. */
   private readonly resources: ContainerResources;
-  /** The host's cgroup reader when none was injected: its kept descriptors close at shutdown. */
-  private readonly ownStats?: CgroupStatsReader;
   private readonly policy: Policy;
   private readonly limits: LaunchLimits;
   /** The engine sockets admission never lets a launch mount. */
@@ -168,15 +144,14 @@ export class Containerizer {
     private readonly options: ContainerizerOptions,
     private readonly deps: ContainerizerDeps,
   ) {
-    this.journal = new EventJournal(options.eventRetention ?? 10_000);
+    this.hub = new EventHub(options.eventRetention ?? 10_000, this.containers, deps.sequence);
     this.policy = options.policy ?? defaultPolicy();
     this.limits = { ...DEFAULT_LAUNCH_LIMITS, ...options.limits };
     this.engineSockets = [...new Set([...WELL_KNOWN_ENGINE_SOCKETS, ...(options.engineSocket ? [path.normalize(options.engineSocket)] : [])])];
     this.pulledImages = new PulledImages(deps.checkpoints, deps.log);
-    if (!deps.stats) this.ownStats = new CgroupStatsReader();
     this.resources = new ContainerResources({
       engine: deps.engine,
-      facts: new RuntimeFacts(deps.engine, deps.stats ?? this.ownStats!),
+      facts: new RuntimeFacts(deps.engine, deps.stats),
       images: this.pulledImages,
       log: deps.log,
       cfsQuota: options.cgroupsEnableCfs ?? false,
@@ -199,26 +174,40 @@ export class Containerizer {
       checkpoint: (c, overrides) => this.checkpoint(c, overrides),
       engineSlots: gate(ENGINE_LAUNCH_CONCURRENCY),
     };
+    this.recovery = new Recovery(
+      { agentId: options.agentId, sandboxesDir: this.sandboxesDir, removeDelayMs: options.removeDelayMs },
+      { engine: deps.engine, checkpoints: deps.checkpoints, log: deps.log },
+      {
+        containers: this.containers,
+        publish: this.hub.publish,
+        isBound: (engineId) => this.byEngineId.has(engineId),
+        bind: (c, engineId) => this.bind(c, engineId),
+        retain: (c) => this.retain(c),
+        checkpoint: (c, overrides) => this.checkpoint(c, overrides),
+        supervise: (c, attachSlots) => this.track(c, adoptContainer(c, this.pipelineDeps, attachSlots)),
+        stopForDestroy: (c) => this.stopForDestroy(c),
+        isStray: (engineId, containerId) => this.isStray(engineId, containerId),
+      },
+    );
   }
 
   /** Starts listening to the engine's events; call before serving. */
   start(): void {
     this.subscriptions.push(
       this.deps.monitor.events$.subscribe((e) => this.onEngineEvent(e)),
-      this.deps.monitor.reconnected$.subscribe(() => void this.reconcile()),
+      this.deps.monitor.reconnected$.subscribe(() => void this.recovery.reconcile()),
     );
   }
 
   /** Ends every Watch stream and stops listening; containers keep running. */
   shutdown(): void {
     for (const s of this.subscriptions) s.unsubscribe();
-    this.events$.complete();
-    this.ownStats?.close();
+    this.hub.complete();
   }
 
   /** The last sequence number handed out. */
   get lastSequence(): bigint {
-    return this.deps.sequence?.last ?? this.sequence;
+    return this.hub.lastSequence;
   }
 
   /**
@@ -289,7 +278,7 @@ export class Containerizer {
     const recorded = store
       ? store.save(toCheckpoint(this.options.agentId, { spec, sandbox, state: "FETCHING", launchedAt: new Date(), resources: spec.resourceMessages }))
       : Promise.resolve();
-    const container = new Container(spec, sandbox, this.publish);
+    const container = new Container(spec, sandbox, this.hub.publish);
     this.containers.set(id, container);
     this.track(container, runContainer(container, this.pipelineDeps, recorded));
     try {
@@ -409,72 +398,12 @@ export class Containerizer {
   }
 
   /**
-   * Events of the given containers (all, including later ones, when empty): first a snapshot of
-   * each one's current state — or, with `fromSequence`, every retained event after it — then live
-   * events. With ids, the stream completes once all of them have terminated. A resume from a
-   * sequence whose successors are no longer retained is refused with OutOfRange.
+   * Events of the given containers (all, including later ones, when empty): a snapshot or, with
+   * `fromSequence`, a resume, then live events; see EventHub.watch.
    */
   watch(containerIds: string[], fromSequence?: bigint): Observable<ContainerEvent> {
     const ids = containerIds.map((id) => validateId(id, "container_ids[].value"));
-    if (fromSequence !== undefined) return this.resume(ids, fromSequence);
-    for (const id of ids) this.get(id);
-    const watched = ids.length > 0 ? new Set(ids) : undefined;
-    return this.stream(ids, () =>
-      [...this.containers.values()]
-        .filter((c) => !watched || watched.has(c.id))
-        .flatMap((c) => c.snapshot())
-        .sort((a, b) => (a.sequence < b.sequence ? -1 : a.sequence > b.sequence ? 1 : 0)),
-    );
-  }
-
-  /** Watch resumed after `from`: the retained events after it, then live ones. */
-  private resume(ids: string[], from: bigint): Observable<ContainerEvent> {
-    const last = this.lastSequence;
-    if (from > last) throw new InvalidRequest(`from_sequence ${from} is ahead of the last sequence handed out (${last})`);
-    const missed = this.journal.after(from, this.firstSequence ?? last + 1n);
-    if (missed === undefined) {
-      throw new OutOfRange(
-        `events after sequence ${from} are no longer retained (oldest retained: ${this.journal.oldest ?? "none"}; Berth keeps the last ${this.journal.capacity} events of this run); Watch without from_sequence for a fresh snapshot`,
-      );
-    }
-    const inMissed = new Set(missed.map((e) => e.containerId));
-    for (const id of ids) if (!inMissed.has(id)) this.get(id);
-    // A watched container that terminated before `from` has nothing more to say.
-    return this.stream(ids, () => missed, (id) => !inMissed.has(id) && this.containers.get(id)?.terminated !== undefined);
-  }
-
-  /**
-   * The events of `ids` (all when empty): `initial()` first, then live ones; with ids, complete
-   * once each has terminated (or was already `settled`). Live events are subscribed before
-   * `initial()` is taken and held back until it is delivered: a subscriber that acts on an initial
-   * event (e.g. destroys) must still see what that causes, and nothing falls between.
-   */
-  private stream(ids: string[], initial: () => ContainerEvent[], settled: (id: string) => boolean = () => false): Observable<ContainerEvent> {
-    return new Observable<ContainerEvent>((subscriber) => {
-      const watched = ids.length > 0 ? new Set(ids) : undefined;
-      const remaining = new Set(ids);
-      const deliver = (e: ContainerEvent): void => {
-        if (subscriber.closed || (watched && !watched.has(e.containerId))) return;
-        subscriber.next(e);
-        if (watched && e.kind.type === "termination") {
-          remaining.delete(e.containerId);
-          if (remaining.size === 0) subscriber.complete();
-        }
-      };
-      let pending: ContainerEvent[] | undefined = [];
-      let endedEarly = false;
-      const live = this.events$.subscribe({
-        next: (e) => (pending ? pending.push(e) : deliver(e)),
-        complete: () => (pending ? (endedEarly = true) : subscriber.complete()),
-      });
-      for (const e of initial()) deliver(e);
-      for (const id of ids) if (settled(id)) remaining.delete(id);
-      if (watched && remaining.size === 0 && !subscriber.closed) subscriber.complete();
-      while (pending.length > 0) deliver(pending.shift()!);
-      pending = undefined;
-      if (endedEarly) subscriber.complete();
-      return live;
-    });
+    return this.hub.watch(ids, fromSequence);
   }
 
   /** Every known container, live and retained terminated. */
@@ -536,15 +465,6 @@ export class Containerizer {
     return c;
   }
 
-  private readonly publish = (containerId: string, kind: EventKind): ContainerEvent => {
-    const sequence = this.deps.sequence ? this.deps.sequence.next() : (this.sequence += 1n);
-    const event: ContainerEvent = { sequence, time: new Date(), containerId, snapshot: false, kind };
-    this.firstSequence ??= sequence;
-    this.journal.append(event);
-    this.events$.next(event);
-    return event;
-  };
-
   /** Keeps at most `terminationRetention` terminated containers, dropping the oldest. */
   private retain(c: Container): void {
     // A container already forgotten (its launch was never recorded) takes no place: its id may
@@ -604,7 +524,7 @@ export class Containerizer {
    * stray while recovery is rebuilding the picture.
    */
   private isStray(engineId: string, containerId: string | undefined): boolean {
-    if (this.recovering) return false;
+    if (this.recovery.inProgress) return false;
     const c = containerId === undefined ? undefined : this.containers.get(containerId);
     if (!c) return true;
     if (c.engineId !== undefined) return c.engineId !== engineId;
@@ -648,116 +568,11 @@ export class Containerizer {
   }
 
   /**
-   * Rebuilds the containers from their checkpoints and one listing of this agent's engine
-   * containers: adopts the live ones (Wait, Watch, Destroy, Status work as before), reports those
-   * that exited meanwhile with their real status, destroys launches caught mid-pipeline, restores
-   * retained terminations, and removes engine containers of this agent that nobody owns. Call
-   * after start() (so events are subscribed before the listing) and before serving.
+   * Rebuilds the containers after a restart; see Recovery.recover. Call after start() (so events
+   * are subscribed before the listing) and before serving.
    */
-  async recover(): Promise<RecoveryReport> {
-    const report: RecoveryReport = { adopted: 0, exitedMeanwhile: 0, vanished: 0, abandoned: 0, restoredTerminated: 0, orphansRemoved: 0, sandboxesRemoved: 0, unreadable: [] };
-    if (!this.deps.checkpoints) return report;
-    this.recovering = true;
-    try {
-      return await this.recoverNow(report, this.deps.checkpoints);
-    } finally {
-      this.recovering = false;
-    }
-  }
-
-  private async recoverNow(report: RecoveryReport, checkpoints: CheckpointStore): Promise<RecoveryReport> {
-    const loaded = await checkpoints.load();
-    report.unreadable.push(...loaded.corrupt);
-    report.sandboxesRemoved = await this.removeOrphanSandboxes(new Set(loaded.containers.map((cp) => cp.sandbox)));
-    const rows = await this.deps.engine.listContainers(agentLabels(this.options.agentId));
-    const plan = planRecovery(loaded.containers, rows, this.options.agentId);
-    const inspections: Array<{ c: Container }> = [];
-    const removals: string[] = plan.orphans.map((r) => r.id);
-    report.orphansRemoved = plan.orphans.length;
-    // Bind every adopted container synchronously, before any further await, so no `die` event
-    // can fall between the listing and the binding (those before are kept as unclaimed exits).
-    const terminateLater: Array<{ c: Container; t: Termination }> = [];
-    for (const action of plan.actions) {
-      if (action.kind === "unreadable") {
-        report.unreadable.push(`container '${action.checkpoint.containerId}': ${action.reason}`);
-        continue;
-      }
-      const spec = this.restoreSpec(action.checkpoint);
-      if (!spec) {
-        report.unreadable.push(`container '${action.checkpoint.containerId}': its launch no longer validates`);
-        continue;
-      }
-      const cp = action.checkpoint;
-      const launchedAt = cp.launchedAt ? timestampDate(cp.launchedAt) : new Date();
-      switch (action.kind) {
-        case "restore-terminated": {
-          const c = new Container(spec, cp.sandbox, this.publish, "DESTROYING", launchedAt);
-          this.restoreResources(c, cp);
-          this.containers.set(c.id, c);
-          c.terminate(terminationFromCheckpoint(cp.termination!));
-          c.markRemoved();
-          this.retain(c);
-          removals.push(...action.leftovers.map((r) => r.id));
-          report.restoredTerminated += 1;
-          break;
-        }
-        case "adopt": {
-          const c = new Container(spec, cp.sandbox, this.publish, action.state, launchedAt);
-          this.restoreResources(c, cp);
-          c.engineId = action.row.id;
-          if (action.state === "DESTROYING") destroyedBeforeRestart(c);
-          this.containers.set(c.id, c);
-          this.bind(c, action.row.id);
-          removals.push(...action.leftovers.map((r) => r.id));
-          if (action.row.state !== "running") inspections.push({ c });
-          else report.adopted += 1;
-          break;
-        }
-        case "vanished": {
-          const c = new Container(spec, cp.sandbox, this.publish, action.state, launchedAt);
-          if (action.state === "DESTROYING") destroyedBeforeRestart(c);
-          this.containers.set(c.id, c);
-          const t = cp.destroyRequested
-            ? destroyedBeforeRunning(action.state)
-            : withReason(unknownFate(`Container '${c.id}' is gone from the engine and Berth was not running when it ended; its exit status is unknowable`), TaskStatus_Reason.AGENT_RESTARTED);
-          terminateLater.push({ c, t });
-          report.vanished += 1;
-          break;
-        }
-        case "abandon": {
-          const c = new Container(spec, cp.sandbox, this.publish, "DESTROYING", launchedAt);
-          if (cp.destroyRequested) destroyedBeforeRestart(c);
-          this.containers.set(c.id, c);
-          removals.push(...action.leftovers.map((r) => r.id));
-          const t = cp.destroyRequested ? destroyedBeforeRunning(action.stage) : launchFailed(action.stage, `Berth restarted during ${action.stage}; the launch was abandoned`);
-          terminateLater.push({ c, t });
-          report.abandoned += 1;
-          break;
-        }
-      }
-    }
-    await forEachBounded(removals, ENGINE_CONCURRENCY, (id) =>
-      this.deps.engine.removeContainer(id).catch((err: unknown) => this.deps.log.warn({ err, engine_id: id }, "recovery: could not remove container")),
-    );
-    for (const { c, t } of terminateLater) {
-      await this.checkpoint(c, { state: "TERMINATED", termination: t }).catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "could not checkpoint"));
-      c.terminate(t);
-      c.markRemoved();
-      this.retain(c);
-    }
-    await forEachBounded(inspections, ENGINE_CONCURRENCY, async ({ c }) => {
-      if (await this.learnExit(c)) report.exitedMeanwhile += 1;
-    });
-    // Adopted containers: follow their output from where the sandbox files stopped, and supervise.
-    const attach = gate(ENGINE_CONCURRENCY);
-    for (const c of this.containers.values()) {
-      if (c.terminated || c.engineId === undefined || !this.byEngineId.has(c.engineId)) continue;
-      this.track(c, adoptContainer(c, this.pipelineDeps, attach));
-      if (c.state === "DESTROYING" && !c.hasExited) void this.stopForDestroy(c).catch(() => undefined);
-    }
-    this.deps.log.info({ ...report, unreadable: report.unreadable.length }, "recovery done");
-    for (const u of report.unreadable) this.deps.log.warn({ detail: u }, "recovery: record skipped");
-    return report;
+  recover(): Promise<RecoveryReport> {
+    return this.recovery.recover();
   }
 
   /** Berth's own sandboxes folder; sandboxes a client chose elsewhere are never removed. */
@@ -774,82 +589,6 @@ export class Containerizer {
     await rm(sandbox, { recursive: true, force: true });
   }
 
-  /**
-   * Sandboxes in Berth's folder without a record: from a launch that was never accepted (killed
-   * before its record was durable) or a container forgotten just before a crash.
-   */
-  private async removeOrphanSandboxes(known: Set<string>): Promise<number> {
-    const names = await readdir(this.sandboxesDir).catch(() => [] as string[]);
-    const orphans = names.map((n) => path.join(this.sandboxesDir, n)).filter((dir) => !known.has(dir));
-    await forEachBounded(orphans, ENGINE_CONCURRENCY, (dir) => rm(dir, { recursive: true, force: true }));
-    return orphans.length;
-  }
-
-  /** The resources in force before the restart (the launch's, or the last Update's). */
-  private restoreResources(c: Container, cp: ContainerCheckpoint): void {
-    try {
-      c.resources = summarizeResources(cp.resources);
-      c.resourceMessages = cp.resources;
-    } catch (err) {
-      this.deps.log.warn({ err, container_id: c.id }, "recovery: recorded resources do not validate; keeping the launch's");
-    }
-  }
-
-  private restoreSpec(cp: ContainerCheckpoint) {
-    try {
-      return resolveLaunchSpec(cp.containerId, cp.containerConfig, cp.environment);
-    } catch {
-      return undefined;
-    }
-  }
-
-  /**
-   * Asks the engine whether `c` has exited (its events may have been missed) and records the exit
-   * if so; true when it has. A container the engine no longer knows has exited, fate unknown.
-   */
-  private async learnExit(c: Container): Promise<boolean> {
-    const inspect = await this.deps.engine.inspectContainer(c.engineId!);
-    if (!inspect) c.exited(undefined);
-    else if (!inspect.running && inspect.status !== "created") c.exited({ exitCode: inspect.exitCode, oomKilled: inspect.oomKilled });
-    else return false;
-    return true;
-  }
-
-  /** After the events stream was lost, asks the engine about every container still awaiting its exit. */
-  private async reconcile(): Promise<void> {
-    // Every container whose engine container exists, whatever its state: one started but not yet
-    // marked RUNNING (its RUNNING record still being written) dies just as well, and its `die`
-    // may have fallen into the gap too. learnExit leaves a created, never started one alone.
-    const waiting = [...this.containers.values()].filter((c) => c.engineId !== undefined && !c.hasExited && !c.terminated);
-    await forEachBounded(waiting, ENGINE_CONCURRENCY, async (c) => {
-      try {
-        await this.learnExit(c);
-      } catch (err) {
-        this.deps.log.warn({ err, container_id: c.id }, "reconcile: inspect failed");
-      }
-    });
-    // A container that ended while the engine was going away was reported, but its removal
-    // failed then and nothing retries it: without this, its engine container stays until the
-    // next restart of Berth. Only terminated containers past --docker_remove_delay are swept;
-    // engine containers no container owns are left to recovery, which runs with the full picture.
-    let rows;
-    try {
-      rows = await this.deps.engine.listContainers(agentLabels(this.options.agentId));
-    } catch (err) {
-      this.deps.log.warn({ err }, "reconcile: listing the engine's containers failed");
-      return;
-    }
-    // Also those of a create Berth gave up on (a timeout) that the engine carried out anyway.
-    const leftovers = rows.filter(
-      (r) => terminatedLongEnough(this.containers.get(r.labels[LABEL_CONTAINER_ID] ?? ""), this.options.removeDelayMs) || this.isStray(r.id, r.labels[LABEL_CONTAINER_ID]),
-    );
-    await forEachBounded(leftovers, ENGINE_CONCURRENCY, (r) =>
-      this.deps.engine
-        .removeContainer(r.id)
-        .then(() => this.deps.log.info({ container_id: r.labels[LABEL_CONTAINER_ID], engine_id: r.id }, "reconcile: removed the engine container of a terminated container"))
-        .catch((err: unknown) => this.deps.log.warn({ err, engine_id: r.id }, "reconcile: could not remove container")),
-    );
-  }
 }
 
 /** `inner` lies strictly below `outer`. */
@@ -858,26 +597,10 @@ function nested(inner: string, outer: string): boolean {
   return inner !== outer && inner.startsWith(o);
 }
 
-/** True for a terminated container whose engine container may be removed (its remove delay is over). */
-function terminatedLongEnough(c: Container | undefined, removeDelayMs: number): boolean {
-  return c?.terminated !== undefined && Date.now() - c.terminated.time.getTime() >= removeDelayMs;
-}
-
-/** Marks a recovered container as one whose destroy was asked before the restart (its fate: TASK_KILLED). */
-function destroyedBeforeRestart(c: Container): void {
-  c.launchAbort.abort(new DestroyRequested(`container '${c.id}' destroyed before the restart`));
-}
-
 function exitCodeOf(e: EngineEvent): number {
   const exitCode = Number(e.attributes.exitCode ?? "NaN");
   return Number.isFinite(exitCode) ? exitCode : 255;
 }
-
-function withReason(t: Termination, reason: TaskStatus_Reason): Termination {
-  t.containerTermination.reason = reason;
-  return t;
-}
-
 
 /** Errnos of a failing disk (a full one, an I/O error, a read-only remount, a quota). */
 const DISK_ERRNOS = new Set(["ENOSPC", "EIO", "EROFS", "EDQUOT"]);

@@ -4,6 +4,7 @@ import { Containerizer, type ContainerizerDeps, type ContainerizerOptions } from
 import { EventMonitor } from "../../src/docker/event-monitor.js";
 import { ImagePuller } from "../../src/docker/image-puller.js";
 import { agentLabels } from "../../src/docker/names.js";
+import { CgroupStatsReader } from "../../src/stats/cgroup-stats.js";
 import type { EnginePort } from "../../src/docker/engine-port.js";
 import type { FakeEngine } from "./fake-engine.js";
 
@@ -24,6 +25,7 @@ export async function fakeRig<E extends EnginePort = FakeEngine>(
   workDir: string,
   options: Partial<ContainerizerOptions> = {},
   deps: Partial<Omit<ContainerizerDeps, "engine" | "puller" | "monitor">> = {},
+  // The host's cgroup reader unless a test brings its own (the composition root's choice in berth.ts).
 ): Promise<FakeRig<E>> {
   // The same rig serves a real engine too (integration tests), under an agent id of their own.
   const monitor = new EventMonitor({ engine, labels: agentLabels(options.agentId ?? FAKE_AGENT), backoff: { initialMs: 2, maxMs: 10 } });
@@ -41,7 +43,7 @@ export async function fakeRig<E extends EnginePort = FakeEngine>(
       engineAddress: "fake://engine",
       ...options,
     },
-    { engine, puller, monitor, fetch: async () => {}, log: pino({ level: "silent" }), ...deps },
+    { engine, puller, monitor, fetch: async () => {}, log: pino({ level: "silent" }), ...deps, stats: deps.stats ?? new CgroupStatsReader() },
   );
   cz.start();
   monitor.start();
