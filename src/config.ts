@@ -67,11 +67,16 @@ export function defaultDockerHost(env: NodeJS.ProcessEnv = process.env): string 
   return env.DOCKER_HOST && env.DOCKER_HOST !== "" ? env.DOCKER_HOST : "unix:///var/run/docker.sock";
 }
 
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
 /** Builds the `berth` command line; `onServe` receives the resolved configuration. */
 export function buildCli(onServe: (config: ServeConfig) => Promise<void>): Command {
-  const program = new Command("berth").description("Berth: a Mesos-style Docker containerizer served over gRPC").showHelpAfterError();
+  const program = new Command("berth")
+    .description("Berth: a Mesos-style Docker containerizer served over gRPC")
+    // A bad flag is one line ("berth: …", exit 1), as every value Berth checks itself; --help lists them.
+    .configureOutput({ outputError: (text, write) => write(`berth: ${text.replace(/^error: /, "").trim().replace(/\s*\n\s*/g, " ")}\n`) });
   program
     .command("serve")
     .description("serve the berth.v1.Containerizer gRPC API (plus health and reflection)")
@@ -113,7 +118,7 @@ export function buildCli(onServe: (config: ServeConfig) => Promise<void>): Comma
     .addOption(new Option("--max_environment_entries <count>", "environment variables of one launch").default("1024"))
     .addOption(new Option("--max_uris <count>", "URIs of one launch").default("64"))
     .addOption(new Option("--max_volumes <count>", "volumes of one launch").default("64"))
-    .addOption(new Option("--log_level <level>", "pino log level").choices(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"))
+    .addOption(new Option("--log_level <level>", `pino log level: ${LOG_LEVELS.join(", ")}`).default("info"))
     .action(async (opts: Record<string, string | string[] | undefined>) => {
       await onServe(resolveConfig(opts));
     });
@@ -144,6 +149,11 @@ function bool(value: string | string[] | boolean, flag: string): boolean {
   throw new Error(`${flag} '${String(value)}' is not true or false`);
 }
 
+function logLevel(value: string): string {
+  if (!LOG_LEVELS.includes(value)) throw new Error(`--log_level '${value}' is not one of ${LOG_LEVELS.join(", ")}`);
+  return value;
+}
+
 /** Turns parsed flags into a ServeConfig, failing with the flag's name on a bad value. */
 export function resolveConfig(opts: Record<string, string | string[] | undefined>): ServeConfig {
   const workDir = path.resolve(String(opts.work_dir));
@@ -170,7 +180,7 @@ export function resolveConfig(opts: Record<string, string | string[] | undefined
     watchQueueLimit: count(String(opts.watch_queue_limit), "--watch_queue_limit"),
     watchRetention: count(String(opts.watch_retention ?? "10000"), "--watch_retention"),
     cgroupsEnableCfs: bool(opts.cgroups_enable_cfs ?? "false", "--cgroups_enable_cfs"),
-    logLevel: String(opts.log_level),
+    logLevel: logLevel(String(opts.log_level)),
     socketGroup: optional(opts.socket_group),
     tlsCert: optional(opts.tls_cert),
     tlsKey: optional(opts.tls_key),

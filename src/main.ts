@@ -16,7 +16,8 @@ function routeGrpcLogs(log: Logger): void {
   setLogger({
     debug: (...args: unknown[]) => grpcLog.debug(text(args)),
     info: (...args: unknown[]) => grpcLog.info(text(args)),
-    error: (...args: unknown[]) => grpcLog.warn(text(args)),
+    // "No address added …" precedes a bind failure that Berth reports itself, in one line.
+    error: (...args: unknown[]) => (/^No address added/.test(text(args)) ? grpcLog.debug(text(args)) : grpcLog.warn(text(args))),
   });
 }
 

@@ -184,7 +184,7 @@ export class BerthServer {
         continue;
       }
       const port = await new Promise<number>((resolve, reject) => {
-        this.server.bindAsync(address, tcpCredentials(transport), (err, p) => (err ? reject(new ListenFailed(`cannot listen on ${address}: ${err.message}`)) : resolve(p)));
+        this.server.bindAsync(address, tcpCredentials(transport), (err, p) => (err ? reject(new ListenFailed(`cannot listen on ${address}: ${bindFailure(err)}`)) : resolve(p)));
       });
       const bound = address.replace(/:0$/, `:${port}`);
       this.bound.push(bound);
@@ -213,5 +213,24 @@ export class BerthServer {
         resolve();
       });
     });
+  }
+}
+
+/**
+ * The cause of a failed TCP bind in a few words. grpc-js wraps it ("No address added out of total 1
+ * resolved errors: [listen EADDRINUSE: address already in use 127.0.0.1:5051]"); the errno is what a
+ * person acts on.
+ */
+export function bindFailure(err: Error): string {
+  const errno = /\b(E[A-Z]+)\b/.exec(err.message)?.[1];
+  switch (errno) {
+    case "EADDRINUSE":
+      return "address already in use (EADDRINUSE)";
+    case "EACCES":
+      return "permission denied (EACCES)";
+    case "EADDRNOTAVAIL":
+      return "no such local address (EADDRNOTAVAIL)";
+    default:
+      return /\[(.*)\]/.exec(err.message)?.[1] ?? err.message;
   }
 }

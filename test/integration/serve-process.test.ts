@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer, type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { credentials, makeGenericClientConstructor, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
@@ -123,6 +124,42 @@ describe("the berth serve process", function () {
       const line = await failingStart(["--work_dir", await tempDir(), "--listen", `127.0.0.1:${port}`]);
       assert.match(line, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: .*(EADDRINUSE|in use)`));
       assert.ok(first.running, "the first berth keeps serving");
+    });
+
+    it("a bad --log_level: one line, not the help text", async () => {
+      const result = await runBerth(["serve", "--work_dir", await tempDir(), "--log_level", "loud"]);
+      assert.equal(result.code, 1, `exit code 1 expected; stderr:\n${result.stderr}`);
+      assert.equal(result.stdout, "", "nothing on stdout");
+      assert.equal(result.stderr, "berth: --log_level 'loud' is not one of trace, debug, info, warn, error, fatal, silent\n");
+    });
+
+    it("an unknown flag: one line, not the help text", async () => {
+      const result = await runBerth(["serve", "--work_dir", await tempDir(), "--log-level", "info"]);
+      assert.equal(result.code, 1, `exit code 1 expected; stderr:\n${result.stderr}`);
+      assert.equal(result.stderr, "berth: unknown option '--log-level' (Did you mean --log_level?)\n");
+    });
+
+    it("a TCP listen address another process holds: one line naming it, no grpc-js warning", async () => {
+      const holder = createServer();
+      await new Promise<void>((resolve, reject) => {
+        holder.once("error", reject);
+        holder.listen(0, "127.0.0.1", () => resolve());
+      });
+      try {
+        const port = (holder.address() as AddressInfo).port;
+        const expected = `berth: cannot listen on 127.0.0.1:${port}: address already in use (EADDRINUSE)`;
+        const result = await runBerth(["serve", "--work_dir", await tempDir(), "--listen", `127.0.0.1:${port}`]);
+        assert.equal(result.code, 1, `exit code 1 expected; stderr:\n${result.stderr}`);
+        assert.deepEqual(humanLines(result.stderr), [expected]);
+        const warnings = result.stderr.split("\n").filter((l) => /"component":"grpc-js"|"level":[4-6]0/.test(l));
+        assert.deepEqual(warnings, [], "no grpc-js or warning log lines beside it");
+        // At --log_level warn, that line is all there is.
+        const quiet = await runBerth(["serve", "--work_dir", await tempDir(), "--listen", `127.0.0.1:${port}`, "--log_level", "warn"]);
+        assert.equal(quiet.code, 1);
+        assert.equal(quiet.stderr, `${expected}\n`);
+      } finally {
+        await new Promise<void>((resolve) => holder.close(() => resolve()));
+      }
     });
 
     it("a unix socket another berth already serves, which stays served", async () => {
