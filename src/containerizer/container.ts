@@ -32,6 +32,8 @@ export class Container {
   /** The events a new subscriber is shown first: last state, last task status, termination. */
   lastState?: ContainerEvent;
   lastTaskStatus?: ContainerEvent;
+  /** The sequence number of this container's first event (Launch answers it, for a gapless resume). */
+  readonly firstSequence: bigint;
   terminationEvent?: ContainerEvent;
   /** Set by an engine `oom` event. */
   oomSeen = false;
@@ -73,6 +75,7 @@ export class Container {
     this.resources = spec.resources;
     this.resourceMessages = spec.resourceMessages;
     this.lastState = publish(spec.containerId, { type: "state", state: initial, message: initial === "FETCHING" ? undefined : "recovered after a restart" });
+    this.firstSequence = this.lastState.sequence;
   }
 
   get id(): string {

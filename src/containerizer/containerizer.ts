@@ -79,8 +79,11 @@ export interface ContainerizerDeps {
   sequence?: SequenceFile;
 }
 
-/** Outcome of Launch, as Mesos' Containerizer::LaunchResult. */
-export type LaunchOutcome = { result: "LAUNCHED" | "ALREADY_LAUNCHED"; sandbox: string } | { result: "NOT_SUPPORTED"; reason: string };
+/**
+ * Outcome of Launch, as Mesos' Containerizer::LaunchResult; `firstSequence` is the sequence
+ * number of the container's first event (a Watch resumed from one less misses none of them).
+ */
+export type LaunchOutcome = { result: "LAUNCHED" | "ALREADY_LAUNCHED"; sandbox: string; firstSequence: bigint } | { result: "NOT_SUPPORTED"; reason: string };
 
 /** A launch as the edge hands it over. */
 export interface LaunchInput {
@@ -225,7 +228,7 @@ export class Containerizer {
     const id = validateId(input.containerId, "container_id.value");
     if (input.nested) return { result: "NOT_SUPPORTED", reason: "nested containers (container_id.parent) are not supported" };
     const existing = this.containers.get(id);
-    if (existing) return { result: "ALREADY_LAUNCHED", sandbox: existing.sandbox };
+    if (existing) return { result: "ALREADY_LAUNCHED", sandbox: existing.sandbox, firstSequence: existing.firstSequence };
     let spec;
     try {
       spec = resolveLaunchSpec(id, input.config, input.environment);
@@ -247,7 +250,7 @@ export class Containerizer {
       await Promise.all([admitting, evicting]);
       // Admission waited for the file system: another launch of this id may have come in.
       const raced = this.containers.get(id);
-      if (raced) return { result: "ALREADY_LAUNCHED", sandbox: raced.sandbox };
+      if (raced) return { result: "ALREADY_LAUNCHED", sandbox: raced.sandbox, firstSequence: raced.firstSequence };
     }
     if (!this.deps.monitor.connected$.value) {
       throw new EngineUnavailable(`the Docker engine at ${this.options.engineAddress} is not reachable; retry when Berth's health is SERVING`);
@@ -290,7 +293,7 @@ export class Containerizer {
       // Berth's own disk, not the engine: the message names where and why.
       throw new StorageFailed(`could not record container '${id}' in ${store?.dir}: ${(err as Error).message}; nothing was launched, Launch may be retried once the disk is fixed`, { cause: err });
     }
-    return { result: "LAUNCHED", sandbox };
+    return { result: "LAUNCHED", sandbox, firstSequence: container.firstSequence };
   }
 
   /**

@@ -2,7 +2,7 @@ import { Observable, Subject } from "rxjs";
 import type { SequenceFile } from "../checkpoint/sequence-file.js";
 import type { Container, Publish } from "./container.js";
 import type { ContainerEvent } from "./container-event.js";
-import { ContainerNotFound, InvalidRequest, OutOfRange } from "./errors.js";
+import { InvalidRequest, OutOfRange } from "./errors.js";
 import { EventJournal } from "./event-journal.js";
 
 /** The containers a Watch may name: the hub reads them, never changes them. */
@@ -56,12 +56,14 @@ export class EventHub {
   /**
    * Events of the given (validated) containers (all, including later ones, when empty): first a
    * snapshot of each one's current state — or, with `fromSequence`, every retained event after
-   * it — then live events. With ids, the stream completes once all of them have terminated. A
-   * resume from a sequence whose successors are no longer retained is refused with OutOfRange.
+   * it — then live events. With ids, the stream completes once all of them have terminated. An
+   * id not launched yet is waited for: its events come live from its first one (FETCHING), so a
+   * client can watch before it launches; an id that never comes leaves the stream quiet until the
+   * client's deadline. A resume from a sequence whose successors are no longer retained is
+   * refused with OutOfRange.
    */
   watch(ids: string[], fromSequence?: bigint): Observable<ContainerEvent> {
     if (fromSequence !== undefined) return this.resume(ids, fromSequence);
-    for (const id of ids) this.known(id);
     const watched = ids.length > 0 ? new Set(ids) : undefined;
     return this.stream(ids, () =>
       [...this.containers.values()]
@@ -82,13 +84,8 @@ export class EventHub {
       );
     }
     const inMissed = new Set(missed.map((e) => e.containerId));
-    for (const id of ids) if (!inMissed.has(id)) this.known(id);
     // A watched container that terminated before `from` has nothing more to say.
     return this.stream(ids, () => missed, (id) => !inMissed.has(id) && this.containers.get(id)?.terminated !== undefined);
-  }
-
-  private known(containerId: string): void {
-    if (!this.containers.get(containerId)) throw new ContainerNotFound(containerId);
   }
 
   /**

@@ -129,6 +129,7 @@ export function containerizerService(containerizer: Containerizer, options: Serv
       return create(LaunchResponseSchema, {
         result: outcome.result === "LAUNCHED" ? LaunchResult.LAUNCHED : LaunchResult.ALREADY_LAUNCHED,
         sandboxDirectory: outcome.sandbox,
+        firstSequence: outcome.firstSequence,
       });
     }),
 

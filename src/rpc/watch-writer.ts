@@ -182,5 +182,11 @@ export function pipeEvents(call: ServerWritableStream<unknown, unknown>, events:
   });
   // The stream may have ended while subscribing (a snapshot larger than the queue, or a watch
   // whose containers had all terminated); finish() could not release what it did not have yet.
-  if (done) subscription.unsubscribe();
+  if (done) {
+    subscription.unsubscribe();
+    return;
+  }
+  // Response headers say "subscribed": a client may launch now and miss nothing, even when the
+  // stream has nothing to send yet (a Watch of a container not launched yet).
+  if (lastWritten === undefined && typeof call.sendMetadata === "function") call.sendMetadata(new Metadata());
 }

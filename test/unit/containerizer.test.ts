@@ -396,9 +396,69 @@ describe("Containerizer over a fake engine", function () {
       assert.equal(mine.at(-1)!.kind.type, "termination");
     });
 
-    it("watching an unknown id throws ContainerNotFound", async () => {
+    it("watching an id not launched yet waits for it, then delivers its events from its first (FETCHING) through its termination", async () => {
       const r = await rig();
-      assert.throws(() => r.cz.watch(["no-such-container"]), ContainerNotFound);
+      const id = newId("w-before");
+      const seen: ContainerEvent[] = [];
+      let completed = false;
+      const done = new Promise<void>((resolve, reject) =>
+        r.cz.watch([id]).subscribe({
+          next: (e) => seen.push(e),
+          error: reject,
+          complete: () => {
+            completed = true;
+            resolve();
+          },
+        }),
+      );
+      await tick();
+      assert.equal(seen.length, 0, "nothing to say before the launch");
+      assert.equal(completed, false, "the stream stays open for a container not launched yet");
+      const outcome = await r.cz.launch(input(id));
+      assert.equal(outcome.result, "LAUNCHED");
+      await eventOf(r.cz, id, isState("RUNNING"));
+      await r.cz.destroy(id);
+      await done;
+      assert.equal(seen[0]!.snapshot, false);
+      assert.equal(seen[0]!.sequence, outcome.result === "LAUNCHED" ? outcome.firstSequence : -1n, "the first event is the one Launch named");
+      assert.deepEqual(states(seen).slice(0, 1), ["FETCHING"]);
+      assert.ok(states(seen).includes("RUNNING"));
+      assert.equal(seen.at(-1)!.kind.type, "termination");
+      assert.ok(seen.every((e) => e.containerId === id && !e.snapshot));
+    });
+
+    it("Launch answers its first event's sequence: a resume from one less gets every event of the container", async () => {
+      const r = await rig();
+      const other = newId("w-other");
+      const id = newId("w-first");
+      const all: ContainerEvent[] = [];
+      const sub = r.cz.watch([]).subscribe((e) => all.push(e));
+      await launchRunning(r, other);
+      const outcome = await r.cz.launch(input(id));
+      assert.equal(outcome.result, "LAUNCHED");
+      const first = outcome.result === "LAUNCHED" ? outcome.firstSequence : 0n;
+      await eventOf(r.cz, id, isState("RUNNING"));
+      await r.cz.destroy(id);
+      sub.unsubscribe();
+      const resumed = await lastValueFrom(r.cz.watch([id], first - 1n).pipe(toArray()));
+      const mine = all.filter((e) => e.containerId === id && !e.snapshot);
+      assert.deepEqual(resumed.map((e) => e.sequence), mine.map((e) => e.sequence), "no gap, nothing extra");
+      assert.equal(resumed[0]!.sequence, first);
+      assert.equal(resumed.at(-1)!.kind.type, "termination");
+      const again = await r.cz.launch(input(id));
+      assert.deepEqual(again, { result: "ALREADY_LAUNCHED", sandbox: again.result === "NOT_SUPPORTED" ? "" : again.sandbox, firstSequence: first });
+    });
+
+    it("a resume naming an id not launched yet waits for it too", async () => {
+      const r = await rig();
+      const id = newId("w-resume-before");
+      const from = r.cz.lastSequence;
+      const events = lastValueFrom(r.cz.watch([id], from).pipe(toArray()));
+      await launchRunning(r, id);
+      await r.cz.destroy(id);
+      const got = await events;
+      assert.deepEqual(states(got).slice(0, 1), ["FETCHING"]);
+      assert.equal(got.at(-1)!.kind.type, "termination");
     });
 
     it("a subscriber that destroys on a snapshot event still sees the DESTROYING it caused", async () => {
