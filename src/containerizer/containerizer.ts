@@ -1,4 +1,3 @@
-import { rm } from "node:fs/promises";
 import path from "node:path";
 import { type Observable, type Subscription } from "rxjs";
 import type { Logger } from "pino";
@@ -24,6 +23,7 @@ import type { SequenceFile } from "../checkpoint/sequence-file.js";
 import { gate } from "./bounded.js";
 import { toCheckpoint } from "./container-checkpoint.js";
 import { Recovery, type RecoveryReport } from "./recovery.js";
+import { Retention } from "./retention.js";
 import type { ExitFacts, Termination } from "./termination.js";
 import type { ContainerState } from "./state.js";
 import type { Resource, ResourceStatistics } from "../gen/mesos/v1/mesos_pb.js";
@@ -121,10 +121,8 @@ export interface ContainerStatusInfo extends ContainerInfoSummary {
 export class Containerizer {
   private readonly containers = new Map<string, Container>();
   private readonly byEngineId = new Map<string, Container>();
-  /** Retained terminated containers, oldest first (the objects: an id may be launched again). */
-  private readonly terminatedOrder: Container[] = [];
-  /** Ids being forgotten (record removal, then sandbox removal): a relaunch waits for it. */
-  private readonly evictions = new Map<string, Promise<void>>();
+  /** Which terminated containers are remembered, and the forgetting of the others. */
+  private readonly retention: Retention;
   private readonly subscriptions: Subscription[] = [];
   private readonly running = new Set<Promise<void>>();
   /** `die` events of engine ids not (yet) bound to a container: recovery claims them. */
@@ -147,6 +145,7 @@ export class Containerizer {
     private readonly options: ContainerizerOptions,
     private readonly deps: ContainerizerDeps,
   ) {
+    this.retention = new Retention(options.terminationRetention, this.containers, { checkpoints: deps.checkpoints, log: deps.log, sandboxesDir: this.sandboxesDir });
     this.hub = new EventHub(options.eventRetention ?? 10_000, this.containers, deps.sequence);
     this.policy = options.policy ?? defaultPolicy();
     this.limits = { ...DEFAULT_LAUNCH_LIMITS, ...options.limits };
@@ -185,7 +184,7 @@ export class Containerizer {
         publish: this.hub.publish,
         isBound: (engineId) => this.byEngineId.has(engineId),
         bind: (c, engineId) => this.bind(c, engineId),
-        retain: (c) => this.retain(c),
+        retain: (c) => this.retention.retain(c),
         checkpoint: (c, overrides) => this.checkpoint(c, overrides),
         supervise: (c, attachSlots) => this.track(c, adoptContainer(c, this.pipelineDeps, attachSlots)),
         stopForDestroy: (c) => this.stopForDestroy(c),
@@ -245,7 +244,7 @@ export class Containerizer {
     // An earlier container of this id is being forgotten: its record and sandbox removal must be
     // over before this launch writes its own (same record name, and the same sandbox path when
     // Berth chose it), or the eviction would remove the new ones.
-    const evicting = this.evictions.get(id);
+    const evicting = this.retention.evicting(id);
     if (admitting || evicting) {
       await Promise.all([admitting, evicting]);
       // Admission waited for the file system: another launch of this id may have come in.
@@ -289,7 +288,7 @@ export class Containerizer {
     } catch (err) {
       // Not recorded, so not accepted: the pipeline fails on the same error; forget the id once
       // it has terminated so that a retry starts afresh.
-      void container.removed.then(() => this.forget(container));
+      void container.removed.then(() => this.retention.forget(container));
       // Berth's own disk, not the engine: the message names where and why.
       throw new StorageFailed(`could not record container '${id}' in ${store?.dir}: ${(err as Error).message}; nothing was launched, Launch may be retried once the disk is fixed`, { cause: err });
     }
@@ -455,7 +454,9 @@ export class Containerizer {
 
   /** Resolves once every pipeline has finished (for tests and orderly shutdown). */
   async idle(): Promise<void> {
-    while (this.running.size > 0 || this.evictions.size > 0) await Promise.allSettled([...this.running, ...this.evictions.values()]);
+    for (let pending = this.retention.pending; this.running.size > 0 || pending.length > 0; pending = this.retention.pending) {
+      await Promise.allSettled([...this.running, ...pending]);
+    }
   }
 
   private summary(c: Container): ContainerInfoSummary {
@@ -466,38 +467,6 @@ export class Containerizer {
     const c = this.containers.get(containerId);
     if (!c) throw new ContainerNotFound(containerId);
     return c;
-  }
-
-  /** Keeps at most `terminationRetention` terminated containers, dropping the oldest. */
-  private retain(c: Container): void {
-    // A container already forgotten (its launch was never recorded) takes no place: its id may
-    // belong to a later container by now, which must not be evicted in its stead.
-    if (this.containers.get(c.id) !== c || this.terminatedOrder.includes(c)) return;
-    this.terminatedOrder.push(c);
-    while (this.terminatedOrder.length > this.options.terminationRetention) {
-      const old = this.terminatedOrder.shift()!;
-      if (this.containers.get(old.id) !== old || !old.terminated) continue;
-      this.containers.delete(old.id);
-      // Forget the record first: a crash in between leaves an orphan sandbox, which recovery
-      // removes, never a record whose sandbox is gone. A relaunch of the id waits for both
-      // (see launch), so its new record and sandbox are never the ones removed.
-      const previous = this.evictions.get(old.id) ?? Promise.resolve();
-      const eviction = previous
-        .then(() => this.deps.checkpoints?.remove(old.id))
-        .then(() => this.removeOwnSandbox(old.sandbox))
-        .catch((err: unknown) => this.deps.log.warn({ err, container_id: old.id }, "could not forget container"))
-        .finally(() => {
-          if (this.evictions.get(old.id) === eviction) this.evictions.delete(old.id);
-        });
-      this.evictions.set(old.id, eviction);
-    }
-  }
-
-  /** Forgets a container at once, without its record or sandbox (for a launch never recorded). */
-  private forget(c: Container): void {
-    if (this.containers.get(c.id) === c) this.containers.delete(c.id);
-    const at = this.terminatedOrder.indexOf(c);
-    if (at >= 0) this.terminatedOrder.splice(at, 1);
   }
 
   private onEngineEvent(e: EngineEvent): void {
@@ -565,7 +534,7 @@ export class Containerizer {
       .finally(() => {
         this.running.delete(tracked);
         if (c.engineId) this.byEngineId.delete(c.engineId);
-        this.retain(c);
+        this.retention.retain(c);
       });
     this.running.add(tracked);
   }
@@ -581,15 +550,6 @@ export class Containerizer {
   /** Berth's own sandboxes folder; sandboxes a client chose elsewhere are never removed. */
   private get sandboxesDir(): string {
     return path.join(this.options.workDir, "sandboxes");
-  }
-
-  /**
-   * A sandbox Berth chose lives as long as Berth remembers its container (live, or terminated
-   * within --termination_retention); then it goes, as Mesos' sandbox GC would.
-   */
-  private async removeOwnSandbox(sandbox: string): Promise<void> {
-    if (path.dirname(sandbox) !== this.sandboxesDir) return;
-    await rm(sandbox, { recursive: true, force: true });
   }
 
 }
