@@ -2,10 +2,9 @@ import path from "node:path";
 import { type Observable, type Subscription } from "rxjs";
 import type { Logger } from "pino";
 import type { ContainerConfig } from "../gen/mesos/slave/containerizer_pb.js";
-import { EngineRequestFailed, EngineUnreachable, type EngineEvent, type EnginePort } from "../docker/engine-port.js";
+import { EngineRequestFailed, EngineUnreachable, type EnginePort } from "../docker/engine-port.js";
 import type { EventMonitor } from "../docker/event-monitor.js";
 import type { ImagePuller } from "../docker/image-puller.js";
-import { LABEL_CONTAINER_ID } from "../docker/names.js";
 import { validateId } from "./container-id.js";
 import { Container, DestroyRequested } from "./container.js";
 import type { ContainerEvent } from "./container-event.js";
@@ -24,7 +23,8 @@ import { gate } from "./bounded.js";
 import { toCheckpoint } from "./container-checkpoint.js";
 import { Recovery, type RecoveryReport } from "./recovery.js";
 import { Retention } from "./retention.js";
-import type { ExitFacts, Termination } from "./termination.js";
+import { EngineEvents } from "./engine-events.js";
+import type { Termination } from "./termination.js";
 import type { ContainerState } from "./state.js";
 import type { Resource, ResourceStatistics } from "../gen/mesos/v1/mesos_pb.js";
 import { ContainerResources } from "./container-resources.js";
@@ -115,18 +115,18 @@ export interface ContainerStatusInfo extends ContainerInfoSummary {
 }
 
 /**
- * The domain service: one Container per id, one engine events stream for all of them, and a
- * per-agent event sequence shared by every Watch.
+ * The domain service: one Container per id — admission, launch, Wait, Destroy, Status, Update,
+ * Usage. Beside it: the event hub (numbering, journal, Watch), the engine events (routing exits
+ * to containers), retention (forgetting terminated containers) and recovery (restart, events gap).
  */
 export class Containerizer {
   private readonly containers = new Map<string, Container>();
-  private readonly byEngineId = new Map<string, Container>();
   /** Which terminated containers are remembered, and the forgetting of the others. */
   private readonly retention: Retention;
   private readonly subscriptions: Subscription[] = [];
   private readonly running = new Set<Promise<void>>();
-  /** `die` events of engine ids not (yet) bound to a container: recovery claims them. */
-  private readonly unclaimedExits = new Map<string, ExitFacts>();
+  /** The engine's events, routed to the containers. */
+  private readonly engineEvents: EngineEvents;
   private readonly pipelineDeps: PipelineDeps;
   /** Numbering, journal and Watch streams of every container's events. */
   private readonly hub: EventHub;
@@ -145,6 +145,7 @@ export class Containerizer {
     private readonly options: ContainerizerOptions,
     private readonly deps: ContainerizerDeps,
   ) {
+    this.engineEvents = new EngineEvents(this.containers, { engine: deps.engine, log: deps.log, recovering: () => this.recovery.inProgress });
     this.retention = new Retention(options.terminationRetention, this.containers, { checkpoints: deps.checkpoints, log: deps.log, sandboxesDir: this.sandboxesDir });
     this.hub = new EventHub(options.eventRetention ?? 10_000, this.containers, deps.sequence);
     this.policy = options.policy ?? defaultPolicy();
@@ -172,7 +173,7 @@ export class Containerizer {
       launchTimeoutMs: options.launchTimeoutMs,
       outputGraceMs: options.outputGraceMs,
       log: deps.log,
-      bindEngineId: (c, engineId) => this.bind(c, engineId),
+      bindEngineId: (c, engineId) => this.engineEvents.bind(c, engineId),
       checkpoint: (c, overrides) => this.checkpoint(c, overrides),
       engineSlots: gate(ENGINE_LAUNCH_CONCURRENCY),
     };
@@ -182,13 +183,13 @@ export class Containerizer {
       {
         containers: this.containers,
         publish: this.hub.publish,
-        isBound: (engineId) => this.byEngineId.has(engineId),
-        bind: (c, engineId) => this.bind(c, engineId),
+        isBound: (engineId) => this.engineEvents.isBound(engineId),
+        bind: (c, engineId) => this.engineEvents.bind(c, engineId),
         retain: (c) => this.retention.retain(c),
         checkpoint: (c, overrides) => this.checkpoint(c, overrides),
         supervise: (c, attachSlots) => this.track(c, adoptContainer(c, this.pipelineDeps, attachSlots)),
         stopForDestroy: (c) => this.stopForDestroy(c),
-        isStray: (engineId, containerId) => this.isStray(engineId, containerId),
+        isStray: (engineId, containerId) => this.engineEvents.isStray(engineId, containerId),
       },
     );
   }
@@ -196,7 +197,7 @@ export class Containerizer {
   /** Starts listening to the engine's events; call before serving. */
   start(): void {
     this.subscriptions.push(
-      this.deps.monitor.events$.subscribe((e) => this.onEngineEvent(e)),
+      this.deps.monitor.events$.subscribe((e) => this.engineEvents.route(e)),
       this.deps.monitor.reconnected$.subscribe(() => void this.recovery.reconcile()),
     );
   }
@@ -469,49 +470,6 @@ export class Containerizer {
     return c;
   }
 
-  private onEngineEvent(e: EngineEvent): void {
-    const c = this.byEngineId.get(e.id) ?? this.containers.get(e.attributes[LABEL_CONTAINER_ID] ?? "");
-    if (e.action === "create" && this.isStray(e.id, e.attributes[LABEL_CONTAINER_ID])) {
-      // Created after its launch gave up on the create (a timeout): nothing will ever run or remove it.
-      this.deps.log.info({ container_id: e.attributes[LABEL_CONTAINER_ID], engine_id: e.id }, "removing an engine container no launch is waiting for");
-      void this.deps.engine.removeContainer(e.id).catch((err: unknown) => this.deps.log.warn({ err, engine_id: e.id }, "could not remove a stray engine container"));
-      return;
-    }
-    if (!c || (c.engineId !== undefined && c.engineId !== e.id)) {
-      // Not bound yet (recovery is listing the engine): keep the exit for whoever claims the id.
-      if (e.action === "die") {
-        this.unclaimedExits.set(e.id, { exitCode: exitCodeOf(e), oomKilled: false });
-        while (this.unclaimedExits.size > 4096) this.unclaimedExits.delete(this.unclaimedExits.keys().next().value!);
-      }
-      return;
-    }
-    if (e.action === "oom") c.oomSeen = true;
-    else if (e.action === "die") c.exited({ exitCode: exitCodeOf(e), oomKilled: c.oomSeen });
-  }
-
-  /**
-   * An engine container of this agent that no container owns or awaits: its id is unknown, or its
-   * container is bound to another engine container, or terminated without one (the create failed
-   * on Berth's side). A container still waiting for its create's answer is not stray. Nothing is
-   * stray while recovery is rebuilding the picture.
-   */
-  private isStray(engineId: string, containerId: string | undefined): boolean {
-    if (this.recovery.inProgress) return false;
-    const c = containerId === undefined ? undefined : this.containers.get(containerId);
-    if (!c) return true;
-    if (c.engineId !== undefined) return c.engineId !== engineId;
-    return c.terminated !== undefined;
-  }
-
-  private bind(c: Container, engineId: string): void {
-    this.byEngineId.set(engineId, c);
-    const missed = this.unclaimedExits.get(engineId);
-    if (missed) {
-      this.unclaimedExits.delete(engineId);
-      c.exited(missed);
-    }
-  }
-
   private checkpoint(c: Container, overrides: { state?: ContainerState; termination?: Termination } = {}): Promise<void> {
     if (!this.deps.checkpoints) return Promise.resolve();
     return this.deps.checkpoints.save(
@@ -533,7 +491,7 @@ export class Containerizer {
       .catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "container pipeline crashed"))
       .finally(() => {
         this.running.delete(tracked);
-        if (c.engineId) this.byEngineId.delete(c.engineId);
+        if (c.engineId) this.engineEvents.unbind(c.engineId);
         this.retention.retain(c);
       });
     this.running.add(tracked);
@@ -558,11 +516,6 @@ export class Containerizer {
 function nested(inner: string, outer: string): boolean {
   const o = outer.endsWith("/") ? outer : `${outer}/`;
   return inner !== outer && inner.startsWith(o);
-}
-
-function exitCodeOf(e: EngineEvent): number {
-  const exitCode = Number(e.attributes.exitCode ?? "NaN");
-  return Number.isFinite(exitCode) ? exitCode : 255;
 }
 
 /** Errnos of a failing disk (a full one, an I/O error, a read-only remount, a quota). */
