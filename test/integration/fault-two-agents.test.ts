@@ -69,14 +69,14 @@ describe("two berth agents on one engine, one killed with SIGKILL and restarted"
   }
 
   /** An engine container that looks like one of `agentId`'s but has no checkpoint behind it. */
-  async function plantOrphan(agentId: string, containerId: string): Promise<string> {
+  async function plantOrphan(agentId: string, containerId: string, options: { start: boolean } = { start: true }): Promise<string> {
     const created = await docker.createContainer({
       Image: images.busybox,
       Cmd: ["sleep", "300"],
       Labels: { [LABEL_AGENT_ID]: agentId, [LABEL_CONTAINER_ID]: containerId, [TEST_LABEL]: "fault-two-agents" },
       HostConfig: { NetworkMode: "none" },
     });
-    await created.start();
+    if (options.start) await created.start();
     return created.id;
   }
 
@@ -102,7 +102,8 @@ describe("two berth agents on one engine, one killed with SIGKILL and restarted"
 
     await a.agent.kill9();
     const orphanA = await plantOrphan(idA, "two-orphan-a");
-    const orphanB = await plantOrphan(idB, "two-orphan-b");
+    // Not started: B, serving, removes it as soon as the engine reports its creation (a start would race that).
+    const orphanB = await plantOrphan(idB, "two-orphan-b", { start: false });
     const orphanC = await plantOrphan(idC, "two-orphan-c");
 
     const aClient = await a.agent.start();
