@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { mock } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import type { EnginePort, PullProgress } from "../../src/docker/engine-port.js";
 import { EngineRequestFailed } from "../../src/docker/engine-port.js";
@@ -184,30 +185,55 @@ describe("ImagePuller", () => {
     assert.ok(pull.signal.reason instanceof PullTimedOut);
   });
 
-  it("download bytes, extraction bytes and layer status changes each count as activity", async () => {
-    const engine = new FakeEngine();
-    const p = puller(engine, 10_000, 150);
-    const w = track(p.pull(REF, { signal: new AbortController().signal }));
-    const pull = engine.pulls[0]!;
-    const lines: PullProgress[] = [
-      { status: "Pulling fs layer", layer: "l1" },
-      { status: "Downloading", layer: "l1", current: 10, total: 30 },
-      { status: "Downloading", layer: "l1", current: 20, total: 30 },
-      { status: "Download complete", layer: "l1" },
-      { status: "Extracting", layer: "l1", current: 10, total: 30 },
-      { status: "Extracting", layer: "l1", current: 20, total: 30 },
-      { status: "Extracting", layer: "l1", current: 30, total: 30 },
-      { status: "Pull complete", layer: "l1" },
-    ];
-    // Driving the clock: each line comes after 2/3 of the activity timeout, 8 lines ≈ 5 timeouts.
-    for (const line of lines) {
-      await delay(100);
-      assert.equal(w.state, "pending", `timed out before ${JSON.stringify(line)}`);
-      pull.progress(line);
-    }
-    pull.finish();
-    await delay(0);
-    assert.equal(w.state, "resolved");
+  describe("with the clock driven by hand", () => {
+    beforeEach(() => mock.timers.enable({ apis: ["setTimeout"] }));
+    afterEach(() => mock.timers.reset());
+    /** Lets promise callbacks and I/O run (setImmediate is not mocked). */
+    const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+    it("download bytes, extraction bytes and layer status changes each count as activity", async () => {
+      const engine = new FakeEngine();
+      const p = puller(engine, 10_000, 150);
+      const w = track(p.pull(REF, { signal: new AbortController().signal }));
+      const pull = engine.pulls[0]!;
+      const lines: PullProgress[] = [
+        { status: "Pulling fs layer", layer: "l1" },
+        { status: "Downloading", layer: "l1", current: 10, total: 30 },
+        { status: "Downloading", layer: "l1", current: 20, total: 30 },
+        { status: "Download complete", layer: "l1" },
+        { status: "Extracting", layer: "l1", current: 10, total: 30 },
+        { status: "Extracting", layer: "l1", current: 20, total: 30 },
+        { status: "Extracting", layer: "l1", current: 30, total: 30 },
+        { status: "Pull complete", layer: "l1" },
+      ];
+      // The clock is driven by hand (mocked setTimeout): each line comes after 2/3 of the activity
+      // timeout, 8 lines ≈ 5 timeouts, whatever the machine's load.
+      for (const line of lines) {
+        mock.timers.tick(100);
+        await turn();
+        assert.equal(w.state, "pending", `timed out before ${JSON.stringify(line)}`);
+        pull.progress(line);
+        await turn();
+      }
+      pull.finish();
+      await turn();
+      assert.equal(w.state, "resolved");
+    });
+
+    it("the same pull with one silent stretch longer than the activity timeout is aborted (the driven clock is the puller's)", async () => {
+      const engine = new FakeEngine();
+      const p = puller(engine, 10_000, 150);
+      const w = track(p.pull(REF, { signal: new AbortController().signal }));
+      const pull = engine.pulls[0]!;
+      pull.progress({ status: "Pulling fs layer", layer: "l1" });
+      await turn();
+      mock.timers.tick(149);
+      await turn();
+      assert.equal(w.state, "pending");
+      mock.timers.tick(2);
+      await pull.aborted();
+      assert.ok(pull.signal.reason instanceof PullTimedOut);
+    });
   });
 
   it("a pull still running after overallTimeoutMs is aborted with PullTimedOut even while progressing", async () => {
