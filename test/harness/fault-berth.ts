@@ -162,7 +162,9 @@ export class EventWitness {
   readonly terminations = new Map<string, Termination>();
   readonly events: ContainerEvent[] = [];
   private readonly stream: ClientReadableStream<WatchResponse>;
-  private waiters: { match: (e: ContainerEvent) => boolean; resolve: () => void }[] = [];
+  private waiters: { match: (e: ContainerEvent) => boolean; resolve: () => void; reject: (err: Error) => void }[] = [];
+  /** Why the stream ended, once it has: no later event can match a waiter then. */
+  private ended: Error | undefined;
 
   constructor(client: BerthClient) {
     this.stream = client.watch();
@@ -180,14 +182,21 @@ export class EventWitness {
         }
       }
     });
-    // The stream breaks when the process is killed: that is the point, not an error.
-    this.stream.on("error", () => undefined);
+    // The stream breaks when the process is killed: that is the point, not an error — but a wait
+    // for an event that can no longer come fails, saying what the stream saw.
+    const finish = (why: string) => {
+      this.ended ??= new Error(`the Watch stream ${why} before the awaited event, after ${this.events.length} events`);
+      for (const w of this.waiters.splice(0)) w.reject(this.ended);
+    };
+    this.stream.on("error", (err: Error) => finish(`failed (${err.message})`));
+    this.stream.on("end", () => finish("ended"));
   }
 
-  /** Resolves on the first event (seen or to come) matching `match`. */
+  /** Resolves on the first event (seen or to come) matching `match`; rejects if the stream ends first. */
   until(match: (e: ContainerEvent) => boolean): Promise<void> {
     if (this.events.some(match)) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push({ match, resolve }));
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise((resolve, reject) => this.waiters.push({ match, resolve, reject }));
   }
 
   get min(): bigint | undefined {
