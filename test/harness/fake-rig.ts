@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import { pino } from "pino";
 import { filter, firstValueFrom } from "rxjs";
 import { Containerizer, type ContainerizerDeps, type ContainerizerOptions } from "../../src/containerizer/containerizer.js";
@@ -49,4 +50,14 @@ export async function fakeRig<E extends EnginePort = FakeEngine>(
   monitor.start();
   await firstValueFrom(monitor.connected$.pipe(filter(Boolean)));
   return { engine, monitor, puller, cz };
+}
+
+/** After a test: frees held engine calls, destroys what is still live, lets the containerizer settle, removes the work dir. */
+export async function closeRig(r: Pick<FakeRig<FakeEngine>, "engine" | "cz" | "monitor">, workDir: string): Promise<void> {
+  r.engine.releaseAll();
+  for (const c of r.cz.list()) if (c.state !== "TERMINATED") await r.cz.destroy(c.containerId).catch(() => undefined);
+  await r.cz.idle();
+  r.cz.shutdown();
+  await r.monitor.stop();
+  await rm(workDir, { recursive: true, force: true });
 }

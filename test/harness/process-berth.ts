@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -113,6 +114,16 @@ export async function runBerth(args: string[], timeoutMs = 30_000): Promise<Proc
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Runs `berth serve` expecting a start-up failure: exit 1 and one `berth: …` line for a person, which it returns. */
+export async function failingStart(args: string[]): Promise<string> {
+  const result = await runBerth(["serve", ...args]);
+  assert.equal(result.code, 1, `exit code 1 expected; stderr:\n${result.stderr}`);
+  const lines = humanLines(result.stderr);
+  assert.equal(lines.length, 1, `exactly one line for a person on stderr; got:\n${lines.join("\n")}`);
+  assert.match(lines[0]!, /^berth: /);
+  return lines[0]!;
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it for a listen on :0). */

@@ -8,7 +8,7 @@ import { LABEL_AGENT_ID, LABEL_CONTAINER_ID } from "../../src/docker/names.js";
 import { ensureEngine, ensureTestImages, removeTestContainers, type TestImages } from "../support/engine.js";
 import { BerthClient } from "../harness/berth-client.js";
 import { launchRequest, newId } from "../harness/launches.js";
-import { BerthProcess, freePort, humanLines, runBerth } from "../harness/process-berth.js";
+import { BerthProcess, failingStart, freePort } from "../harness/process-berth.js";
 import { baseTestFlags, startTestBerth, type TestBerth } from "../harness/test-berth.js";
 import { createServer } from "node:net";
 import { pino } from "pino";
@@ -56,14 +56,6 @@ describe("agent identity and start-up order", function () {
     const p = new BerthProcess(["serve", "--docker_stop_timeout", "1secs", ...args]);
     processes.push(p);
     return p;
-  }
-
-  async function failingStart(args: string[]): Promise<string> {
-    const result = await runBerth(["serve", ...args]);
-    assert.equal(result.code, 1, `exit code 1 expected; stderr:\n${result.stderr}`);
-    const lines = humanLines(result.stderr);
-    assert.equal(lines.length, 1, `exactly one line for a person on stderr; got:\n${lines.join("\n")}`);
-    return lines[0]!;
   }
 
   async function stopped(p: BerthProcess): Promise<void> {

@@ -11,7 +11,7 @@ import { LABEL_AGENT_ID, LABEL_CONTAINER_ID } from "../../src/docker/names.js";
 import { ensureEngine, ensureTestImages, removeTestContainers, type TestImages } from "../support/engine.js";
 import { BerthClient } from "../harness/berth-client.js";
 import { launchRequest, newId } from "../harness/launches.js";
-import { BerthProcess, freePort, humanLines, runBerth } from "../harness/process-berth.js";
+import { BerthProcess, failingStart, freePort, humanLines, runBerth } from "../harness/process-berth.js";
 
 const HealthClient = makeGenericClientConstructor(healthService, "Health");
 
@@ -65,16 +65,6 @@ describe("the berth serve process", function () {
     const p = new BerthProcess(["serve", "--docker_stop_timeout", "2secs", ...args]);
     processes.push(p);
     return p;
-  }
-
-  /** Runs `berth serve` expecting a start-up failure; returns its one human-readable stderr line. */
-  async function failingStart(args: string[]): Promise<string> {
-    const result = await runBerth(["serve", ...args]);
-    assert.equal(result.code, 1, `exit code 1 expected; stderr:\n${result.stderr}`);
-    const lines = humanLines(result.stderr);
-    assert.equal(lines.length, 1, `exactly one line for a person on stderr; got:\n${lines.join("\n")}`);
-    assert.match(lines[0]!, /^berth: /);
-    return lines[0]!;
   }
 
   before(async () => {

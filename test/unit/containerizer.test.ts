@@ -15,7 +15,6 @@ import { CheckpointStore } from "../../src/checkpoint/checkpoint-store.js";
 import { EngineRequestFailed } from "../../src/docker/engine-port.js";
 import { EventMonitor } from "../../src/docker/event-monitor.js";
 import { ImagePuller } from "../../src/docker/image-puller.js";
-import { agentLabels } from "../../src/docker/names.js";
 import { Containerizer, type ContainerizerOptions, type LaunchInput } from "../../src/containerizer/containerizer.js";
 import type { ContainerEvent } from "../../src/containerizer/container-event.js";
 import { Cancelled, ContainerNotFound, EngineUnavailable, InvalidRequest, PermissionDenied, ResourceExhausted } from "../../src/containerizer/errors.js";
@@ -23,7 +22,7 @@ import type { ContainerState } from "../../src/containerizer/state.js";
 import type { FetchFn } from "../../src/containerizer/launch-pipeline.js";
 import { launchRequest, newId, type LaunchOptions } from "../harness/launches.js";
 import { FakeEngine } from "../harness/fake-engine.js";
-import { fakeRig } from "../harness/fake-rig.js";
+import { closeRig, fakeRig } from "../harness/fake-rig.js";
 
 const IMAGE = "registry.invalid/fake/busybox:1";
 
@@ -81,14 +80,7 @@ function states(events: ContainerEvent[]): string[] {
 }
 
 afterEach(async function () {
-  for (const r of rigs.splice(0)) {
-    r.engine.releaseAll();
-    for (const c of r.cz.list()) if (c.state !== "TERMINATED") await r.cz.destroy(c.containerId).catch(() => undefined);
-    await r.cz.idle();
-    r.cz.shutdown();
-    await r.monitor.stop();
-    await rm(r.workDir, { recursive: true, force: true });
-  }
+  for (const r of rigs.splice(0)) await closeRig(r, r.workDir);
 });
 
 describe("Containerizer over a fake engine", function () {

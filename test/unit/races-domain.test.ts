@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, watch } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,7 +24,7 @@ import { ContainerConfigSchema } from "../../src/gen/mesos/slave/containerizer_p
 import { ResourceSchema, TaskState, Value_Type } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { toStatus } from "../../src/rpc/error-status.js";
 import { FakeEngine, type EngineCall, type EngineMethod } from "../harness/fake-engine.js";
-import { fakeRig } from "../harness/fake-rig.js";
+import { closeRig, fakeRig } from "../harness/fake-rig.js";
 import { launchRequest, newId, type LaunchOptions } from "../harness/launches.js";
 
 const IMAGE = "registry.invalid/fake/busybox:1";
@@ -116,14 +116,7 @@ function mem(mb: number) {
 }
 
 afterEach(async function () {
-  for (const r of rigs.splice(0)) {
-    r.engine.releaseAll();
-    for (const c of r.cz.list()) if (c.state !== "TERMINATED") await r.cz.destroy(c.containerId).catch(() => undefined);
-    await r.cz.idle();
-    r.cz.shutdown();
-    await r.monitor.stop();
-    await rm(r.workDir, { recursive: true, force: true });
-  }
+  for (const r of rigs.splice(0)) await closeRig(r, r.workDir);
 });
 
 describe("domain races and error codes (issue 9)", function () {
