@@ -16,6 +16,7 @@ import { admissionPaths, admit } from "../policy/admit.js";
 import { checkLaunchLimits, checkLiveContainers, DEFAULT_LAUNCH_LIMITS, type LaunchLimits } from "../policy/limits.js";
 import { defaultPolicy, WELL_KNOWN_ENGINE_SOCKETS, type Policy } from "../policy/policy.js";
 import { resolvePaths } from "../policy/resolve-paths.js";
+import { isInside } from "../fetcher/sandbox-paths.js";
 import { adoptContainer, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
 import type { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import type { SequenceFile } from "../checkpoint/sequence-file.js";
@@ -514,8 +515,7 @@ export class Containerizer {
 
 /** `inner` lies strictly below `outer`. */
 function nested(inner: string, outer: string): boolean {
-  const o = outer.endsWith("/") ? outer : `${outer}/`;
-  return inner !== outer && inner.startsWith(o);
+  return inner !== outer && isInside(outer, inner);
 }
 
 /** Errnos of a failing disk (a full one, an I/O error, a read-only remount, a quota). */

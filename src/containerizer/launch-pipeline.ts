@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { lstat, mkdir, open } from "node:fs/promises";
+import { lchown, lstat, mkdir, open } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { isFieldSet } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { Gate } from "./bounded.js";
 import { buildCreateSpec } from "./create-spec.js";
 import { LaunchDeadline, LaunchTimedOut } from "./launch-deadline.js";
 import type { ContainerState } from "./state.js";
-import { chownPaths, chownTree, resolveSandboxOwner, type SandboxOwner } from "./sandbox-owner.js";
+import { chownTree, resolveSandboxOwner, type SandboxOwner } from "./sandbox-owner.js";
 import { taskStatus } from "./task-status.js";
 import { destroyedBeforeRunning, exitTermination, launchFailed, unknownFate, type ExitFacts, type Termination } from "./termination.js";
 
@@ -347,7 +347,7 @@ async function makeSandboxMountSources(sandbox: string, sources: string[], owner
       });
       if (!stat) {
         await mkdir(current);
-        if (owner) await chownPaths([current], owner);
+        if (owner) await lchown(current, owner.uid, owner.gid);
       }
       else if (stat.isSymbolicLink()) throw new Error(`sandbox volume path '${path.relative(sandbox, current)}' is a symbolic link; refusing to mount through it`);
       else if (!stat.isDirectory()) throw new Error(`sandbox volume path '${path.relative(sandbox, current)}' exists and is not a directory`);

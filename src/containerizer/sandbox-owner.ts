@@ -1,5 +1,6 @@
-import { lchown, readFile, readdir } from "node:fs/promises";
+import { lchown, readdir } from "node:fs/promises";
 import path from "node:path";
+import { groupIdOf, HOST_GROUP_FILE, readUserDatabase } from "../host-users.js";
 
 /** Who a sandbox belongs to: the task's user as the host knows it. gid -1 keeps the group. */
 export interface SandboxOwner {
@@ -13,7 +14,7 @@ export interface UserDatabase {
   group: string;
 }
 
-const HOST_DB: UserDatabase = { passwd: "/etc/passwd", group: "/etc/group" };
+const HOST_DB: UserDatabase = { passwd: "/etc/passwd", group: HOST_GROUP_FILE };
 
 /**
  * The owner a sandbox gets for the task's `user` (`name`, `uid`, optionally `:group`), as Mesos
@@ -25,7 +26,7 @@ const HOST_DB: UserDatabase = { passwd: "/etc/passwd", group: "/etc/group" };
 export async function resolveSandboxOwner(user: string | undefined, db: UserDatabase = HOST_DB): Promise<SandboxOwner | undefined> {
   if (user === undefined || user === "") return undefined;
   const [name, group] = user.split(":", 2) as [string, string | undefined];
-  const passwd = await readEntries(db.passwd);
+  const passwd = await readUserDatabase(db.passwd);
   let uid: number;
   let gid = -1;
   if (/^\d+$/.test(name)) {
@@ -38,28 +39,9 @@ export async function resolveSandboxOwner(user: string | undefined, db: UserData
     uid = Number(entry[2]);
     if (/^\d+$/.test(entry[3] ?? "")) gid = Number(entry[3]);
   }
-  if (group !== undefined) {
-    if (/^\d+$/.test(group)) gid = Number(group);
-    else {
-      const entry = (await readEntries(db.group)).find((e) => e[0] === group);
-      if (entry && /^\d+$/.test(entry[2] ?? "")) gid = Number(entry[2]);
-    }
-  }
+  if (group !== undefined) gid = (await groupIdOf(group, db.group)) ?? gid;
   if (!Number.isSafeInteger(uid) || uid > 0xfffffffe || gid > 0xfffffffe) return undefined;
   return { uid, gid };
-}
-
-async function readEntries(file: string): Promise<string[][]> {
-  const text = await readFile(file, "utf8").catch(() => "");
-  return text
-    .split("\n")
-    .filter((l) => l !== "" && !l.startsWith("#"))
-    .map((l) => l.split(":"));
-}
-
-/** Chowns `paths` themselves, never following a link. */
-export async function chownPaths(paths: string[], owner: SandboxOwner): Promise<void> {
-  await Promise.all(paths.map((p) => lchown(p, owner.uid, owner.gid)));
 }
 
 /**

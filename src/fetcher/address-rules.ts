@@ -43,9 +43,14 @@ function unmapped(ip: string): { address: string; family: "ipv4" | "ipv6" } {
   return { address: ip, family: isIP(ip) === 6 ? "ipv6" : "ipv4" };
 }
 
+/** A host as written in a URL or a listen address, without the brackets of an IPv6 literal (`[::1]` → `::1`). */
+export function unbracket(host: string): string {
+  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+}
+
 /** Classifies an IP literal (v4, v6, or IPv4-mapped v6). Throws on a string that is not an IP. */
 export function addressKind(ip: string): AddressKind {
-  const bare = ip.startsWith("[") && ip.endsWith("]") ? ip.slice(1, -1) : ip;
+  const bare = unbracket(ip);
   if (isIP(bare) === 0) throw new Error(`'${ip}' is not an IP address`);
   const { address, family } = unmapped(bare);
   if (LOOPBACK.check(address, family)) return "loopback";

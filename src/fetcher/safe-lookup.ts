@@ -1,6 +1,6 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
-import { addressRefusal, type NetworkRules } from './address-rules.js';
+import { addressRefusal, unbracket, type NetworkRules } from './address-rules.js';
 
 /** One resolved address, as dns.lookup({ all: true }) answers it. */
 export interface ResolvedAddress {
@@ -23,8 +23,7 @@ export class AddressRefused extends Error {
 
 /** The bare host of a URL: brackets of an IPv6 literal removed. */
 export function bareHost(url: URL): string {
-  const h = url.hostname;
-  return h.startsWith('[') && h.endsWith(']') ? h.slice(1, -1) : h;
+  return unbracket(url.hostname);
 }
 
 /**

@@ -6,8 +6,9 @@ import {
   Volume_Source_Type,
   type CapabilityInfo,
 } from "../gen/mesos/v1/mesos_pb.js";
-import { addressKind, addressRefusal } from "../fetcher/address-rules.js";
+import { addressKind, addressRefusal, unbracket } from "../fetcher/address-rules.js";
 import { planFetch } from "../fetcher/fetch-plan.js";
+import { isInside } from "../fetcher/sandbox-paths.js";
 import { PermissionDenied } from "../containerizer/errors.js";
 import type { LaunchSpec } from "../containerizer/launch-spec.js";
 import { normalizeDir } from "./load-policy.js";
@@ -58,7 +59,6 @@ function fileRequests(spec: LaunchSpec): HostPathRequest[] {
   return out;
 }
 
-/** Every path admission needs the real path of: run resolvePaths over them before admit(). */
 /** Every path admission needs the real path of (none for a launch that names no host path): run resolvePaths over them before admit(). */
 export function admissionPaths(spec: LaunchSpec, policy: Policy, ctx: Omit<AdmissionContext, "resolved">): string[] {
   const paths: string[] = [];
@@ -204,7 +204,7 @@ export function admit(spec: LaunchSpec, policy: Policy, ctx: AdmissionContext): 
 
 /** Why an http(s) host written as an address (or 'localhost') is refused, or null. */
 function hostRefusal(hostname: string, policy: Policy): { rule: string; detail: string } | null {
-  const bare = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
+  const bare = unbracket(hostname);
   const rules = { allowLoopback: policy.fetch.allowLoopback, denyPrivate: policy.fetch.denyPrivateNetworks };
   if (isIP(bare) === 0) {
     const name = bare.toLowerCase().replace(/\.$/, "");
@@ -239,9 +239,9 @@ function clean(p: string): string {
   return normalizeDir(p);
 }
 
-/** `p` is `root` or lies below it. */
+/** `p` is `root` or lies below it (both normalised). */
 function under(p: string, root: string): boolean {
-  return root === "/" || p === root || p.startsWith(`${root}/`);
+  return isInside(root, p);
 }
 
 function underAny(p: string, roots: string[]): boolean {

@@ -2,6 +2,8 @@ import { lchown, lstat, readFile } from "node:fs/promises";
 import { createServer, isIP, type Server as NetServer, type Socket } from "node:net";
 import { createSecureContext } from "node:tls";
 import { ServerCredentials } from "@grpc/grpc-js";
+import { addressKind, unbracket } from "../fetcher/address-rules.js";
+import { groupIdOf, HOST_GROUP_FILE } from "../host-users.js";
 
 /** A transport setting a person must fix before Berth can start; the message is one line. */
 export class TransportConfigError extends Error {}
@@ -25,17 +27,13 @@ export interface TransportFlags {
 
 /** The host part of a TCP `--listen` address (`[::1]:5051` → `::1`). */
 export function listenHost(address: string): string {
-  const host = address.slice(0, address.lastIndexOf(":"));
-  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  return unbracket(address.slice(0, address.lastIndexOf(":")));
 }
 
-/** True for addresses only this host can reach: 127.0.0.0/8, ::1 and `localhost`. */
+/** True for addresses only this host can reach: 127.0.0.0/8, ::1 (IPv4-mapped forms too) and `localhost`. */
 export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase();
-  if (h === "localhost" || h === "::1") return true;
-  if (isIP(h) === 4) return h.startsWith("127.");
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
-  return mapped !== null && mapped[1]!.startsWith("127.");
+  if (host.toLowerCase() === "localhost") return true;
+  return isIP(host) !== 0 && addressKind(host) === "loopback";
 }
 
 async function readPem(file: string, flag: string): Promise<Buffer> {
@@ -47,13 +45,9 @@ async function readPem(file: string, flag: string): Promise<Buffer> {
 }
 
 /** A group name from /etc/group, or a numeric gid. */
-export async function resolveGroup(group: string, groupFile = "/etc/group"): Promise<number> {
-  if (/^\d+$/.test(group)) return Number(group);
-  const text = await readFile(groupFile, "utf8").catch(() => "");
-  for (const line of text.split("\n")) {
-    const [name, , gid] = line.split(":");
-    if (name === group && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
-  }
+export async function resolveGroup(group: string, groupFile = HOST_GROUP_FILE): Promise<number> {
+  const gid = await groupIdOf(group, groupFile);
+  if (gid !== undefined) return gid;
   throw new TransportConfigError(`--socket_group '${group}' is not a group on this host (not in ${groupFile}; give a name listed there or a numeric gid)`);
 }
 
