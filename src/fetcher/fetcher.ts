@@ -74,7 +74,7 @@ interface Bounds {
   launch: LaunchBudget;
 }
 
-function positive(value: number | undefined, fallback: number, name: string): number {
+function nonNegative(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value < 0) throw new RangeError(`FetchOptions.${name} must be a non-negative number, got ${value}`);
   return value;
@@ -82,18 +82,18 @@ function positive(value: number | undefined, fallback: number, name: string): nu
 
 function boundsOf(options: FetchOptions): Bounds {
   return {
-    maxBytes: positive(options.maxBytes, DEFAULT_MAX_FETCH_BYTES, 'maxBytes'),
-    connectTimeoutMs: positive(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs'),
-    idleTimeoutMs: positive(options.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 'idleTimeoutMs'),
-    maxRedirects: positive(options.maxRedirects, DEFAULT_MAX_REDIRECTS, 'maxRedirects'),
-    archiveMaxEntries: positive(options.archiveMaxEntries, DEFAULT_ARCHIVE_MAX_ENTRIES, 'archiveMaxEntries'),
-    archiveMaxBytes: positive(options.archiveMaxBytes, DEFAULT_ARCHIVE_MAX_BYTES, 'archiveMaxBytes'),
+    maxBytes: nonNegative(options.maxBytes, DEFAULT_MAX_FETCH_BYTES, 'maxBytes'),
+    connectTimeoutMs: nonNegative(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs'),
+    idleTimeoutMs: nonNegative(options.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 'idleTimeoutMs'),
+    maxRedirects: nonNegative(options.maxRedirects, DEFAULT_MAX_REDIRECTS, 'maxRedirects'),
+    archiveMaxEntries: nonNegative(options.archiveMaxEntries, DEFAULT_ARCHIVE_MAX_ENTRIES, 'archiveMaxEntries'),
+    archiveMaxBytes: nonNegative(options.archiveMaxBytes, DEFAULT_ARCHIVE_MAX_BYTES, 'archiveMaxBytes'),
     network: {
       allowLoopback: options.network?.allowLoopback === true,
       denyPrivate: options.network?.denyPrivate === true,
     },
     filePrefixes: [...(options.filePrefixes ?? [])],
-    launch: { used: 0, max: positive(options.maxLaunchBytes, DEFAULT_MAX_LAUNCH_BYTES, 'maxLaunchBytes') },
+    launch: { used: 0, max: nonNegative(options.maxLaunchBytes, DEFAULT_MAX_LAUNCH_BYTES, 'maxLaunchBytes') },
   };
 }
 

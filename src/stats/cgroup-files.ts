@@ -56,12 +56,10 @@ function openOptional(path: string): number | undefined {
   }
 }
 
-/** The whole file from offset 0 (a seq_file regenerates its text on a read at 0, so a kept fd reads fresh values). */
-function readWhole(fd: number): string {
-  return readHead(fd, Infinity).text;
-}
-
-/** The file from offset 0 up to about `limit` bytes; `whole` says whether its end was reached. */
+/**
+ * The file from offset 0 (a seq_file regenerates its text on a read at 0, so a kept fd reads fresh
+ * values) up to about `limit` bytes; `whole` says whether its end was reached.
+ */
 function readHead(fd: number, limit: number): { text: string; whole: boolean } {
   let length = 0;
   let whole = true;
