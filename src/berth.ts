@@ -223,16 +223,22 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   }
   server.markReady();
   let opened = false;
-  const healthSub = combineLatest([monitor.connected$, checkpoints.health.ok$]).subscribe(([up, diskOk]) => {
-    // A failing checkpoint disk (ENOSPC, EIO) is NOT_SERVING too: nothing launched could be recorded.
-    server.setServing(up && diskOk);
-    if (!diskOk) log.error({ err: checkpoints.health.failure }, "checkpoint disk failing");
-    // The first `false` only means the events stream is not open yet (the ping just answered):
-    // logging "engine unreachable" then would mislead whoever reads a start-up.
-    if (!opened && !up) return;
-    opened = true;
-    log.info({ engine: config.dockerHost, serving: up }, up ? "engine reachable" : "engine unreachable");
-  });
+  // A failing checkpoint disk (ENOSPC, EIO) is NOT_SERVING too: nothing launched could be recorded.
+  const healthSub = combineLatest([monitor.connected$, checkpoints.health.ok$]).subscribe(([up, diskOk]) => server.setServing(up && diskOk));
+  healthSub.add(
+    checkpoints.health.ok$.subscribe((diskOk) => {
+      if (!diskOk) log.error({ err: checkpoints.health.failure }, "checkpoint disk failing");
+    }),
+  );
+  healthSub.add(
+    monitor.connected$.subscribe((up) => {
+      // The first `false` only means the events stream is not open yet (the ping just answered):
+      // logging "engine unreachable" then would mislead whoever reads a start-up.
+      if (!opened && !up) return;
+      opened = true;
+      log.info({ engine: config.dockerHost, serving: up }, up ? "engine reachable" : "engine unreachable");
+    }),
+  );
   log.info({ agent_id: agentId, listen: server.bound, work_dir: config.workDir }, "berth serving");
   return {
     agentId,
