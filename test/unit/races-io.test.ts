@@ -26,7 +26,7 @@ import { SequenceFile } from "../../src/checkpoint/sequence-file.js";
 import type { Containerizer, LaunchInput } from "../../src/containerizer/containerizer.js";
 import { ContainerConfigSchema } from "../../src/gen/mesos/slave/containerizer_pb.js";
 import { FakeEngine } from "../harness/fake-engine.js";
-import { fakeRig, type FakeRig } from "../harness/fake-rig.js";
+import { closeRig, fakeRig, type FakeRig } from "../harness/fake-rig.js";
 import { launchRequest } from "../harness/launches.js";
 import { CgroupStatsReader, V2_DIR_KEY, type CgroupPaths } from "../../src/stats/cgroup-stats.js";
 
@@ -275,12 +275,7 @@ describe("pull progress is coalesced at the source (issue 9 item 3)", () => {
         assert.ok(pulls.length >= 1 && pulls.length <= 40, `${id}: ${pulls.length} pull events for ${LINES} progress lines`);
       }
     } finally {
-      engine.releaseAll();
-      for (const c of rig.cz.list()) if (c.state !== "TERMINATED") await rig.cz.destroy(c.containerId).catch(() => undefined);
-      await rig.cz.idle();
-      rig.cz.shutdown();
-      await rig.monitor.stop();
-      await rm(workDir, { recursive: true, force: true });
+      await closeRig(rig, workDir);
     }
   });
 });
@@ -420,12 +415,7 @@ describe("output capture re-attaches after the logs stream breaks (issue 9 item 
       assert.equal(await readFile(path.join(sandbox, "stdout"), "utf8"), "before the engine restart\nafter the engine restart\n");
       assert.equal(await readFile(path.join(sandbox, "stderr"), "utf8"), "err before\n");
     } finally {
-      engine.releaseAll();
-      for (const c of rig.cz.list()) if (c.state !== "TERMINATED") await rig.cz.destroy(c.containerId).catch(() => undefined);
-      await rig.cz.idle();
-      rig.cz.shutdown();
-      await rig.monitor.stop();
-      await rm(workDir, { recursive: true, force: true });
+      await closeRig(rig, workDir);
     }
   });
 });
