@@ -60,6 +60,27 @@ export interface ServeConfig {
   maxEnvironmentEntries: number;
   maxUris: number;
   maxVolumes: number;
+
+  // Mesos parity (issue 10).
+  /** --docker_config: a Docker config.json path, or its JSON inline; re-read at each pull. */
+  dockerConfig?: string;
+  /** --docker_kill_orphans: remove labelled engine containers Berth has no record of (Mesos' default true). */
+  dockerKillOrphans: boolean;
+  /** Rotation of the sandbox's stdout/stderr: size of one file, and files kept (the live one included). */
+  containerLogMaxSize: number;
+  containerLogMaxFiles: number;
+  /** Default timeout of ExecSync, and the output each stream of it may return. */
+  execTimeoutMs: number;
+  execMaxOutputBytes: number;
+  /** Directory of seccomp profiles (<name>.json), and the profile a launch naming none gets. */
+  seccompConfigDir?: string;
+  seccompProfileName?: string;
+  /** Kill a container whose sandbox outgrows its `disk` resource (Mesos' disk/du isolator). */
+  enforceContainerDiskQuota: boolean;
+  containerDiskWatchIntervalMs: number;
+  /** The fetcher cache (URI.cache = true). */
+  fetcherCacheDir: string;
+  fetcherCacheSize: number;
 }
 
 /** The default engine address: DOCKER_HOST when set, else the local socket. */
@@ -118,6 +139,18 @@ export function buildCli(onServe: (config: ServeConfig) => Promise<void>): Comma
     .addOption(new Option("--max_environment_entries <count>", "environment variables of one launch").default("1024"))
     .addOption(new Option("--max_uris <count>", "URIs of one launch").default("64"))
     .addOption(new Option("--max_volumes <count>", "volumes of one launch").default("64"))
+    .addOption(new Option("--docker_config <path|json>", "Docker config.json with registry credentials (auths), as a path or inline JSON; re-read at each pull"))
+    .addOption(new Option("--docker_kill_orphans [bool]", "remove engine containers labelled with this agent id that Berth has no record of (false leaves them alone)").default("true"))
+    .addOption(new Option("--container_log_max_size <size>", "size at which the sandbox's stdout/stderr rotate").default("10MB"))
+    .addOption(new Option("--container_log_max_files <count>", "stdout/stderr files kept per stream, the live one included").default("5"))
+    .addOption(new Option("--exec_timeout <duration>", "ExecSync's timeout when the request sets none").default("1mins"))
+    .addOption(new Option("--exec_max_output_bytes <size>", "stdout (and stderr) ExecSync returns; more is dropped and flagged truncated").default("1MiB"))
+    .addOption(new Option("--seccomp_config_dir <dir>", "directory of seccomp profiles (<name>.json) that linux_info.seccomp.profile_name may name"))
+    .addOption(new Option("--seccomp_profile_name <name>", "seccomp profile of a launch naming none (default: the engine's default profile)"))
+    .addOption(new Option("--enforce_container_disk_quota [bool]", "kill a container whose sandbox outgrows its disk resource (REASON_CONTAINER_LIMITATION_DISK)").default("false"))
+    .addOption(new Option("--container_disk_watch_interval <duration>", "how often each sandbox's disk usage is measured").default("15secs"))
+    .addOption(new Option("--fetcher_cache_dir <dir>", "where URIs with cache=true are kept (default: <work_dir>/fetcher-cache)"))
+    .addOption(new Option("--fetcher_cache_size <size>", "bytes the fetcher cache may hold (least recently used evicted first)").default("2GB"))
     .addOption(new Option("--log_level <level>", `pino log level: ${LOG_LEVELS.join(", ")}`).default("info"))
     .action(async (opts: Record<string, string | string[] | undefined>) => {
       await onServe(resolveConfig(opts));
@@ -203,5 +236,17 @@ export function resolveConfig(opts: Record<string, string | string[] | undefined
     maxEnvironmentEntries: count(String(opts.max_environment_entries ?? "1024"), "--max_environment_entries"),
     maxUris: count(String(opts.max_uris ?? "64"), "--max_uris"),
     maxVolumes: count(String(opts.max_volumes ?? "64"), "--max_volumes"),
+    dockerConfig: optional(opts.docker_config),
+    dockerKillOrphans: bool(opts.docker_kill_orphans ?? "true", "--docker_kill_orphans"),
+    containerLogMaxSize: size(String(opts.container_log_max_size ?? "10MB"), "--container_log_max_size"),
+    containerLogMaxFiles: count(String(opts.container_log_max_files ?? "5"), "--container_log_max_files"),
+    execTimeoutMs: parseDuration(String(opts.exec_timeout ?? "1mins"), "--exec_timeout"),
+    execMaxOutputBytes: size(String(opts.exec_max_output_bytes ?? "1MiB"), "--exec_max_output_bytes"),
+    seccompConfigDir: optional(opts.seccomp_config_dir),
+    seccompProfileName: optional(opts.seccomp_profile_name),
+    enforceContainerDiskQuota: bool(opts.enforce_container_disk_quota ?? "false", "--enforce_container_disk_quota"),
+    containerDiskWatchIntervalMs: parseDuration(String(opts.container_disk_watch_interval ?? "15secs"), "--container_disk_watch_interval"),
+    fetcherCacheDir: path.resolve(optional(opts.fetcher_cache_dir) ?? path.join(workDir, "fetcher-cache")),
+    fetcherCacheSize: size(String(opts.fetcher_cache_size ?? "2GB"), "--fetcher_cache_size"),
   };
 }

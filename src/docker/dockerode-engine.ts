@@ -17,6 +17,9 @@ import {
   type CreateSpec,
   type EngineEvent,
   type EnginePort,
+  type ExecCreateSpec,
+  type ExecState,
+  type ExecStreams,
   type LogStreams,
   type PullProgress,
   type ResourceUpdate,
@@ -269,6 +272,23 @@ export class DockerodeEngine implements EnginePort {
       if (isStatus(err, 409)) return "in-use";
       throw err;
     }
+  }
+
+  // Exec: implemented by the exec work of issue 10 (placeholders keep the port complete meanwhile).
+  async createExec(_containerId: string, _spec: ExecCreateSpec): Promise<string> {
+    throw new Error("exec is not implemented yet");
+  }
+
+  async startExec(_execId: string, _options: { tty: boolean; stdin: boolean }, _signal: AbortSignal): Promise<ExecStreams> {
+    throw new Error("exec is not implemented yet");
+  }
+
+  async inspectExec(_execId: string): Promise<ExecState> {
+    throw new Error("exec is not implemented yet");
+  }
+
+  async resizeExec(_execId: string, _size: { rows: number; columns: number }): Promise<void> {
+    throw new Error("exec is not implemented yet");
   }
 
   async inspectContainer(id: string): Promise<ContainerInspect | undefined> {

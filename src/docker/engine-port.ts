@@ -3,7 +3,7 @@
  * The dockerode adapter implements it against a real engine; a fake may implement it for fast
  * unit tests. Shapes mirror the Engine API JSON (subset), without any dockerode type.
  */
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 
 /** A mount, as the Engine API `HostConfig.Mounts` takes it (never a `Binds` string). */
 export interface MountSpec {
@@ -44,7 +44,64 @@ export interface CreateSpec {
     IpcMode?: string;
     PidMode?: string;
     PidsLimit?: number;
+    /** The engine's own copy of the output (json-file with a size cap by default). */
+    LogConfig?: { Type: string; Config?: Record<string, string> };
+    Ulimits?: Array<{ Name: string; Soft: number; Hard: number }>;
+    /** e.g. `seccomp=<profile JSON>`, `no-new-privileges`, `apparmor=...`. */
+    SecurityOpt?: string[];
+    ExtraHosts?: string[];
+    Dns?: string[];
+    DnsSearch?: string[];
+    DnsOptions?: string[];
+    ReadonlyRootfs?: boolean;
+    /** Container path → mount options (`rw,size=64m`). */
+    Tmpfs?: Record<string, string>;
+    Init?: boolean;
+    MemorySwappiness?: number;
+    MemoryReservation?: number;
+    OomScoreAdj?: number;
+    OomKillDisable?: boolean;
+    CpusetCpus?: string;
+    Sysctls?: Record<string, string>;
+    Devices?: Array<{ PathOnHost: string; PathInContainer: string; CgroupPermissions: string }>;
+    VolumeDriver?: string;
   };
+  StopSignal?: string;
+  StopTimeout?: number;
+  /** Per-network settings at create (network aliases on a user network). */
+  NetworkingConfig?: { EndpointsConfig: Record<string, { Aliases?: string[] }> };
+}
+
+/** Credentials for one registry, as the Engine API's X-Registry-Auth header carries them. */
+export type RegistryAuth = { serveraddress: string } & ({ username: string; password: string } | { identitytoken: string });
+
+/** Body of `POST /containers/{id}/exec` (the subset Berth sets). */
+export interface ExecCreateSpec {
+  Cmd: string[];
+  Env?: string[];
+  User?: string;
+  WorkingDir?: string;
+  Tty?: boolean;
+  AttachStdin?: boolean;
+}
+
+/** The streams of a started exec. */
+export interface ExecStreams {
+  /** With a TTY, all output comes here. Ends when the process's output is over. */
+  stdout: Readable;
+  /** Empty with a TTY. Ends with stdout. */
+  stderr: Readable;
+  /** Present when started with stdin; `end()` closes the process's stdin. */
+  stdin?: Writable;
+}
+
+/** What `GET /exec/{id}/json` says about an exec'd process. */
+export interface ExecState {
+  running: boolean;
+  /** Host pid of the process (0 before it runs). */
+  pid: number;
+  /** Set once it has ended. */
+  exitCode?: number;
 }
 
 /** What Berth reads back from `GET /containers/{id}/json`. */
@@ -139,7 +196,7 @@ export interface EnginePort {
    * progress line carries an error; rejects with the signal's reason when aborted (the engine
    * request is destroyed at once).
    */
-  pullImage(ref: string, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void>;
+  pullImage(ref: string, onProgress: (p: PullProgress) => void, signal: AbortSignal, auth?: RegistryAuth): Promise<void>;
   /** Creates a container and returns its engine id. */
   createContainer(spec: CreateSpec): Promise<string>;
   startContainer(id: string): Promise<void>;
@@ -175,4 +232,12 @@ export interface EnginePort {
   updateContainer(id: string, resources: ResourceUpdate): Promise<void>;
   /** Removes an image by reference; an image in use or already gone is reported, not thrown. */
   removeImage(ref: string): Promise<"removed" | "in-use" | "missing">;
+  /** Creates an exec in a running container and returns its id (409 when it is not running). */
+  createExec(containerId: string, spec: ExecCreateSpec): Promise<string>;
+  /** Starts an exec and attaches to it; aborting the signal detaches (it does not kill the process). */
+  startExec(execId: string, options: { tty: boolean; stdin: boolean }, signal: AbortSignal): Promise<ExecStreams>;
+  /** The exec's pid and, once over, its exit code. */
+  inspectExec(execId: string): Promise<ExecState>;
+  /** Resizes an exec's TTY. */
+  resizeExec(execId: string, size: { rows: number; columns: number }): Promise<void>;
 }

@@ -28,6 +28,8 @@ import { toStatus } from "./error-status.js";
 import { PreEncoded } from "./service-definition.js";
 import type { WatchLimits } from "./watch-limits.js";
 import { pipeEvents, type WatchStreams } from "./watch-writer.js";
+import { logsHandler } from "./logs-handler.js";
+import { execHandler, execSyncHandler } from "./exec-handler.js";
 
 /**
  * Encodes Containers() responses. A repeated field's encoding is the concatenation of its
@@ -170,5 +172,9 @@ export function containerizerService(containerizer: Containerizer, options: Serv
       const excluded = req.excludedImages.map((image, i) => dockerImageName(image, i));
       return create(PruneImagesResponseSchema, { removedImages: await containerizer.pruneImages(excluded) });
     }),
+
+    logs: logsHandler(containerizer),
+    execSync: execSyncHandler(containerizer),
+    exec: execHandler(containerizer),
   };
 }

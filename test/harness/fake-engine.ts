@@ -14,6 +14,9 @@ import {
   type CreateSpec,
   type EngineEvent,
   type EnginePort,
+  type ExecCreateSpec,
+  type ExecState,
+  type ExecStreams,
   type LogStreams,
   type PullProgress,
   type ResourceUpdate,
@@ -390,6 +393,23 @@ export class FakeEngine implements EnginePort {
       this.images.delete(ref);
       return "removed";
     });
+  }
+
+  // Exec: implemented by the exec work of issue 10 (placeholders keep the port complete meanwhile).
+  async createExec(_containerId: string, _spec: ExecCreateSpec): Promise<string> {
+    throw new Error("the fake engine does not exec yet");
+  }
+
+  async startExec(_execId: string, _options: { tty: boolean; stdin: boolean }, _signal: AbortSignal): Promise<ExecStreams> {
+    throw new Error("the fake engine does not exec yet");
+  }
+
+  async inspectExec(_execId: string): Promise<ExecState> {
+    throw new Error("the fake engine does not exec yet");
+  }
+
+  async resizeExec(_execId: string, _size: { rows: number; columns: number }): Promise<void> {
+    throw new Error("the fake engine does not exec yet");
   }
 
   async inspectContainer(id: string): Promise<ContainerInspect | undefined> {

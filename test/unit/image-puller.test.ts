@@ -57,6 +57,10 @@ class FakeEngine implements EnginePort {
   followLogs = unused;
   updateContainer = unused;
   removeImage = unused;
+  createExec = unused;
+  startExec = unused;
+  inspectExec = unused;
+  resizeExec = unused;
 }
 
 function unused(): never {
