@@ -8,7 +8,7 @@
  * The modem's own global `timeout` is therefore never set (it would apply to streams too).
  */
 import Docker from "dockerode";
-import { PassThrough, type Readable } from "node:stream";
+import { PassThrough, Writable, type Duplex, type Readable } from "node:stream";
 import {
   EngineRequestFailed,
   EngineUnreachable,
@@ -274,26 +274,109 @@ export class DockerodeEngine implements EnginePort {
     }
   }
 
-  // Exec: implemented by the exec work of issue 10 (placeholders keep the port complete meanwhile).
-  async createExec(_containerId: string, _spec: ExecCreateSpec): Promise<string> {
-    throw new Error("exec is not implemented yet");
+  /**
+   * Creates an exec. A container that is not running (or is paused) answers 409, kept as such so
+   * the domain can say FAILED_PRECONDITION; a missing container answers 404.
+   */
+  async createExec(containerId: string, spec: ExecCreateSpec): Promise<string> {
+    const body = {
+      ...spec,
+      AttachStdin: spec.AttachStdin === true,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: spec.Tty === true,
+    };
+    const created = await this.short(`create exec in container '${containerId}'`, this.requestTimeoutMs, (abortSignal) =>
+      this.docker.getContainer(containerId).exec({ ...body, abortSignal } as WithSignal<Docker.ExecCreateOptions>),
+    );
+    return created.id;
   }
 
-  async startExec(_execId: string, _options: { tty: boolean; stdin: boolean }, _signal: AbortSignal): Promise<ExecStreams> {
-    throw new Error("exec is not implemented yet");
+  /**
+   * Starts an exec on a hijacked connection (the engine upgrades `POST /exec/{id}/start` to a raw
+   * stream). Without a TTY the output is multiplexed and split here with the same back-pressure
+   * aware demuxer as the logs (docker-modem's demuxStream writes without waiting for a slow
+   * reader). `stdin.end()` half-closes the connection, which the engine turns into EOF on the
+   * process's stdin. The signal (and the consumer destroying stdout) closes the connection; it
+   * never kills the process.
+   */
+  async startExec(execId: string, options: { tty: boolean; stdin: boolean }, signal: AbortSignal): Promise<ExecStreams> {
+    const op = `start exec '${execId}'`;
+    if (signal.aborted) throw signal.reason;
+    const exec = this.docker.getExec(execId);
+    // The upgrade itself is short; the stream it yields lives as long as the process.
+    let socket: Duplex;
+    try {
+      socket = (await this.short(op, this.requestTimeoutMs, (abortSignal) => {
+        const both = AbortSignal.any([abortSignal, signal]);
+        return exec.start({ hijack: true, stdin: options.stdin, _body: { Detach: false, Tty: options.tty }, abortSignal: both } as WithSignal<Docker.ExecStartOptions>);
+      })) as unknown as Duplex;
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw err;
+    }
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      signal.removeEventListener("abort", onAbort);
+      stdout.end();
+      stderr.end();
+      socket.destroy();
+    };
+    const onAbort = (): void => {
+      finish();
+    };
+    if (options.tty) copyRawOutput(socket, stdout);
+    else demuxOutput(socket, stdout, stderr);
+    socket.on("end", finish);
+    socket.on("close", finish);
+    socket.on("error", finish);
+    // A consumer that gives up on the output gives up on the connection.
+    stdout.on("close", () => {
+      if (!stdout.writableFinished) finish();
+    });
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    let stdin: Writable | undefined;
+    if (options.stdin) {
+      stdin = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          if (done || socket.destroyed || socket.writableEnded) return cb();
+          socket.write(chunk, (err) => cb(done ? undefined : err));
+        },
+        final(cb) {
+          if (!done && !socket.destroyed && !socket.writableEnded) socket.end();
+          cb();
+        },
+      });
+    }
+    return { stdout, stderr, stdin };
   }
 
-  async inspectExec(_execId: string): Promise<ExecState> {
-    throw new Error("exec is not implemented yet");
+  async inspectExec(execId: string): Promise<ExecState> {
+    const raw = (await this.short(`inspect exec '${execId}'`, this.requestTimeoutMs, (abortSignal) =>
+      this.docker.getExec(execId).inspect({ abortSignal } as WithSignal<object>),
+    )) as unknown as { Running?: boolean; Pid?: number; ExitCode?: number | null };
+    const state: ExecState = { running: raw.Running === true, pid: raw.Pid ?? 0 };
+    if (raw.Running !== true && typeof raw.ExitCode === "number") state.exitCode = raw.ExitCode;
+    return state;
   }
 
-  async resizeExec(_execId: string, _size: { rows: number; columns: number }): Promise<void> {
-    throw new Error("exec is not implemented yet");
+  async resizeExec(execId: string, size: { rows: number; columns: number }): Promise<void> {
+    await this.short(`resize exec '${execId}'`, this.requestTimeoutMs, (abortSignal) =>
+      this.docker.getExec(execId).resize({ h: size.rows, w: size.columns, abortSignal } as WithSignal<{ h: number; w: number }>),
+    );
   }
 
-  async inspectContainer(id: string): Promise<ContainerInspect | undefined> {
+  async inspectContainer(id: string, options: { raw?: boolean } = {}): Promise<ContainerInspect | undefined> {
     const raw = await this.rawInspect(id);
-    return raw === undefined ? undefined : toInspect(raw);
+    if (raw === undefined) return undefined;
+    const inspect = toInspect(raw);
+    if (options.raw) inspect.raw = JSON.stringify(raw);
+    return inspect;
   }
 
   async listContainers(labels: Record<string, string>): Promise<ContainerSummary[]> {
