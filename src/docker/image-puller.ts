@@ -11,7 +11,8 @@
  * change counts as activity, and an overall cap bounds the trickle.
  */
 import { Observable, ReplaySubject, share, type Subscription } from "rxjs";
-import type { EnginePort, PullProgress } from "./engine-port.js";
+import { EngineRequestFailed, EngineUnreachable, type EnginePort, type PullProgress } from "./engine-port.js";
+import { redactCredentials, registryOfImage, type RegistryCredentials } from "./registry-auth.js";
 
 /** Progress of one pull, aggregated across its layers. */
 export interface PullProgressSummary {
@@ -57,9 +58,25 @@ export interface ImagePullerOptions {
    * waiting container, which would push everything else out of the event journal.
    */
   progressIntervalMs?: number;
+  /**
+   * Where registry credentials come from (`--docker_config`), asked at every engine pull so
+   * rotated credentials apply at once. Absent: pulls send none.
+   */
+  credentials?: CredentialsSource;
+}
+
+/** A source of registry credentials (the `--docker_config` reader, or a test's). */
+export interface CredentialsSource {
+  /** Names the source in messages, e.g. `--docker_config '/etc/berth/docker.json'`. */
+  readonly description: string;
+  /** The image's registry and the credentials held for it now; rejects when the source is unusable. */
+  credentialsFor(ref: string): Promise<RegistryCredentials>;
 }
 
 const DEFAULT_PROGRESS_INTERVAL_MS = 250;
+
+/** What engines answer when a registry refused the pull's credentials (or their absence). */
+const AUTH_FAILURE = /unauthorized|no basic auth credentials|authentication required/i;
 
 /** Options of one waiter. */
 export interface PullOptions {
@@ -78,6 +95,7 @@ export class ImagePuller {
   private readonly activityTimeoutMs: number;
   private readonly progressIntervalMs: number;
   private readonly pulls = new Map<string, Observable<PullProgressSummary>>();
+  private readonly credentials: CredentialsSource | undefined;
 
   constructor(opts: ImagePullerOptions) {
     if (!(opts.overallTimeoutMs > 0)) throw new Error(`overallTimeoutMs must be > 0, got ${opts.overallTimeoutMs}`);
@@ -86,6 +104,7 @@ export class ImagePuller {
     this.overallTimeoutMs = opts.overallTimeoutMs;
     this.activityTimeoutMs = opts.activityTimeoutMs;
     this.progressIntervalMs = opts.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
+    this.credentials = opts.credentials;
     if (!(this.progressIntervalMs >= 0)) throw new Error(`progressIntervalMs must be >= 0, got ${opts.progressIntervalMs}`);
   }
 
@@ -133,6 +152,29 @@ export class ImagePuller {
       });
       if (settled) sub.unsubscribe();
     });
+  }
+
+  /**
+   * The PullFailed for an engine's refusal. A registry's authentication refusal says so, for which
+   * registry, and whether credentials were sent; whatever the engine said is passed on with every
+   * form of the credentials removed (from the cause too, since logs print causes).
+   */
+  private pullFailure(ref: string, creds: RegistryCredentials, err: unknown): PullFailed {
+    const auth = creds.auth;
+    const said = redactCredentials(err instanceof Error ? err.message : String(err), auth);
+    const cause = auth === undefined ? err : sanitizedCause(err, said);
+    if (!AUTH_FAILURE.test(said)) {
+      return new PullFailed(said.includes(`'${ref}'`) ? said : `pull of '${ref}' failed: ${said}`, ref, { cause });
+    }
+    const source = this.credentials?.description;
+    const sent =
+      auth !== undefined
+        ? `the credentials ${source} holds for it were sent`
+        : source !== undefined
+          ? `${source} holds no credentials for it, so none were sent`
+          : "no --docker_config is set, so no credentials were sent";
+    const engineWords = said.replace(`pull of '${ref}' failed: `, "").replace(/^engine answered \d+ to pull of '[^']*': /, "");
+    return new PullFailed(`pull of '${ref}' failed: authentication failed for registry ${creds.registry} (${sent}); the engine said: ${engineWords}`, ref, { cause });
   }
 
   /** One engine pull as a cold Observable, shared while it has subscribers. */
@@ -187,21 +229,35 @@ export class ImagePuller {
         report();
         throttle = setTimeout(tick, this.progressIntervalMs);
       };
-      this.engine.pullImage(ref, onLine, ac.signal).then(
-        () => {
-          if (finished) return;
-          finished = true;
-          clearTimeout(throttle);
-          if (unreported) report();
-          subscriber.complete();
-        },
-        (err: unknown) => {
-          // After a timeout or the last waiter leaving, the rejection is our own abort.
-          if (finished || ac.signal.aborted) return;
-          const msg = err instanceof Error ? err.message : String(err);
-          fail(new PullFailed(msg.includes(`'${ref}'`) ? msg : `pull of '${ref}' failed: ${msg}`, ref, { cause: err }));
-        },
-      );
+      const enginePull = (creds: RegistryCredentials): void => {
+        const auth = creds.auth;
+        const pulled = auth === undefined ? this.engine.pullImage(ref, onLine, ac.signal) : this.engine.pullImage(ref, onLine, ac.signal, auth);
+        pulled.then(
+          () => {
+            if (finished) return;
+            finished = true;
+            clearTimeout(throttle);
+            if (unreported) report();
+            subscriber.complete();
+          },
+          (err: unknown) => {
+            // After a timeout or the last waiter leaving, the rejection is our own abort.
+            if (finished || ac.signal.aborted) return;
+            fail(this.pullFailure(ref, creds, err));
+          },
+        );
+      };
+      if (this.credentials === undefined) {
+        enginePull({ registry: registryOfImage(ref) });
+      } else {
+        // Read at every pull: credentials rotated in the file apply to the next pull.
+        this.credentials.credentialsFor(ref).then(
+          (creds) => {
+            if (!finished) enginePull(creds);
+          },
+          (err: unknown) => fail(new PullFailed(`pull of '${ref}' failed: ${err instanceof Error ? err.message : String(err)}`, ref)),
+        );
+      }
 
       return () => {
         clearTimeout(overall);
@@ -225,6 +281,15 @@ export class ImagePuller {
     );
     return shared;
   }
+}
+
+/** The engine error again, with the redacted message and nothing else attached. */
+function sanitizedCause(err: unknown, message: string): Error {
+  if (err instanceof EngineRequestFailed) return new EngineRequestFailed(message, err.statusCode);
+  if (err instanceof EngineUnreachable) return new EngineUnreachable(message);
+  const clean = new Error(message);
+  if (err instanceof Error) clean.name = err.name;
+  return clean;
 }
 
 /** Per-layer bookkeeping of one pull: decides what counts as activity and builds summaries. */

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { mock } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import type { EnginePort, PullProgress } from "../../src/docker/engine-port.js";
-import { EngineRequestFailed } from "../../src/docker/engine-port.js";
-import { ImagePuller, PullFailed, PullTimedOut, type PullProgressSummary } from "../../src/docker/image-puller.js";
+import type { EnginePort, PullProgress, RegistryAuth } from "../../src/docker/engine-port.js";
+import { EngineRequestFailed, EngineUnreachable } from "../../src/docker/engine-port.js";
+import { ImagePuller, PullFailed, PullTimedOut, type CredentialsSource, type PullProgressSummary } from "../../src/docker/image-puller.js";
+import { DockerConfigError, type RegistryCredentials } from "../../src/docker/registry-auth.js";
 
 /** One engine pull on the fake engine, driven by the test. */
 class FakePull {
@@ -14,6 +15,7 @@ class FakePull {
     readonly ref: string,
     readonly onProgress: (p: PullProgress) => void,
     readonly signal: AbortSignal,
+    readonly auth?: RegistryAuth,
   ) {
     this.done = new Promise<void>((resolve, reject) => {
       this.settle = { resolve, reject };
@@ -39,8 +41,8 @@ class FakePull {
 
 class FakeEngine implements EnginePort {
   readonly pulls: FakePull[] = [];
-  pullImage(ref: string, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void> {
-    const pull = new FakePull(ref, onProgress, signal);
+  pullImage(ref: string, onProgress: (p: PullProgress) => void, signal: AbortSignal, auth?: RegistryAuth): Promise<void> {
+    const pull = new FakePull(ref, onProgress, signal, auth);
     this.pulls.push(pull);
     return pull.done;
   }
@@ -311,5 +313,131 @@ describe("ImagePuller", () => {
     assert.equal(engine.pulls[0]!.signal.aborted, false);
     engine.pulls[0]!.finish();
     await a;
+  });
+
+  describe("registry credentials", () => {
+    const PRIVATE = "127.0.0.1:5001/team/app:1";
+    const ALICE: RegistryAuth = { serveraddress: "127.0.0.1:5001", username: "alice", password: "pa55-w0rd" };
+
+    /** A credentials source the test steers; counts its reads. */
+    class Source implements CredentialsSource {
+      readonly description = "--docker_config '/etc/berth/docker.json'";
+      reads = 0;
+      constructor(public next: () => Promise<RegistryCredentials>) {}
+      credentialsFor(): Promise<RegistryCredentials> {
+        this.reads++;
+        return this.next();
+      }
+    }
+
+    /** Waits until the engine has seen `n` pulls (the credentials read is asynchronous). */
+    async function pulls(engine: FakeEngine, n: number): Promise<FakePull> {
+      for (let i = 0; i < 1000 && engine.pulls.length < n; i++) await delay(0);
+      assert.ok(engine.pulls.length >= n, `the engine saw ${engine.pulls.length} pulls, expected ${n}`);
+      return engine.pulls[n - 1]!;
+    }
+
+    it("sends the credentials held for the ref's registry, read again at every engine pull", async () => {
+      const engine = new FakeEngine();
+      let auth = ALICE;
+      const source = new Source(async () => ({ registry: "127.0.0.1:5001", auth }));
+      const p = new ImagePuller({ engine, overallTimeoutMs: 10_000, activityTimeoutMs: 10_000, credentials: source });
+      const a = p.pull(PRIVATE, { signal: new AbortController().signal });
+      const joined = p.pull(PRIVATE, { signal: new AbortController().signal });
+      (await pulls(engine, 1)).finish();
+      await Promise.all([a, joined]);
+      assert.deepEqual(engine.pulls[0]!.auth, ALICE);
+      assert.equal(source.reads, 1, "one engine pull, one read");
+      auth = { ...ALICE, username: "bob", password: "rotated" };
+      const b = p.pull(PRIVATE, { signal: new AbortController().signal });
+      (await pulls(engine, 2)).finish();
+      await b;
+      assert.deepEqual(engine.pulls[1]!.auth, auth, "the rotated credentials");
+      assert.equal(source.reads, 2);
+    });
+
+    it("without credentials for the registry, none are sent", async () => {
+      const engine = new FakeEngine();
+      const p = new ImagePuller({ engine, overallTimeoutMs: 10_000, activityTimeoutMs: 10_000, credentials: new Source(async () => ({ registry: "docker.io" })) });
+      const w = p.pull("busybox:1", { signal: new AbortController().signal });
+      (await pulls(engine, 1)).finish();
+      await w;
+      assert.equal(engine.pulls[0]!.auth, undefined);
+    });
+
+    it("an unusable config fails the pull with its message and never reaches the engine", async () => {
+      const engine = new FakeEngine();
+      const source = new Source(async () => {
+        throw new DockerConfigError(`--docker_config '/etc/berth/docker.json': auths["h"] is not an object`);
+      });
+      const p = new ImagePuller({ engine, overallTimeoutMs: 10_000, activityTimeoutMs: 10_000, credentials: source });
+      await assert.rejects(p.pull(PRIVATE, { signal: new AbortController().signal }), (e: unknown) => {
+        assert.ok(e instanceof PullFailed);
+        assert.equal(e.message, `pull of '${PRIVATE}' failed: --docker_config '/etc/berth/docker.json': auths["h"] is not an object`);
+        return true;
+      });
+      assert.equal(engine.pulls.length, 0);
+      assert.equal(p.activePulls, 0);
+    });
+
+    it("a waiter aborting while the credentials are read leaves no engine pull behind", async () => {
+      const engine = new FakeEngine();
+      let release!: (c: RegistryCredentials) => void;
+      const source = new Source(() => new Promise((resolve) => (release = resolve)));
+      const p = new ImagePuller({ engine, overallTimeoutMs: 10_000, activityTimeoutMs: 10_000, credentials: source });
+      const ac = new AbortController();
+      const w = track(p.pull(PRIVATE, { signal: ac.signal }));
+      ac.abort(new Error("destroyed"));
+      await delay(0);
+      assert.equal(w.state, "rejected");
+      release({ registry: "127.0.0.1:5001", auth: ALICE });
+      await delay(0);
+      assert.equal(engine.pulls.length, 0, "the engine was never asked");
+      assert.equal(p.activePulls, 0);
+    });
+
+    const refusals: Array<[string, CredentialsSource | undefined, string, RegExp]> = [
+      ["no --docker_config", undefined, "Head \"http://127.0.0.1:5001/v2/team/app/manifests/1\": no basic auth credentials", /\(no --docker_config is set, so no credentials were sent\); the engine said: Head .*no basic auth credentials$/],
+      ["a config without an entry for it", new Source(async () => ({ registry: "127.0.0.1:5001" })), "no basic auth credentials", /\(--docker_config '\/etc\/berth\/docker\.json' holds no credentials for it, so none were sent\)/],
+      ["refused credentials", new Source(async () => ({ registry: "127.0.0.1:5001", auth: ALICE })), "unauthorized: authentication required", /\(the credentials --docker_config '\/etc\/berth\/docker\.json' holds for it were sent\); the engine said: unauthorized: authentication required$/],
+    ];
+    for (const [what, source, engineSays, expected] of refusals) {
+      it(`an authentication refusal with ${what} says authentication failed for the registry`, async () => {
+        const engine = new FakeEngine();
+        const p = new ImagePuller({ engine, overallTimeoutMs: 10_000, activityTimeoutMs: 10_000, credentials: source });
+        const w = p.pull(PRIVATE, { signal: new AbortController().signal });
+        (await pulls(engine, 1)).fail(new EngineRequestFailed(`engine answered 500 to pull of '${PRIVATE}': ${engineSays}`, 500));
+        await assert.rejects(w, (e: unknown) => {
+          assert.ok(e instanceof PullFailed);
+          assert.ok(e.message.startsWith(`pull of '${PRIVATE}' failed: authentication failed for registry 127.0.0.1:5001 (`), e.message);
+          assert.match(e.message, expected);
+          return true;
+        });
+      });
+    }
+
+    it("whatever the engine says, no form of the sent credentials survives in the message or its cause", async () => {
+      const engine = new FakeEngine();
+      const p = new ImagePuller({ engine, overallTimeoutMs: 10_000, activityTimeoutMs: 10_000, credentials: new Source(async () => ({ registry: "127.0.0.1:5001", auth: ALICE })) });
+      const header = Buffer.from(JSON.stringify(ALICE)).toString("base64url");
+      const basic = Buffer.from("alice:pa55-w0rd").toString("base64");
+      for (const [i, err] of [
+        new EngineRequestFailed(`engine answered 500 to pull of '${PRIVATE}': unauthorized (sent ${header}, Basic ${basic}, pa55-w0rd)`, 500),
+        new EngineUnreachable(`engine unreachable during pull: socket hang up after Basic ${basic}`),
+      ].entries()) {
+        const w = p.pull(PRIVATE, { signal: new AbortController().signal });
+        (await pulls(engine, i + 1)).fail(err);
+        await assert.rejects(w, (e: unknown) => {
+          assert.ok(e instanceof PullFailed);
+          const cause = e.cause as Error;
+          assert.equal(cause.constructor, err.constructor, "the cause keeps its kind");
+          for (const text of [e.message, cause.message, String(cause.stack)]) {
+            for (const secret of ["pa55-w0rd", header, basic]) assert.ok(!text.includes(secret), `'${secret}' in: ${text}`);
+          }
+          assert.match(e.message, /\[redacted\]/);
+          return true;
+        });
+      }
+    });
   });
 });
