@@ -11,6 +11,7 @@ import { DockerodeEngine } from "./docker/dockerode-engine.js";
 import type { EnginePort } from "./docker/engine-port.js";
 import { EventMonitor } from "./docker/event-monitor.js";
 import { ImagePuller } from "./docker/image-puller.js";
+import { checkedDockerConfig } from "./docker/registry-auth.js";
 import { agentLabels } from "./docker/names.js";
 import { fetchUris } from "./fetcher/fetcher.js";
 import { effectivePolicy } from "./policy/load-policy.js";
@@ -102,6 +103,10 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     throw new StartupError(err.message);
   });
   log.info({ policy_file: config.policyFile ?? null, policy: describePolicy(policy) }, "operator policy");
+  // Registry credentials: checked now, read again at every pull (rotation needs no restart).
+  const dockerConfig = config.dockerConfig === undefined ? undefined : await checkedDockerConfig(config.dockerConfig).catch((err: Error) => {
+    throw new StartupError(err.message);
+  });
   const meta = path.join(config.workDir, "meta");
   await mkdir(meta, { recursive: true, mode: 0o700 });
   // Checkpoints hold launch environments (often secrets) and sandboxes the tasks' files: root's
@@ -135,7 +140,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   const real = new DockerodeEngine(engineOptions(config.dockerHost, config.dockerRequestTimeoutMs));
   const engine = overrides.wrapEngine ? overrides.wrapEngine(real) : real;
   const monitor = new EventMonitor({ engine, labels: agentLabels(agentId), logger: log.child({ component: "events" }), backoff: { initialMs: 100, maxMs: 5000 } });
-  const puller = new ImagePuller({ engine, overallTimeoutMs: config.pullTimeoutMs, activityTimeoutMs: config.pullActivityTimeoutMs });
+  const puller = new ImagePuller({ engine, overallTimeoutMs: config.pullTimeoutMs, activityTimeoutMs: config.pullActivityTimeoutMs, credentials: dockerConfig });
   // Usage reads the host's cgroup files; the reader keeps descriptors open, closed at stop.
   const stats = new CgroupStatsReader();
   undo.push(async () => stats.close());

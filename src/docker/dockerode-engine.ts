@@ -22,6 +22,7 @@ import {
   type ExecStreams,
   type LogStreams,
   type PullProgress,
+  type RegistryAuth,
   type ResourceUpdate,
 } from "./engine-port.js";
 import { NdjsonSplitter, parseJsonLine } from "./ndjson.js";
@@ -150,12 +151,15 @@ export class DockerodeEngine implements EnginePort {
     }
   }
 
-  async pullImage(ref: string, onProgress: (p: PullProgress) => void, signal: AbortSignal): Promise<void> {
+  async pullImage(ref: string, onProgress: (p: PullProgress) => void, signal: AbortSignal, auth?: RegistryAuth): Promise<void> {
     const op = `pull of '${ref}'`;
     if (signal.aborted) throw signal.reason;
     let stream: Readable;
     try {
-      stream = (await this.docker.pull(ref, { abortSignal: signal } as WithSignal<object>)) as Readable;
+      // dockerode sends `authconfig` as the X-Registry-Auth header (never in the URL); a fresh
+      // object each time, since docker-modem deletes the field from the options it is given.
+      const options = auth === undefined ? { abortSignal: signal } : { abortSignal: signal, authconfig: { ...auth } };
+      stream = (await this.docker.pull(ref, options as WithSignal<object>)) as Readable;
     } catch (err) {
       // An abort before the response surfaces as ABORT_ERR; the caller wants its own reason.
       if (signal.aborted) throw signal.reason;
