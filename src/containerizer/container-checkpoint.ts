@@ -8,6 +8,8 @@ import {
 } from "../gen/berth/checkpoint/v1/checkpoint_pb.js";
 import type { Resource } from "../gen/mesos/v1/mesos_pb.js";
 import type { LaunchSpec } from "./launch-spec.js";
+import { diskLimit, type LimitReached } from "./limitation.js";
+import { completionLimit, maxCompletionMs } from "./completion-deadline.js";
 import type { ContainerState } from "./state.js";
 import type { Termination } from "./termination.js";
 
@@ -21,6 +23,10 @@ export interface CheckpointFacts {
   engineId?: string;
   destroyRequested?: boolean;
   termination?: Termination;
+  /** When the engine was asked to start it (max_completion_time counts from there). */
+  startedAt?: Date;
+  /** The limit Berth is killing it for, if any. */
+  limitation?: LimitReached;
 }
 
 /** Domain → checkpoint record. */
@@ -37,7 +43,33 @@ export function toCheckpoint(agentId: string, f: CheckpointFacts): ContainerChec
     launchedAt: timestampFromDate(f.launchedAt),
     resources: f.resources,
     destroyRequested: f.destroyRequested ?? false,
+    startedAt: f.startedAt ? timestampFromDate(f.startedAt) : undefined,
+    limitation: f.limitation?.kind ?? "",
+    limitationUsedBytes: f.limitation?.usedBytes ?? 0n,
   });
+}
+
+/** The start a checkpoint records (older records: none, and the launch time stands in). */
+export function startedAtFromCheckpoint(cp: ContainerCheckpoint): Date | undefined {
+  return cp.startedAt ? timestampDate(cp.startedAt) : undefined;
+}
+
+/**
+ * The limit a checkpointed container was being killed for, rebuilt with the same message
+ * (`spec` gives max_completion_time, `diskMb` the disk resource in force).
+ */
+export function limitationFromCheckpoint(cp: ContainerCheckpoint, spec: LaunchSpec, diskMb: number | undefined): LimitReached | undefined {
+  if (cp.limitation === "max_completion_time") {
+    let limitMs: number | undefined;
+    try {
+      limitMs = maxCompletionMs(spec.config);
+    } catch {
+      limitMs = undefined;
+    }
+    return completionLimit(limitMs);
+  }
+  if (cp.limitation === "disk") return diskLimit(cp.limitationUsedBytes, diskMb);
+  return undefined;
 }
 
 function terminationToCheckpoint(t: Termination): CheckpointTermination {

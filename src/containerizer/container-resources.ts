@@ -20,6 +20,8 @@ export interface ContainerResourcesDeps {
   cfsQuota: boolean;
   /** Durably records the container's facts (its resources included). */
   checkpoint(c: Container): Promise<void>;
+  /** The sandbox's last measured disk usage (the disk watcher's; undefined before it measured). */
+  diskUsedBytes?(c: Container): bigint | undefined;
 }
 
 /** What Status adds for a running container. */
@@ -100,6 +102,10 @@ export class ContainerResources {
     if (stats.cpusLimit === undefined && c.resources.cpus !== undefined) stats.cpusLimit = c.resources.cpus;
     if (stats.memLimitBytes === undefined && c.resources.memMb !== undefined) stats.memLimitBytes = BigInt(Math.floor(c.resources.memMb * 1024 * 1024));
     if (!(stats.timestamp > 0)) stats.timestamp = Date.now() / 1000;
+    // As Mesos' disk/du isolator: the sandbox's last measured usage and the `disk` resource.
+    const diskUsed = this.deps.diskUsedBytes?.(c);
+    if (diskUsed !== undefined) stats.diskUsedBytes = diskUsed;
+    if (c.resources.diskMb !== undefined) stats.diskLimitBytes = BigInt(Math.floor(c.resources.diskMb * 1024 * 1024));
     return stats;
   }
 

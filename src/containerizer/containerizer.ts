@@ -31,6 +31,9 @@ import type { Resource, ResourceStatistics } from "../gen/mesos/v1/mesos_pb.js";
 import { ContainerResources } from "./container-resources.js";
 import { PulledImages, recordingPuller } from "./pulled-images.js";
 import { RuntimeFacts, type StatsSource } from "./runtime-facts.js";
+import { CompletionDeadlines, maxCompletionMs } from "./completion-deadline.js";
+import { DiskWatcher } from "./disk-usage.js";
+import { limitOf, type LimitReached } from "./limitation.js";
 
 export type { RecoveryReport } from "./recovery.js";
 
@@ -63,6 +66,12 @@ export interface ContainerizerOptions {
   limits?: Partial<LaunchLimits>;
   /** --default_pids_limit: every container's pids limit (0 or unset = none). */
   defaultPidsLimit?: number;
+  /** --container_disk_watch_interval: how often each sandbox's disk usage is measured (default 15 s). */
+  diskWatchIntervalMs?: number;
+  /** --enforce_container_disk_quota: kill a container whose sandbox outgrows its `disk`. */
+  enforceDiskQuota?: boolean;
+  /** --docker_kill_orphans: remove labelled engine containers without a record (default true). */
+  killOrphans?: boolean;
 }
 
 /** The collaborators the containerizer drives. */
@@ -141,18 +150,29 @@ export class Containerizer {
   private readonly limits: LaunchLimits;
   /** The engine sockets admission never lets a launch mount. */
   private readonly engineSockets: string[];
+  /** TaskInfo.max_completion_time of the running tasks. */
+  private readonly deadlines: CompletionDeadlines;
+  /** The sandboxes' disk usage (Mesos' disk/du isolator). */
+  private readonly disk: DiskWatcher;
 
   constructor(
     private readonly options: ContainerizerOptions,
     private readonly deps: ContainerizerDeps,
   ) {
-    this.engineEvents = new EngineEvents(this.containers, { engine: deps.engine, log: deps.log, recovering: () => this.recovery.inProgress });
+    this.engineEvents = new EngineEvents(this.containers, { engine: deps.engine, log: deps.log, recovering: () => this.recovery.inProgress, killOrphans: options.killOrphans });
     this.retention = new Retention(options.terminationRetention, this.containers, { checkpoints: deps.checkpoints, log: deps.log, sandboxesDir: this.sandboxesDir });
     this.hub = new EventHub(options.eventRetention ?? 10_000, this.containers, deps.sequence);
     this.policy = options.policy ?? defaultPolicy();
     this.limits = { ...DEFAULT_LAUNCH_LIMITS, ...options.limits };
     this.engineSockets = [...new Set([...WELL_KNOWN_ENGINE_SOCKETS, ...(options.engineSocket ? [path.normalize(options.engineSocket)] : [])])];
     this.pulledImages = new PulledImages(deps.checkpoints, deps.log);
+    this.deadlines = new CompletionDeadlines((c, limit) => void this.enforceLimit(c, limit), deps.log);
+    this.disk = new DiskWatcher({
+      intervalMs: options.diskWatchIntervalMs ?? 15_000,
+      enforce: options.enforceDiskQuota ?? false,
+      log: deps.log,
+      onExceeded: (c, limit) => void this.enforceLimit(c, limit),
+    });
     this.resources = new ContainerResources({
       engine: deps.engine,
       facts: new RuntimeFacts(deps.engine, deps.stats),
@@ -160,6 +180,7 @@ export class Containerizer {
       log: deps.log,
       cfsQuota: options.cgroupsEnableCfs ?? false,
       checkpoint: (c) => this.checkpoint(c),
+      diskUsedBytes: (c) => this.disk.usedBytes(c),
     });
     this.pipelineDeps = {
       engine: deps.engine,
@@ -179,7 +200,7 @@ export class Containerizer {
       engineSlots: gate(ENGINE_LAUNCH_CONCURRENCY),
     };
     this.recovery = new Recovery(
-      { agentId: options.agentId, sandboxesDir: this.sandboxesDir, removeDelayMs: options.removeDelayMs },
+      { agentId: options.agentId, sandboxesDir: this.sandboxesDir, removeDelayMs: options.removeDelayMs, killOrphans: options.killOrphans ?? true },
       { engine: deps.engine, checkpoints: deps.checkpoints, log: deps.log },
       {
         containers: this.containers,
@@ -191,6 +212,7 @@ export class Containerizer {
         supervise: (c, attachSlots) => this.track(c, adoptContainer(c, this.pipelineDeps, attachSlots)),
         stopForDestroy: (c) => this.stopForDestroy(c),
         isStray: (engineId, containerId) => this.engineEvents.isStray(engineId, containerId),
+        markStarted: (c, at) => this.deadlines.markStarted(c, at),
       },
     );
   }
@@ -206,6 +228,8 @@ export class Containerizer {
   /** Ends every Watch stream and stops listening; containers keep running. */
   shutdown(): void {
     for (const s of this.subscriptions) s.unsubscribe();
+    this.deadlines.close();
+    void this.disk.close();
     this.hub.complete();
   }
 
@@ -238,6 +262,7 @@ export class Containerizer {
       throw err;
     }
     checkLaunchLimits(spec, this.limits);
+    maxCompletionMs(spec.config);
     const sandbox = spec.directory ?? path.join(this.sandboxesDir, id);
     // Build the engine's create options now, so a shape the engine cannot take is refused
     // before anything is recorded.
@@ -472,7 +497,11 @@ export class Containerizer {
   }
 
   private checkpoint(c: Container, overrides: { state?: ContainerState; termination?: Termination } = {}): Promise<void> {
+    // The RUNNING record is written as the engine is asked to start the container: that moment
+    // is the start max_completion_time counts from.
+    if (overrides.state === "RUNNING") this.deadlines.markStarted(c);
     if (!this.deps.checkpoints) return Promise.resolve();
+    const limit = limitOf(c.launchAbort.signal);
     return this.deps.checkpoints.save(
       toCheckpoint(this.options.agentId, {
         spec: c.spec,
@@ -483,11 +512,28 @@ export class Containerizer {
         engineId: c.engineId,
         destroyRequested: c.destroyRequested,
         termination: overrides.termination ?? c.terminated,
+        startedAt: this.deadlines.startedAt(c),
+        limitation: limit,
       }),
     );
   }
 
+  /**
+   * Kills a RUNNING container for a limit (max_completion_time, disk): DESTROYING, the limit
+   * recorded (a restart still reports it), then SIGKILL as Mesos does for both; the exit then
+   * becomes TASK_FAILED with the limit's reason. A container already on its way out is left be.
+   */
+  private async enforceLimit(c: Container, limit: LimitReached): Promise<void> {
+    if (c.state !== "RUNNING" || c.hasExited || c.launchAbort.signal.aborted || c.engineId === undefined) return;
+    c.transition("DESTROYING", limit.message);
+    c.launchAbort.abort(limit);
+    await this.checkpoint(c).catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "could not checkpoint the limitation"));
+    await this.deps.engine.killContainer(c.engineId).catch((err: unknown) => this.deps.log.warn({ err, container_id: c.id }, "could not kill the container past its limit"));
+  }
+
   private track(c: Container, run: Promise<void>): void {
+    this.deadlines.watch(c);
+    this.disk.watch(c);
     const tracked = run
       .catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "container pipeline crashed"))
       .finally(() => {

@@ -19,13 +19,15 @@ export class EngineEvents {
 
   constructor(
     private readonly containers: Map<string, Container>,
-    private readonly deps: { engine: EnginePort; log: Logger; recovering: () => boolean },
+    private readonly deps: { engine: EnginePort; log: Logger; recovering: () => boolean; killOrphans?: boolean },
   ) {}
 
   /** Handles one engine event of this agent. */
   route(e: EngineEvent): void {
     const c = this.byEngineId.get(e.id) ?? this.containers.get(e.attributes[LABEL_CONTAINER_ID] ?? "");
-    if (e.action === "create" && this.isStray(e.id, e.attributes[LABEL_CONTAINER_ID])) {
+    // --docker_kill_orphans=false: a container id Berth never knew is another agent's, left alone.
+    const mine = this.deps.killOrphans !== false || this.containers.has(e.attributes[LABEL_CONTAINER_ID] ?? "");
+    if (e.action === "create" && mine && this.isStray(e.id, e.attributes[LABEL_CONTAINER_ID])) {
       // Created after its launch gave up on the create (a timeout): nothing will ever run or remove it.
       this.deps.log.info({ container_id: e.attributes[LABEL_CONTAINER_ID], engine_id: e.id }, "removing an engine container no launch is waiting for");
       void this.deps.engine.removeContainer(e.id).catch((err: unknown) => this.deps.log.warn({ err, engine_id: e.id }, "could not remove a stray engine container"));

@@ -16,6 +16,8 @@ import { LaunchDeadline, LaunchTimedOut } from "./launch-deadline.js";
 import type { ContainerState } from "./state.js";
 import { chownTree, resolveSandboxOwner, type SandboxOwner } from "./sandbox-owner.js";
 import { taskStatus } from "./task-status.js";
+import { limitOf, limitTermination } from "./limitation.js";
+import { runningTaskStatus } from "./running-status.js";
 import { destroyedBeforeRunning, exitTermination, launchFailed, unknownFate, type ExitFacts, type Termination } from "./termination.js";
 
 /** Fetches URIs into a sandbox (the fetcher's signature, injectable for tests). */
@@ -155,7 +157,11 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     deadline.clear();
     c.transition("RUNNING");
     log.info({ engine_id: engineId }, "container running");
-    if (c.spec.taskId !== undefined) c.publishTaskStatus({ type: "task_status", status: taskStatus(c.spec, deps.agentId, TaskState.TASK_RUNNING) });
+    if (c.spec.taskId !== undefined) {
+      // With the engine's inspect, as Mesos' docker executor sends it; not once the task is being killed.
+      const running = await runningTaskStatus(c, deps.engine, deps.agentId, log);
+      if (c.state === "RUNNING") c.publishTaskStatus({ type: "task_status", status: running });
+    }
   } catch (err) {
     deadline.clear();
     const reason: unknown = signal.aborted ? signal.reason : err;
@@ -200,9 +206,12 @@ async function superviseExit(c: Container, deps: PipelineDeps, log: Logger, outp
   } else {
     const oomKilled = facts.oomKilled || c.oomSeen || (await wasOomKilled(deps.engine, c.engineId!, facts));
     const timedOut = signal.aborted && signal.reason instanceof LaunchTimedOut;
+    const limit = limitOf(signal);
     termination = timedOut
       ? launchFailed(signal.reason.stage, signal.reason.message)
-      : exitTermination({ exitCode: facts.exitCode, oomKilled }, c.killedByDestroy, c.resources.memMb);
+      : limit
+        ? limitTermination(limit, facts)
+        : exitTermination({ exitCode: facts.exitCode, oomKilled }, c.killedByDestroy, c.resources.memMb);
   }
   await finish(c, deps, log, termination);
 }

@@ -8,7 +8,9 @@ import { LABEL_CONTAINER_ID, agentLabels } from "../docker/names.js";
 import type { ContainerCheckpoint } from "../gen/berth/checkpoint/v1/checkpoint_pb.js";
 import { TaskStatus_Reason } from "../gen/mesos/v1/mesos_pb.js";
 import { forEachBounded, gate, type Gate } from "./bounded.js";
-import { terminationFromCheckpoint } from "./container-checkpoint.js";
+import { limitationFromCheckpoint, startedAtFromCheckpoint, terminationFromCheckpoint } from "./container-checkpoint.js";
+import { limitTermination } from "./limitation.js";
+import { runningTaskStatus, terminalTaskStatus } from "./running-status.js";
 import { Container, DestroyRequested, type Publish } from "./container.js";
 import { resolveLaunchSpec, summarizeResources } from "./launch-spec.js";
 import { planRecovery } from "./recovery-plan.js";
@@ -26,6 +28,8 @@ export interface RecoveryReport {
   abandoned: number;
   restoredTerminated: number;
   orphansRemoved: number;
+  /** Engine containers with this agent's label and no record, left alone (--docker_kill_orphans=false). */
+  orphansKept: number;
   /** Sandboxes in Berth's folder that no record names (never accepted, or forgotten). */
   sandboxesRemoved: number;
   unreadable: string[];
@@ -45,6 +49,8 @@ export interface RecoveryHost {
   stopForDestroy(c: Container): Promise<void>;
   /** An engine container of this agent that no container owns or awaits. */
   isStray(engineId: string, containerId: string | undefined): boolean;
+  /** Restores when an adopted container started (max_completion_time counts from there). */
+  markStarted(c: Container, at: Date): void;
 }
 
 /** The settings recovery reads. */
@@ -53,6 +59,11 @@ export interface RecoveryOptions {
   /** Berth's own sandboxes folder; sandboxes a client chose elsewhere are never removed. */
   sandboxesDir: string;
   removeDelayMs: number;
+  /**
+   * --docker_kill_orphans: engine containers with this agent's label but no record are removed
+   * (true, Mesos' default) or left alone (false: agents sharing an engine and an agent id).
+   */
+  killOrphans: boolean;
 }
 
 /**
@@ -81,7 +92,7 @@ export class Recovery {
    * after the containerizer's start() (so events are subscribed before the listing) and before serving.
    */
   async recover(): Promise<RecoveryReport> {
-    const report: RecoveryReport = { adopted: 0, exitedMeanwhile: 0, vanished: 0, abandoned: 0, restoredTerminated: 0, orphansRemoved: 0, sandboxesRemoved: 0, unreadable: [] };
+    const report: RecoveryReport = { adopted: 0, exitedMeanwhile: 0, vanished: 0, abandoned: 0, restoredTerminated: 0, orphansRemoved: 0, orphansKept: 0, sandboxesRemoved: 0, unreadable: [] };
     if (!this.deps.checkpoints) return report;
     this.recovering = true;
     try {
@@ -99,8 +110,18 @@ export class Recovery {
     const rows = await this.deps.engine.listContainers(agentLabels(this.options.agentId));
     const plan = planRecovery(loaded.containers, rows, this.options.agentId);
     const inspections: Array<{ c: Container }> = [];
-    const removals: string[] = plan.orphans.map((r) => r.id);
-    report.orphansRemoved = plan.orphans.length;
+    /** Adopted running tasks: their TASK_RUNNING is published again, with the engine's inspect. */
+    const runningTasks: Container[] = [];
+    const removals: string[] = [];
+    if (this.options.killOrphans) {
+      removals.push(...plan.orphans.map((r) => r.id));
+      report.orphansRemoved = plan.orphans.length;
+    } else {
+      report.orphansKept = plan.orphans.length;
+      for (const r of plan.orphans) {
+        this.deps.log.info({ engine_id: r.id, container_id: r.labels[LABEL_CONTAINER_ID], state: r.state }, "recovery: leaving alone an engine container with this agent's label but no record (--docker_kill_orphans=false)");
+      }
+    }
     // Bind every adopted container synchronously, before any further await, so no `die` event
     // can fall between the listing and the binding (those before are kept as unclaimed exits).
     const terminateLater: Array<{ c: Container; t: Termination }> = [];
@@ -121,7 +142,8 @@ export class Recovery {
           const c = new Container(spec, cp.sandbox, host.publish, "DESTROYING", launchedAt);
           this.restoreResources(c, cp);
           host.containers.set(c.id, c);
-          c.terminate(terminationFromCheckpoint(cp.termination!));
+          const t = terminationFromCheckpoint(cp.termination!);
+          c.terminate(t, terminalTaskStatus(c, this.options.agentId, t));
           c.markRemoved();
           host.retain(c);
           removals.push(...action.leftovers.map((r) => r.id));
@@ -129,24 +151,35 @@ export class Recovery {
           break;
         }
         case "adopt": {
+          const limit = action.state === "DESTROYING" && !cp.destroyRequested ? limitationFromCheckpoint(cp, spec, summaryDiskMb(cp)) : undefined;
           const c = new Container(spec, cp.sandbox, host.publish, action.state, launchedAt);
           this.restoreResources(c, cp);
           c.engineId = action.row.id;
-          if (action.state === "DESTROYING") destroyedBeforeRestart(c);
+          // Older records have no start: the launch time stands in (an earlier deadline, never a later one).
+          host.markStarted(c, startedAtFromCheckpoint(cp) ?? launchedAt);
+          if (limit) c.launchAbort.abort(limit);
+          else if (action.state === "DESTROYING") destroyedBeforeRestart(c);
           host.containers.set(c.id, c);
           host.bind(c, action.row.id);
           removals.push(...action.leftovers.map((r) => r.id));
+          // A task's TASK_RUNNING is published again with its inspect (so a Watch snapshot has it).
           if (action.row.state !== "running") inspections.push({ c });
-          else report.adopted += 1;
+          else {
+            report.adopted += 1;
+            if (spec.taskId !== undefined && action.state === "RUNNING") runningTasks.push(c);
+          }
           break;
         }
         case "vanished": {
+          const limit = cp.destroyRequested ? undefined : limitationFromCheckpoint(cp, spec, summaryDiskMb(cp));
           const c = new Container(spec, cp.sandbox, host.publish, action.state, launchedAt);
           if (action.state === "DESTROYING") destroyedBeforeRestart(c);
           host.containers.set(c.id, c);
           const t = cp.destroyRequested
             ? destroyedBeforeRunning(action.state)
-            : withReason(unknownFate(`Container '${c.id}' is gone from the engine and Berth was not running when it ended; its exit status is unknowable`), TaskStatus_Reason.AGENT_RESTARTED);
+            : limit
+              ? limitTermination(limit, undefined)
+              : withReason(unknownFate(`Container '${c.id}' is gone from the engine and Berth was not running when it ended; its exit status is unknowable`), TaskStatus_Reason.AGENT_RESTARTED);
           terminateLater.push({ c, t });
           report.vanished += 1;
           break;
@@ -168,12 +201,19 @@ export class Recovery {
     );
     for (const { c, t } of terminateLater) {
       await host.checkpoint(c, { state: "TERMINATED", termination: t }).catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "could not checkpoint"));
-      c.terminate(t);
+      // The terminal TaskStatus too, as for any termination (a Watch of the task sees its end).
+      c.terminate(t, terminalTaskStatus(c, this.options.agentId, t));
       c.markRemoved();
       host.retain(c);
     }
     await forEachBounded(inspections, ENGINE_CONCURRENCY, async ({ c }) => {
       if (await this.learnExit(c)) report.exitedMeanwhile += 1;
+    });
+    // Before serving, so a Watch snapshot of an adopted task holds its TASK_RUNNING. One that died
+    // meanwhile is left to its `die` event (bound above): its terminal status follows.
+    await forEachBounded(runningTasks, ENGINE_CONCURRENCY, async (c) => {
+      const status = await runningTaskStatus(c, this.deps.engine, this.options.agentId, this.deps.log);
+      if (c.state === "RUNNING" && !c.hasExited) c.publishTaskStatus({ type: "task_status", status });
     });
     // Adopted containers: follow their output from where the sandbox files stopped, and supervise.
     const attach = gate(ENGINE_CONCURRENCY);
@@ -212,10 +252,11 @@ export class Recovery {
       return;
     }
     // Also those of a create Berth gave up on (a timeout) that the engine carried out anyway.
+    // With --docker_kill_orphans=false, only strays of container ids Berth knows are its own to remove.
     const leftovers = rows.filter(
       (r) =>
         terminatedLongEnough(this.host.containers.get(r.labels[LABEL_CONTAINER_ID] ?? ""), this.options.removeDelayMs) ||
-        this.host.isStray(r.id, r.labels[LABEL_CONTAINER_ID]),
+        (this.host.isStray(r.id, r.labels[LABEL_CONTAINER_ID]) && (this.options.killOrphans || this.host.containers.has(r.labels[LABEL_CONTAINER_ID] ?? ""))),
     );
     await forEachBounded(leftovers, ENGINE_CONCURRENCY, (r) =>
       this.deps.engine
@@ -281,4 +322,13 @@ function destroyedBeforeRestart(c: Container): void {
 function withReason(t: Termination, reason: TaskStatus_Reason): Termination {
   t.containerTermination.reason = reason;
   return t;
+}
+
+/** The `disk` resource in force in a record (undefined when it has none or it does not validate). */
+function summaryDiskMb(cp: ContainerCheckpoint): number | undefined {
+  try {
+    return summarizeResources(cp.resources).diskMb;
+  } catch {
+    return undefined;
+  }
 }

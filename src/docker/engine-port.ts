@@ -119,6 +119,8 @@ export interface ContainerInspect {
   finishedAt?: string;
   /** The container's IPv4/IPv6 addresses on its engine networks (none with network host or none). */
   ipAddresses?: string[];
+  /** The engine's whole inspect JSON, as `docker inspect` prints it (only when asked with `raw`). */
+  raw?: string;
 }
 
 /** One row of `GET /containers/json?all=1`. */
@@ -206,8 +208,8 @@ export interface EnginePort {
   killContainer(id: string, signal?: string): Promise<void>;
   /** Removes the container (force kills a running one). Already gone is fine. */
   removeContainer(id: string): Promise<void>;
-  /** Undefined when the engine has no such container. */
-  inspectContainer(id: string): Promise<ContainerInspect | undefined>;
+  /** Undefined when the engine has no such container. With `raw`, the answer carries the engine's JSON too. */
+  inspectContainer(id: string, options?: { raw?: boolean }): Promise<ContainerInspect | undefined>;
   /** All containers (running or not) whose labels include every given label. */
   listContainers(labels: Record<string, string>): Promise<ContainerSummary[]>;
   /**

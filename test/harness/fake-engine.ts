@@ -412,11 +412,23 @@ export class FakeEngine implements EnginePort {
     throw new Error("the fake engine does not exec yet");
   }
 
-  async inspectContainer(id: string): Promise<ContainerInspect | undefined> {
+  async inspectContainer(id: string, options: { raw?: boolean } = {}): Promise<ContainerInspect | undefined> {
     return this.call("inspectContainer", [id], () => {
       const c = this.containers.get(id);
       if (!c) return undefined;
+      const running = c.status === "running";
+      // A small engine-shaped JSON (the fields Mesos' tests read of `docker inspect`).
+      const raw = options.raw
+        ? JSON.stringify({
+            Id: c.id,
+            Name: `/${c.name}`,
+            Config: { Image: c.spec.Image, Labels: { ...c.labels } },
+            State: { Status: c.status, Running: running, Pid: running ? c.pid : 0, ExitCode: c.exitCode, OOMKilled: c.oomKilled },
+            NetworkSettings: { IPAddress: running ? (c.ipAddresses?.[0] ?? "") : "", Networks: {} },
+          })
+        : undefined;
       return {
+        ...(raw !== undefined ? { raw } : {}),
         id: c.id,
         name: `/${c.name}`,
         image: c.spec.Image,
