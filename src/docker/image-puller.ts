@@ -171,7 +171,9 @@ export class ImagePuller {
       auth !== undefined
         ? `the credentials ${source} holds for it were sent`
         : source !== undefined
-          ? `${source} holds no credentials for it, so none were sent`
+          ? creds.helper !== undefined
+            ? `${source} holds no credentials for it, only the credential helper '${creds.helper}', which Berth does not run; so none were sent`
+            : `${source} holds no credentials for it, so none were sent`
           : "no --docker_config is set, so no credentials were sent";
     const engineWords = said.replace(`pull of '${ref}' failed: `, "").replace(/^engine answered \d+ to pull of '[^']*': /, "");
     return new PullFailed(`pull of '${ref}' failed: authentication failed for registry ${creds.registry} (${sent}); the engine said: ${engineWords}`, ref, { cause });

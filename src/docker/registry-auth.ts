@@ -7,7 +7,8 @@
  * `user:password`), or `username` and `password`, or an `identitytoken`. Keys may be written as a
  * host (`127.0.0.1:5001`), a URL (`https://127.0.0.1:5001`, `http://host/v2/`) or Docker Hub's
  * historical `https://index.docker.io/v1/`; they are matched by host. Credential helpers
- * (`credsStore`, `credHelpers`) are programs the docker CLI runs; Berth runs none of them.
+ * (`credsStore`, `credHelpers`) are programs the docker CLI runs; Berth runs none of them, and
+ * only names the one that applies when a registry refuses a pull made without credentials.
  *
  * No message built here ever contains a secret: errors name the file, the registry key and the
  * field, never a value.
@@ -35,6 +36,8 @@ export interface RegistryCredentials {
   registry: string;
   /** Credentials for it, when the config holds some. */
   auth?: RegistryAuth;
+  /** Without credentials: the credential helper the config names for it (which Berth does not run). */
+  helper?: string;
 }
 
 /**
@@ -72,6 +75,9 @@ type Entry = { key: string; auth?: RegistryAuth };
 export interface DockerConfig {
   /** Credentials (or the absence of them, for an empty entry) by normalized registry host. */
   byRegistry: Map<string, Entry>;
+  /** `credHelpers` by normalized registry host, and `credsStore` (named in messages only). */
+  helpers: Map<string, string>;
+  credsStore?: string;
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -93,8 +99,20 @@ export function parseDockerConfig(text: string, source: string): DockerConfig {
   }
   if (!isObject(json)) throw new DockerConfigError(`${source} is not a JSON object (expected {"auths": {...}})`);
   const byRegistry = new Map<string, Entry>();
+  const helpers = new Map<string, string>();
+  const store = json.credsStore;
+  if (store !== undefined && store !== null && typeof store !== "string") throw new DockerConfigError(`${source}: "credsStore" is not a string`);
+  const credHelpers = json.credHelpers;
+  if (credHelpers !== undefined && credHelpers !== null) {
+    if (!isObject(credHelpers)) throw new DockerConfigError(`${source}: "credHelpers" is not an object of registry → helper name`);
+    for (const [key, helper] of Object.entries(credHelpers)) {
+      if (typeof helper !== "string") throw new DockerConfigError(`${source}: credHelpers[${JSON.stringify(key)}] is not a string`);
+      helpers.set(normalizeRegistryKey(key), helper);
+    }
+  }
+  const config: DockerConfig = typeof store === "string" && store !== "" ? { byRegistry, helpers, credsStore: store } : { byRegistry, helpers };
   const auths = json.auths;
-  if (auths === undefined || auths === null) return { byRegistry };
+  if (auths === undefined || auths === null) return config;
   if (!isObject(auths)) throw new DockerConfigError(`${source}: "auths" is not an object of registry → credentials`);
   for (const [key, value] of Object.entries(auths)) {
     const where = `${source}: auths[${JSON.stringify(key)}]`;
@@ -107,7 +125,7 @@ export function parseDockerConfig(text: string, source: string): DockerConfig {
     // Several keys naming one host: the key that is exactly the host wins, else the first one.
     if (existing === undefined || (key === host && existing.key !== host)) byRegistry.set(host, entry);
   }
-  return { byRegistry };
+  return config;
 }
 
 /**
@@ -212,8 +230,12 @@ export class DockerConfigSource {
   /** The credentials for `ref`'s registry, from the config as it is now. */
   async credentialsFor(ref: string): Promise<RegistryCredentials> {
     const registry = registryOfImage(ref);
-    const entry = (await this.load()).byRegistry.get(registry);
-    return entry?.auth === undefined ? { registry } : { registry, auth: entry.auth };
+    const config = await this.load();
+    const auth = config.byRegistry.get(registry)?.auth;
+    if (auth !== undefined) return { registry, auth };
+    // As the docker CLI: a per-registry helper first, then the store for all registries.
+    const helper = config.helpers.get(registry) ?? config.credsStore;
+    return helper === undefined ? { registry } : { registry, helper };
   }
 }
 

@@ -399,6 +399,7 @@ describe("ImagePuller", () => {
     const refusals: Array<[string, CredentialsSource | undefined, string, RegExp]> = [
       ["no --docker_config", undefined, "Head \"http://127.0.0.1:5001/v2/team/app/manifests/1\": no basic auth credentials", /\(no --docker_config is set, so no credentials were sent\); the engine said: Head .*no basic auth credentials$/],
       ["a config without an entry for it", new Source(async () => ({ registry: "127.0.0.1:5001" })), "no basic auth credentials", /\(--docker_config '\/etc\/berth\/docker\.json' holds no credentials for it, so none were sent\)/],
+      ["only a credential helper for it", new Source(async () => ({ registry: "127.0.0.1:5001", helper: "desktop" })), "no basic auth credentials", /\(--docker_config '\/etc\/berth\/docker\.json' holds no credentials for it, only the credential helper 'desktop', which Berth does not run; so none were sent\)/],
       ["refused credentials", new Source(async () => ({ registry: "127.0.0.1:5001", auth: ALICE })), "unauthorized: authentication required", /\(the credentials --docker_config '\/etc\/berth\/docker\.json' holds for it were sent\); the engine said: unauthorized: authentication required$/],
     ];
     for (const [what, source, engineSays, expected] of refusals) {

@@ -145,6 +145,17 @@ describe("registry-auth", () => {
       assert.deepEqual(await source.credentialsFor("other.example.com/a:1"), { registry: "other.example.com" });
     });
 
+    it("names the credential helper that applies (credHelpers first, then credsStore) when it holds no credentials", async () => {
+      const source = await checkedDockerConfig(
+        JSON.stringify({ auths: { "127.0.0.1:5001": { auth: b64("u:p") }, "a.example.com": {} }, credHelpers: { "https://b.example.com": "ecr-login" }, credsStore: "desktop" }),
+      );
+      assert.deepEqual(await source.credentialsFor("b.example.com/x:1"), { registry: "b.example.com", helper: "ecr-login" });
+      assert.deepEqual(await source.credentialsFor("a.example.com/x:1"), { registry: "a.example.com", helper: "desktop" });
+      assert.equal((await source.credentialsFor("127.0.0.1:5001/x:1")).helper, undefined, "credentials win");
+      await assert.rejects(checkedDockerConfig('{"credHelpers": {"h": 1}}'), /credHelpers\["h"\] is not a string/);
+      await assert.rejects(checkedDockerConfig('{"credsStore": []}'), /"credsStore" is not a string/);
+    });
+
     it("takes inline JSON when the value starts with '{'", async () => {
       const source = await checkedDockerConfig(` {"auths": {"127.0.0.1:5001": {"auth": "${b64("u:p")}"}}}`);
       assert.equal(source.description, "--docker_config (inline JSON)");
