@@ -6,7 +6,7 @@ import { quote } from "./container-id.js";
 import type { Container } from "./container.js";
 import { engineLimits } from "./create-spec.js";
 import { FailedPrecondition, InvalidRequest } from "./errors.js";
-import { summarizeResources } from "./launch-spec.js";
+import { checkRequestsWithinLimits, hostCapacity, summarizeResources } from "./launch-spec.js";
 import { canonicalImageRef, type PulledImages } from "./pulled-images.js";
 import type { RuntimeFacts } from "./runtime-facts.js";
 
@@ -55,7 +55,10 @@ export class ContainerResources {
       const names = resources.map((r) => quote(r.name)).join(", ");
       throw new InvalidRequest(`resources [${names}] name neither cpus nor mem; Update changes only the cpu and memory limits`);
     }
-    const limits = engineLimits(summary, { cfsQuota: this.deps.cfsQuota });
+    // The launch's limits stay in force: a new request may not rise above them, the cpus limit
+    // stays the CFS quota and the mem limit the memory limit (the request becomes the reservation).
+    checkRequestsWithinLimits(summary, c.spec.limits, "the container's limits");
+    const limits = engineLimits(summary, { cfsQuota: this.deps.cfsQuota }, c.spec.limits);
     const previous = this.updates.get(c) ?? Promise.resolve();
     const run = previous.catch(() => undefined).then(async () => {
       requireRunning(c, "Update");
@@ -101,6 +104,7 @@ export class ContainerResources {
     // The cgroup knows the limits in force; the resources are a fallback for a missing controller.
     if (stats.cpusLimit === undefined && c.resources.cpus !== undefined) stats.cpusLimit = c.resources.cpus;
     if (stats.memLimitBytes === undefined && c.resources.memMb !== undefined) stats.memLimitBytes = BigInt(Math.floor(c.resources.memMb * 1024 * 1024));
+    reportLimits(stats, c);
     if (!(stats.timestamp > 0)) stats.timestamp = Date.now() / 1000;
     // As Mesos' disk/du isolator: the sandbox's last measured usage and the `disk` resource.
     const diskUsed = this.deps.diskUsedBytes?.(c);
@@ -169,6 +173,26 @@ export class ContainerResources {
       if (removed.length > 0) this.deps.log.info({ images: removed }, "pruned images");
     }
     return removed;
+  }
+}
+
+/**
+ * Soft and hard limits as Mesos' docker containerizer reports them: the cpus request is the soft
+ * limit; with limits, the mem request is the soft limit, and an infinite limit reads as the
+ * host's cpus or memory (the cgroup shows no cap). Finite hard limits come from the cgroup.
+ */
+function reportLimits(stats: ResourceStatistics, c: Container): void {
+  const { cpus, memMb } = c.resources;
+  const limits = c.spec.limits;
+  if (cpus !== undefined) stats.cpusSoftLimit = cpus;
+  if (limits.cpus !== undefined) {
+    if (!Number.isFinite(limits.cpus)) stats.cpusLimit = hostCapacity().cpus;
+    else stats.cpusLimit ??= limits.cpus;
+  }
+  if (limits.memMb !== undefined) {
+    if (!Number.isFinite(limits.memMb)) stats.memLimitBytes = BigInt(hostCapacity().memoryBytes);
+    else stats.memLimitBytes ??= BigInt(Math.floor(limits.memMb * 1024 * 1024));
+    if (memMb !== undefined) stats.memSoftLimitBytes = BigInt(Math.floor(memMb * 1024 * 1024));
   }
 }
 

@@ -14,7 +14,7 @@ import type { CreateSpec, MountSpec, ResourceUpdate } from "../docker/engine-por
 import { LABEL_AGENT_ID, LABEL_CONTAINER_ID, containerName } from "../docker/names.js";
 import { quote } from "./container-id.js";
 import { InvalidRequest } from "./errors.js";
-import type { LaunchSpec } from "./launch-spec.js";
+import { hostCapacity, type LaunchSpec, type ResourceLimits } from "./launch-spec.js";
 
 /** Mesos' floors: at least 2 CPU shares and 32 MB of memory. */
 export const CPU_SHARES_PER_CPU = 1024;
@@ -31,29 +31,61 @@ export interface CreateOptions {
   cfsQuota?: boolean;
   /** --default_pids_limit: the container's pids limit (a launch names none); 0 or unset = none. */
   pidsLimit?: number;
+  /** The host's memory, for the OOM score of a container whose mem limit is above its request (default: os.totalmem()). */
+  hostMemoryBytes?: number;
+}
+
+/** The engine settings of cpus and mem: Update's fields plus the memory reservation a limit brings. */
+export interface EngineLimits extends ResourceUpdate {
+  /** The mem request when a mem limit is in force (memory.soft_limit_in_bytes), as Mesos' --memory-reservation. */
+  MemoryReservation?: number;
 }
 
 /**
- * The engine's cpu and memory settings for `cpus` and `mem`, as Mesos' isolators set them. Used at
- * create and by Update, so both apply the same floors. A resource that is absent sets nothing.
+ * The engine's cpu and memory settings for `cpus` and `mem`, as Mesos' docker containerizer sets
+ * them (RunOptions and update). Used at create and by Update, so both apply the same floors. A
+ * resource that is absent sets nothing. With a limit (Mesos 1.11 `limits`): the cpus request stays
+ * the shares and the limit becomes the CFS quota (even without --cgroups_enable_cfs); the mem
+ * limit is the memory limit and the request the reservation; an infinite limit caps nothing.
  */
-export function engineLimits(resources: { cpus?: number; memMb?: number }, options: CreateOptions = {}): ResourceUpdate {
-  const limits: ResourceUpdate = {};
+export function engineLimits(resources: { cpus?: number; memMb?: number }, options: CreateOptions = {}, caps: ResourceLimits = {}): EngineLimits {
+  const limits: EngineLimits = {};
   const { cpus, memMb } = resources;
   if (cpus !== undefined) {
     limits.CpuShares = Math.max(Math.floor(CPU_SHARES_PER_CPU * cpus), MIN_CPU_SHARES);
-    if (options.cfsQuota) {
+    const quotaCpus = caps.cpus ?? (options.cfsQuota ? cpus : undefined);
+    if (quotaCpus !== undefined && Number.isFinite(quotaCpus)) {
       limits.CpuPeriod = CFS_PERIOD_US;
-      limits.CpuQuota = Math.max(Math.floor(cpus * CFS_PERIOD_US), MIN_CFS_QUOTA_US);
+      limits.CpuQuota = Math.max(Math.floor(quotaCpus * CFS_PERIOD_US), MIN_CFS_QUOTA_US);
     }
   }
   if (memMb !== undefined) {
     const bytes = Math.max(Math.floor(memMb * 1024 * 1024), MIN_MEMORY_BYTES);
-    limits.Memory = bytes;
-    // Swap equal to memory: the limit is a hard one, as Mesos' cgroups memory isolator makes it.
-    limits.MemorySwap = bytes;
+    if (caps.memMb === undefined) {
+      limits.Memory = bytes;
+      // Swap equal to memory: the limit is a hard one, as Mesos' cgroups memory isolator makes it.
+      limits.MemorySwap = bytes;
+    } else {
+      limits.MemoryReservation = bytes;
+      if (Number.isFinite(caps.memMb)) {
+        const cap = Math.max(Math.floor(caps.memMb * 1024 * 1024), MIN_MEMORY_BYTES);
+        limits.Memory = cap;
+        limits.MemorySwap = cap;
+      }
+    }
   }
   return limits;
+}
+
+/**
+ * Mesos' OOM score for a container whose memory limit is above its request: the smaller its share
+ * of the host's memory, the likelier the kernel kills it first (1000 − 1000 × request / host
+ * memory; never negative, which would shield it). Undefined when the request is the limit.
+ */
+export function oomScoreAdj(memMb: number | undefined, caps: ResourceLimits, hostMemoryBytes: number): number | undefined {
+  if (memMb === undefined || caps.memMb === undefined || memMb >= caps.memMb || !(hostMemoryBytes > 0)) return undefined;
+  const score = 1000 - Math.floor((1000 * Math.floor(memMb * 1024 * 1024)) / hostMemoryBytes);
+  return Math.min(1000, Math.max(0, score));
 }
 
 /** Docker parameters (DockerInfo.parameters) Berth maps; Mesos passes any `docker run` flag. */
@@ -102,18 +134,21 @@ export function buildCreateSpec(spec: LaunchSpec, placement: SandboxPlacement, o
   };
 
   // Command, as Mesos: shell → `/bin/sh -c value` (entrypoint overridden, MESOS-1770); otherwise
-  // value and arguments are handed to the image's entrypoint; neither → the image's own command.
+  // value (when set) and the arguments are handed to the image's entrypoint (arguments alone:
+  // Mesos' Default_CMD_Args); neither → the image's own command.
   const command = spec.command;
   if (command.shell) {
     create.Entrypoint = ["/bin/sh", "-c"];
     create.Cmd = [command.value];
-  } else if (command.value !== "") {
-    create.Cmd = [command.value, ...command.arguments];
+  } else if (command.value !== "" || command.arguments.length > 0) {
+    create.Cmd = [...(command.value !== "" ? [command.value] : []), ...command.arguments];
   }
   if (spec.user !== undefined) create.User = spec.user;
 
   applyNetwork(create, info);
-  Object.assign(create.HostConfig, engineLimits(spec.resources, options));
+  Object.assign(create.HostConfig, engineLimits(spec.resources, options, spec.limits));
+  const oom = oomScoreAdj(spec.resources.memMb, spec.limits, options.hostMemoryBytes ?? hostCapacity().memoryBytes);
+  if (oom !== undefined) create.HostConfig.OomScoreAdj = oom;
   applyLinux(create, info);
   if (options.pidsLimit !== undefined && options.pidsLimit > 0) create.HostConfig.PidsLimit = options.pidsLimit;
   if (info.ttyInfo) create.Tty = true;

@@ -1,22 +1,38 @@
 import path from "node:path";
-import type { ContainerConfig } from "../gen/mesos/slave/containerizer_pb.js";
+import os from "node:os";
+import { ContainerConfigSchema, type ContainerConfig } from "../gen/mesos/slave/containerizer_pb.js";
 import {
+  ContainerInfo_DockerInfo_Network,
   ContainerInfo_Type,
   Environment_Variable_Type,
   Value_Type,
   type CommandInfo,
   type ContainerInfo,
   type Resource,
+  type Value_Scalar,
 } from "../gen/mesos/v1/mesos_pb.js";
 import { validateFetchUris, FetchUriInvalid, type FetchUri } from "../fetcher/fetcher.js";
 import { quote } from "./container-id.js";
 import { InvalidRequest } from "./errors.js";
+import { refuseUnsupportedFields } from "./field-support.js";
 
 /** Upper bounds past which a resource request is taken as a mistake, not a wish. */
 /** The kernel caps cpu.shares at 262144, and Berth (as Mesos) gives 1024 shares per cpu. */
 export const MAX_CPUS = 262144 / 1024;
 export const MAX_MEM_MB = 64 * 1024 * 1024; // 64 TiB
 export const MAX_DISK_MB = 1024 * 1024 * 1024; // 1 PiB
+
+/** A finite cpus limit past this is a typo (the CFS quota would be over 10^11 µs per period). */
+export const MAX_CPUS_LIMIT = 1_000_000;
+
+/**
+ * Resource limits (Mesos 1.11 TaskInfo.limits / ContainerConfig.limits): the hard caps above the
+ * requests. +Infinity means no cap at all. Absent: the request is the cap, as before limits.
+ */
+export interface ResourceLimits {
+  cpus?: number;
+  memMb?: number;
+}
 
 /** The resources Berth interprets, summed over roles as Mesos does. */
 export interface ResourceSummary {
@@ -35,6 +51,8 @@ export interface LaunchSpec {
   image: string;
   forcePull: boolean;
   resources: ResourceSummary;
+  /** cpus and mem limits (hard caps above the requests), from container_config.limits or task_info.limits. */
+  limits: ResourceLimits;
   /** The Resource messages the summary was made from. */
   resourceMessages: Resource[];
   user?: string;
@@ -48,7 +66,7 @@ export interface LaunchSpec {
   taskId?: string;
   executorId?: string;
   frameworkId?: string;
-  /** From the task's kill_policy.grace_period, when given. */
+  /** From the task's kill_policy.grace_period, else the executor's shutdown_grace_period, when given. */
   gracePeriodMs?: number;
 }
 
@@ -78,13 +96,17 @@ export function resolveLaunchSpec(containerId: string, config: ContainerConfig |
   if (containerInfo.type !== ContainerInfo_Type.DOCKER) {
     throw new NotSupported(`container_info.type is ${ContainerInfo_Type[containerInfo.type] ?? containerInfo.type}; Berth runs DOCKER containers only`);
   }
+  // Every field Berth's protos carry is honoured or refused here (field-support.ts), never dropped.
+  refuseUnsupportedFields(ContainerConfigSchema, config, "container_config");
+  validateContainerShape(containerInfo);
   const image = containerInfo.docker?.image ?? "";
   if (image.trim() === "") throw new InvalidRequest("container_info.docker.image is empty");
   validateImageRef(image);
 
   validateCommand(command);
   const uris = command.uris.map((u) => ({
-    value: u.value,
+    // Leading/trailing whitespace is trimmed, as Mesos' fetcher does (a pasted URI keeps working).
+    value: u.value.trim(),
     executable: u.executable,
     extract: u.extract,
     outputFile: u.outputFile === "" ? undefined : u.outputFile,
@@ -96,9 +118,15 @@ export function resolveLaunchSpec(containerId: string, config: ContainerConfig |
     throw err;
   }
 
-  const environment = resolveEnvironment(command, extraEnv);
   const resourceMessages = config.resources.length > 0 ? config.resources : [...(task?.resources ?? []), ...(executor?.resources ?? [])];
   const resources = summarizeResources(resourceMessages);
+  const [limitsMap, limitsField] = Object.keys(config.limits).length > 0 ? [config.limits, "container_config.limits"] : [task?.limits ?? {}, "task_info.limits"];
+  const limits = resolveLimits(limitsMap, limitsField);
+  checkRequestsWithinLimits(resources, limits, limitsField);
+  const environment = resolveEnvironment(command, extraEnv);
+  const role = allocationRole(resourceMessages);
+  // Set last, as Mesos sets it over the task's own variables (AllocationRoleEnvironmentVariable).
+  if (role !== undefined) environment.push(["MESOS_ALLOCATION_ROLE", role]);
 
   let directory: string | undefined;
   if (config.directory !== "") {
@@ -113,11 +141,16 @@ export function resolveLaunchSpec(containerId: string, config: ContainerConfig |
     throw new InvalidRequest(`user ${quote(user)} is not a user name or uid (optionally ':group')`);
   }
 
+  // The task's kill policy; else (an executor's container) its shutdown grace period, as the
+  // Mesos docker executor uses it when it is told to shut down.
   let gracePeriodMs: number | undefined;
-  const grace = task?.killPolicy?.gracePeriod;
-  if (grace) {
-    if (grace.nanoseconds < 0n) throw new InvalidRequest(`task_info.kill_policy.grace_period.nanoseconds ${grace.nanoseconds} is negative`);
-    gracePeriodMs = Number(grace.nanoseconds / 1_000_000n);
+  for (const [grace, field] of [
+    [task?.killPolicy?.gracePeriod, "task_info.kill_policy.grace_period"],
+    [executor?.shutdownGracePeriod, "executor_info.shutdown_grace_period"],
+  ] as const) {
+    if (!grace) continue;
+    if (grace.nanoseconds < 0n) throw new InvalidRequest(`${field}.nanoseconds ${grace.nanoseconds} is negative`);
+    gracePeriodMs ??= Number(grace.nanoseconds / 1_000_000n);
   }
 
   if (task) validateMesosId(task.taskId?.value ?? "", "task_info.task_id.value");
@@ -131,6 +164,7 @@ export function resolveLaunchSpec(containerId: string, config: ContainerConfig |
     image,
     forcePull: containerInfo.docker?.forcePullImage ?? false,
     resources,
+    limits,
     resourceMessages,
     user,
     directory,
@@ -179,11 +213,9 @@ function validateCommand(command: CommandInfo): void {
     if (command.arguments.length > 0) {
       throw new InvalidRequest(`command_info.arguments has ${command.arguments.length} entries but command_info.shell is true: arguments are only used with shell=false`);
     }
-  } else if (command.value === "" && command.arguments.length > 0) {
-    // Mesos passes `value` first and then the arguments; arguments without a value would silently
-    // become the program name.
-    throw new InvalidRequest("command_info.arguments are set but command_info.value is empty: with shell=false, value is the program and arguments follow it");
   }
+  // shell=false: value (when set) and then the arguments are handed to the image's entrypoint, as
+  // `docker run image value args…`; arguments alone are Mesos' Default_CMD_Args.
   for (const [i, a] of command.arguments.entries()) {
     if (a.includes("\0")) throw new InvalidRequest(`command_info.arguments[${i}] contains a NUL character`);
   }
@@ -221,6 +253,9 @@ export function summarizeResources(resources: Resource[]): ResourceSummary {
       if (r.name === "cpus") summary.cpus = (summary.cpus ?? 0) + v;
       else if (r.name === "mem") summary.memMb = (summary.memMb ?? 0) + v;
       else if (r.name === "disk") summary.diskMb = (summary.diskMb ?? 0) + v;
+      else if (r.name === "gpus" && v > 0) {
+        throw new InvalidRequest(`${field} asks for ${v} GPUs; Berth does not allocate GPUs (Mesos' docker containerizer hands Nvidia devices in, Berth has no device allocator)`);
+      }
     } else if (r.type === Value_Type.RANGES) {
       for (const [j, range] of (r.ranges?.range ?? []).entries()) {
         if (range.begin > range.end || range.end > 65535n) {
@@ -234,4 +269,82 @@ export function summarizeResources(resources: Resource[]): ResourceSummary {
   if (summary.memMb !== undefined && summary.memMb > MAX_MEM_MB) throw new InvalidRequest(`resources mem ${summary.memMb} MB is more than ${MAX_MEM_MB} MB`);
   if (summary.diskMb !== undefined && summary.diskMb > MAX_DISK_MB) throw new InvalidRequest(`resources disk ${summary.diskMb} MB is more than ${MAX_DISK_MB} MB`);
   return summary;
+}
+
+/**
+ * Checks the chosen container for shapes the field table cannot express per field: network_infos
+ * names only matter (and are only accepted) with network USER, and share_cgroups=false only means
+ * something for nested containers, as Mesos' master refuses it outside task groups.
+ */
+function validateContainerShape(info: ContainerInfo): void {
+  const network = info.docker?.network ?? ContainerInfo_DockerInfo_Network.HOST;
+  if (network !== ContainerInfo_DockerInfo_Network.USER) {
+    for (const [i, n] of info.networkInfos.entries()) {
+      if (n.name !== "") {
+        throw new InvalidRequest(
+          `container_info.network_infos[${i}].name ${quote(n.name)} is only used with container_info.docker.network USER; network is ${ContainerInfo_DockerInfo_Network[network] ?? network}`,
+        );
+      }
+    }
+  }
+  if (info.linuxInfo?.shareCgroups === false) {
+    throw new InvalidRequest("container_info.linux_info.share_cgroups is false: only nested containers may leave their parent's cgroups, and Berth runs top-level containers only");
+  }
+}
+
+/** The cpus and mem limits of a launch, validated as Mesos' master validates them. */
+export function resolveLimits(limits: Record<string, Value_Scalar>, field: string): ResourceLimits {
+  const out: ResourceLimits = {};
+  for (const [name, scalar] of Object.entries(limits)) {
+    const at = `${field}[${quote(name)}]`;
+    const v = scalar.value;
+    if (name !== "cpus" && name !== "mem") throw new InvalidRequest(`${at} is not supported: only cpus and mem may have limits`);
+    if (Number.isNaN(v) || v <= 0) throw new InvalidRequest(`${at} value ${v} must be > 0 (or +Infinity for no cap)`);
+    if (name === "cpus") {
+      if (Number.isFinite(v) && v > MAX_CPUS_LIMIT) throw new InvalidRequest(`${at} value ${v} is more than ${MAX_CPUS_LIMIT} cpus (use +Infinity for no cap)`);
+      out.cpus = v;
+    } else {
+      if (Number.isFinite(v) && v > MAX_MEM_MB) throw new InvalidRequest(`${at} value ${v} MB is more than ${MAX_MEM_MB} MB (use +Infinity for no cap)`);
+      out.memMb = v;
+    }
+  }
+  return out;
+}
+
+/**
+ * A limit needs its request and may not be below it (Mesos' master refuses both). Update calls
+ * this too, so a new request can never rise above the limit in force.
+ */
+export function checkRequestsWithinLimits(requests: { cpus?: number; memMb?: number }, limits: ResourceLimits, field: string): void {
+  for (const [name, request, limit, unit] of [
+    ["cpus", requests.cpus, limits.cpus, ""],
+    ["mem", requests.memMb, limits.memMb, " MB"],
+  ] as const) {
+    if (limit === undefined) continue;
+    if (request === undefined) throw new InvalidRequest(`${field}[${quote(name)}] is ${limit}${unit} but the resources have no ${name}: a limit needs a request`);
+    if (request > limit) throw new InvalidRequest(`resources ${name} ${request}${unit} is more than its limit ${limit}${unit} (${field}[${quote(name)}]): a limit may not be below its request`);
+  }
+}
+
+/**
+ * The allocation role of the resources (Resource.allocation_info.role), or undefined when none
+ * carries one. Resources of two roles are refused: Mesos does not let a task mix them (MESOS-6636).
+ */
+export function allocationRole(resources: Resource[]): string | undefined {
+  let role: string | undefined;
+  for (const [i, r] of resources.entries()) {
+    if (!r.allocationInfo) continue;
+    const own = r.allocationInfo.role;
+    if (own.includes("\0")) throw new InvalidRequest(`resources[${i}].allocation_info.role contains a NUL character`);
+    if (role !== undefined && own !== role) {
+      throw new InvalidRequest(`resources[${i}].allocation_info.role ${quote(own)} differs from ${quote(role)}: the resources of one container are allocated to one role`);
+    }
+    role = own;
+  }
+  return role;
+}
+
+/** The host's cpu count and memory, which an infinite limit stands for (as Mesos reports it). */
+export function hostCapacity(): { cpus: number; memoryBytes: number } {
+  return { cpus: os.cpus().length, memoryBytes: os.totalmem() };
 }

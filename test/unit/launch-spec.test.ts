@@ -4,6 +4,7 @@ import { strict as assert } from "node:assert";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { ContainerConfigSchema, type ContainerConfig } from "../../src/gen/mesos/slave/containerizer_pb.js";
 import {
+  ContainerInfo_DockerInfo_Network,
   ContainerInfo_Type,
   Environment_Variable_Type,
   Value_Type,
@@ -11,6 +12,7 @@ import {
 } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { InvalidRequest } from "../../src/containerizer/errors.js";
 import { MAX_CPUS, NotSupported, resolveLaunchSpec, summarizeResources } from "../../src/containerizer/launch-spec.js";
+import { buildCreateSpec, engineLimits, oomScoreAdj } from "../../src/containerizer/create-spec.js";
 
 type ConfigInit = Exclude<MessageInitShape<typeof ContainerConfigSchema>, ContainerConfig>;
 type ResourceInit = MessageInitShape<typeof ResourceSchema>;
@@ -133,8 +135,10 @@ describe("resolveLaunchSpec", () => {
       invalid({ commandInfo: { value: "x", arguments: ["a", "b"] } }, /command_info\.arguments has 2 entries but command_info\.shell is true/);
     });
 
-    it("rejects shell=false with arguments but no value", () => {
-      invalid({ commandInfo: { shell: false, arguments: ["a"] } }, /command_info\.arguments are set but command_info\.value is empty/);
+    it("accepts shell=false with arguments but no value: they are the image entrypoint's arguments (Mesos' Default_CMD_Args)", () => {
+      const s = resolve({ commandInfo: { shell: false, arguments: ["a", "b c"] } });
+      assert.equal(s.command.value, "");
+      assert.deepEqual(s.command.arguments, ["a", "b c"]);
     });
 
     it("accepts shell=false with no value at all (the image's command)", () => {
@@ -176,7 +180,7 @@ describe("resolveLaunchSpec", () => {
           scalar("mem", 100),
           scalar("mem", 28),
           scalar("disk", 10),
-          scalar("gpus", 1),
+          scalar("licenses", 1),
           { name: "ports", type: Value_Type.RANGES, ranges: { range: [{ begin: 31000n, end: 31005n }] } },
         ],
       });
@@ -222,10 +226,13 @@ describe("resolveLaunchSpec", () => {
 
     it("keeps valid URIs with their options", () => {
       const s = resolve({ commandInfo: { value: "x", uris: [{ value: "https://h/a.tgz", executable: true, extract: false, outputFile: "b/c" }, { value: "/srv/f" }] } });
-      assert.deepEqual(s.uris, [
-        { value: "https://h/a.tgz", executable: true, extract: false, outputFile: "b/c" },
-        { value: "/srv/f", executable: false, extract: true, outputFile: undefined },
-      ]);
+      assert.deepEqual(
+        s.uris.map(({ value, executable, extract, outputFile }) => ({ value, executable, extract, outputFile })),
+        [
+          { value: "https://h/a.tgz", executable: true, extract: false, outputFile: "b/c" },
+          { value: "/srv/f", executable: false, extract: true, outputFile: undefined },
+        ],
+      );
     });
 
     it("rejects a non-absolute or '..' directory, naming it", () => {
@@ -268,5 +275,129 @@ describe("resolveLaunchSpec", () => {
         assert.ok(err instanceof InvalidRequest || err instanceof NotSupported, `${JSON.stringify(init, (_k, v) => (typeof v === "bigint" ? String(v) : v))}: ${String(err)}`);
       }
     }
+  });
+});
+
+describe("resolveLaunchSpec: Mesos parity", () => {
+  const MiB = 1024 * 1024;
+  const placement = { agentId: "a1", hostSandbox: "/var/lib/berth/sandboxes/c1", containerSandbox: "/mnt/mesos/sandbox" };
+  const roled = (name: string, value: number, role: string): ResourceInit => ({ name, type: Value_Type.SCALAR, scalar: { value }, allocationInfo: { role } });
+  const task = (init: Record<string, unknown> = {}) => ({ name: "t", taskId: { value: "t1" }, agentId: { value: "a" }, ...init });
+
+  describe("resource limits (TaskInfo.limits, ContainerConfig.limits)", () => {
+    it("reads container_config.limits, else task_info.limits", () => {
+      assert.deepEqual(resolve({ resources: [scalar("cpus", 1), scalar("mem", 64)], limits: { cpus: { value: 2 }, mem: { value: 128 } } }).limits, { cpus: 2, memMb: 128 });
+      const fromTask = resolve({ taskInfo: task({ resources: [scalar("cpus", 1)], limits: { cpus: { value: Infinity } } }) });
+      assert.deepEqual(fromTask.limits, { cpus: Infinity });
+      assert.deepEqual(resolve().limits, {});
+    });
+
+    it("refuses a limit below its request, a limit without a request, other names and bad values, naming them", () => {
+      invalid({ resources: [scalar("cpus", 2)], limits: { cpus: { value: 1 } } }, /resources cpus 2 is more than its limit 1 \(container_config\.limits\['cpus'\]\): a limit may not be below its request/);
+      invalid({ resources: [scalar("mem", 256)], limits: { mem: { value: 128 } } }, /resources mem 256 MB is more than its limit 128 MB/);
+      invalid({ resources: [scalar("cpus", 1)], limits: { mem: { value: 128 } } }, /container_config\.limits\['mem'\] is 128 MB but the resources have no mem: a limit needs a request/);
+      invalid({ taskInfo: task({ resources: [scalar("cpus", 1)], limits: { disk: { value: 10 } } }) }, /task_info\.limits\['disk'\] is not supported: only cpus and mem may have limits/);
+      for (const v of [0, -1, NaN, -Infinity]) {
+        invalid({ resources: [scalar("cpus", 1)], limits: { cpus: { value: v } } }, new RegExp(`container_config\\.limits\\['cpus'\\] value ${String(v)} must be > 0`));
+      }
+      invalid({ resources: [scalar("mem", 1)], limits: { mem: { value: 64 * 1024 * 1024 + 1 } } }, /limits\['mem'\] value 67108865 MB is more than/);
+    });
+
+    it("maps a cpus limit to a CFS quota even without --cgroups_enable_cfs, the request staying the shares", () => {
+      assert.deepEqual(engineLimits({ cpus: 0.5 }, {}, { cpus: 2 }), { CpuShares: 512, CpuPeriod: 100_000, CpuQuota: 200_000 });
+      // The limit, not the request, is the quota with the flag too.
+      assert.deepEqual(engineLimits({ cpus: 0.5 }, { cfsQuota: true }, { cpus: 2 }), { CpuShares: 512, CpuPeriod: 100_000, CpuQuota: 200_000 });
+      // An infinite limit caps nothing, even with the flag.
+      assert.deepEqual(engineLimits({ cpus: 0.5 }, { cfsQuota: true }, { cpus: Infinity }), { CpuShares: 512 });
+      assert.deepEqual(engineLimits({ cpus: 0.5 }, { cfsQuota: true }), { CpuShares: 512, CpuPeriod: 100_000, CpuQuota: 50_000 });
+    });
+
+    it("maps a mem limit to the memory limit (swap equal) with the request as the reservation; infinite → no cap", () => {
+      assert.deepEqual(engineLimits({ memMb: 64 }, {}, { memMb: 256 }), { MemoryReservation: 64 * MiB, Memory: 256 * MiB, MemorySwap: 256 * MiB });
+      assert.deepEqual(engineLimits({ memMb: 64 }, {}, { memMb: Infinity }), { MemoryReservation: 64 * MiB });
+      // Mesos' 32 MB floor applies to both.
+      assert.deepEqual(engineLimits({ memMb: 8 }, {}, { memMb: 16 }), { MemoryReservation: 32 * MiB, Memory: 32 * MiB, MemorySwap: 32 * MiB });
+      assert.deepEqual(engineLimits({ memMb: 64 }), { Memory: 64 * MiB, MemorySwap: 64 * MiB });
+    });
+
+    it("gives a container whose mem limit is above its request Mesos' OOM score (1000 - 1000 x request / host memory)", () => {
+      const host = 1024 * MiB;
+      assert.equal(oomScoreAdj(512, { memMb: 1024 }, host), 500);
+      assert.equal(oomScoreAdj(512, { memMb: Infinity }, host), 500);
+      assert.equal(oomScoreAdj(512, { memMb: 512 }, host), undefined, "request = limit: no adjustment");
+      assert.equal(oomScoreAdj(512, {}, host), undefined, "no limit: no adjustment");
+      assert.equal(oomScoreAdj(4096, { memMb: Infinity }, host), 0, "never negative");
+      const spec = resolve({ resources: [scalar("cpus", 1), scalar("mem", 512)], limits: { cpus: { value: 2 }, mem: { value: 1024 } } });
+      const hc = buildCreateSpec(spec, placement, { hostMemoryBytes: host }).HostConfig;
+      assert.equal(hc.OomScoreAdj, 500);
+      assert.equal(hc.CpuQuota, 200_000);
+      assert.equal(hc.CpuShares, 1024);
+      assert.equal(hc.Memory, 1024 * MiB);
+      assert.equal(hc.MemoryReservation, 512 * MiB);
+    });
+  });
+
+  describe("command", () => {
+    it("hands shell=false arguments without a value to the image's entrypoint as its Cmd (Default_CMD_Args)", () => {
+      const c = buildCreateSpec(resolve({ commandInfo: { shell: false, arguments: ["uuid-1", "x"] } }), placement);
+      assert.equal(c.Entrypoint, undefined, "the image's entrypoint is kept");
+      assert.deepEqual(c.Cmd, ["uuid-1", "x"]);
+      assert.deepEqual(buildCreateSpec(resolve({ commandInfo: { shell: false, value: "v", arguments: ["a"] } }), placement).Cmd, ["v", "a"]);
+      assert.equal(buildCreateSpec(resolve({ commandInfo: { shell: false } }), placement).Cmd, undefined, "neither: the image's own command");
+    });
+  });
+
+  describe("MESOS_ALLOCATION_ROLE", () => {
+    it("is set from the resources' allocation role, last (over the task's own variables)", () => {
+      const s = resolve(
+        {
+          commandInfo: { value: "x", environment: { variables: [{ name: "MESOS_ALLOCATION_ROLE", value: "mine" }] } },
+          resources: [roled("cpus", 1, "role1"), roled("mem", 64, "role1")],
+        },
+        {},
+      );
+      assert.deepEqual(s.environment.at(-1), ["MESOS_ALLOCATION_ROLE", "role1"]);
+      assert.ok(buildCreateSpec(s, placement).Env.includes("MESOS_ALLOCATION_ROLE=role1"));
+    });
+
+    it("is not set without allocation info, and resources of two roles are refused", () => {
+      assert.ok(!resolve({ resources: [scalar("cpus", 1)] }).environment.some(([k]) => k === "MESOS_ALLOCATION_ROLE"));
+      invalid(
+        { resources: [roled("cpus", 1, "a"), roled("mem", 64, "b")] },
+        /resources\[1\]\.allocation_info\.role 'b' differs from 'a'/,
+      );
+    });
+  });
+
+  describe("fields the table cannot decide alone", () => {
+    it("takes the executor's shutdown_grace_period when the task has no kill policy", () => {
+      assert.equal(resolve({ executorInfo: { executorId: { value: "e1" }, shutdownGracePeriod: { nanoseconds: 3_000_000_000n } } }).gracePeriodMs, 3000);
+      const both = resolve({
+        taskInfo: task({ killPolicy: { gracePeriod: { nanoseconds: 1_000_000_000n } } }),
+        executorInfo: { executorId: { value: "e1" }, shutdownGracePeriod: { nanoseconds: 3_000_000_000n } },
+      });
+      assert.equal(both.gracePeriodMs, 1000);
+      invalid({ executorInfo: { executorId: { value: "e1" }, shutdownGracePeriod: { nanoseconds: -5n } } }, /executor_info\.shutdown_grace_period\.nanoseconds -5 is negative/);
+    });
+
+    it("refuses a GPU request, a network name without network USER, and share_cgroups=false", () => {
+      invalid({ resources: [scalar("gpus", 1)] }, /resources\[0\] \('gpus'\) asks for 1 GPUs; Berth does not allocate GPUs/);
+      assert.equal(resolve({ resources: [scalar("gpus", 0)] }).resources.cpus, undefined, "zero GPUs ask for nothing");
+      invalid(
+        { containerInfo: { type: ContainerInfo_Type.DOCKER, docker: { image: "busybox", network: ContainerInfo_DockerInfo_Network.BRIDGE }, networkInfos: [{ name: "net1" }] } },
+        /container_info\.network_infos\[0\]\.name 'net1' is only used with container_info\.docker\.network USER; network is BRIDGE/,
+      );
+      invalid({ containerInfo: { ...docker(), linuxInfo: { shareCgroups: false } } }, /container_info\.linux_info\.share_cgroups is false/);
+      assert.equal(resolve({ containerInfo: { ...docker(), linuxInfo: { shareCgroups: true } } }).image, "busybox:1.36");
+    });
+
+    it("refuses table-refused fields before anything else, naming the path (e.g. a task's check)", () => {
+      invalid({ taskInfo: task({ check: { delaySeconds: 1 } }) }, /^container_config\.task_info\.check is set: .*CheckStatusInfo/);
+      invalid({ containerInfo: { ...docker(), volumes: [{ containerPath: "/x", image: { type: 2, docker: { name: "busybox" } } }] } }, /^container_config\.container_info\.volumes\[0\]\.image is set/);
+    });
+
+    it("still answers NotSupported (not INVALID_ARGUMENT) for a MESOS container carrying MesosInfo", () => {
+      rejects(() => resolve({ containerInfo: { type: ContainerInfo_Type.MESOS, mesos: {} } }), NotSupported, /container_info\.type is MESOS/);
+    });
   });
 });
