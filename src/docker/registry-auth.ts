@@ -14,14 +14,11 @@
  * field, never a value.
  */
 import { open } from "node:fs/promises";
+import { DEFAULT_REGISTRY, normalizeRegistry, registryOf } from "../policy/policy.js";
 import type { RegistryAuth } from "./engine-port.js";
 
-/** Docker Hub's host, as image references normalize to it. */
-export const DOCKER_HUB = "docker.io";
 /** The `serveraddress` the docker CLI sends for Docker Hub (and its usual `auths` key). */
 const DOCKER_HUB_SERVER_ADDRESS = "https://index.docker.io/v1/";
-/** Other names of Docker Hub found in config files. */
-const DOCKER_HUB_ALIASES = new Set(["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"]);
 /** A config.json is a few KiB; anything this big is not one. */
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
@@ -41,19 +38,10 @@ export interface RegistryCredentials {
 }
 
 /**
- * The registry host of an image reference, normalized as the engine does: the first path
- * component when it looks like a host (has a `.` or `:`, is `localhost`, or has upper case),
- * Docker Hub otherwise.
+ * The registry host of an image reference, as the operator policy reads it (its
+ * `allowed_registries` check and these credentials must agree on which registry an image is from).
  */
-export function registryOfImage(ref: string): string {
-  const slash = ref.indexOf("/");
-  if (slash === -1) return DOCKER_HUB;
-  const first = ref.slice(0, slash);
-  const isHost = /[.:]/.test(first) || first === "localhost" || first.toLowerCase() !== first;
-  if (!isHost) return DOCKER_HUB;
-  const host = first.toLowerCase();
-  return DOCKER_HUB_ALIASES.has(host) ? DOCKER_HUB : host;
-}
+export const registryOfImage = registryOf;
 
 /**
  * The registry host an `auths` key names: scheme and path dropped (`https://h:5001/v2/` → `h:5001`),
@@ -65,8 +53,7 @@ export function normalizeRegistryKey(key: string): string {
   if (scheme) s = s.slice(scheme[0].length);
   const slash = s.indexOf("/");
   if (slash !== -1) s = s.slice(0, slash);
-  s = s.toLowerCase();
-  return DOCKER_HUB_ALIASES.has(s) ? DOCKER_HUB : s;
+  return normalizeRegistry(s);
 }
 
 type Entry = { key: string; auth?: RegistryAuth };
@@ -152,7 +139,7 @@ function optionalString(entry: Record<string, unknown>, field: string, where: st
 }
 
 function entryAuth(entry: Record<string, unknown>, where: string, host: string): RegistryAuth | undefined {
-  const serveraddress = host === DOCKER_HUB ? DOCKER_HUB_SERVER_ADDRESS : host;
+  const serveraddress = host === DEFAULT_REGISTRY ? DOCKER_HUB_SERVER_ADDRESS : host;
   const encoded = optionalString(entry, "auth", where);
   let username = optionalString(entry, "username", where);
   let password = optionalString(entry, "password", where);
