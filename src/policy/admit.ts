@@ -11,6 +11,8 @@ import { planFetch } from "../fetcher/fetch-plan.js";
 import { isInside } from "../fetcher/sandbox-paths.js";
 import { PermissionDenied } from "../containerizer/errors.js";
 import type { LaunchSpec } from "../containerizer/launch-spec.js";
+import { effectiveUser, launchParameters } from "../containerizer/docker-parameters.js";
+import { admitDockerParameters } from "./admit-parameters.js";
 import { normalizeDir } from "./load-policy.js";
 import { DOCKER_DEFAULT_CAPABILITIES, normalizeRegistry, registryOf, type Policy } from "./policy.js";
 import type { ResolvedPaths } from "./resolve-paths.js";
@@ -25,6 +27,8 @@ export interface AdmissionContext {
   engineSockets: string[];
   /** Real paths from the async pre-step (resolveAdmissionPaths). A checked path missing here is refused. */
   resolved: ResolvedPaths;
+  /** --container_log_max_size (default 10 MB): the engine's copy of the output keeps at most two such files. */
+  engineLogMaxSize?: number;
 }
 
 /** A host path a launch asks to mount, with the field that names it. */
@@ -192,13 +196,17 @@ export function admit(spec: LaunchSpec, policy: Policy, ctx: AdmissionContext): 
     }
   }
 
+  // Docker parameters, seccomp and the volume driver; a `user` parameter is the task's user below.
+  const parameters = launchParameters(spec);
+  admitDockerParameters(spec, parameters, policy, ctx.engineLogMaxSize);
+
   if (policy.requireNonRootUser) {
-    const user = spec.user;
-    if (user === undefined) {
+    const chosen = effectiveUser(spec, parameters);
+    if (chosen === undefined) {
       throw new PermissionDenied("require_non_root_user", "container_config.user", "", "an unset user runs as the image's default user, which may be root; name a non-root user");
     }
-    const name = user.split(":")[0]!;
-    if (name === "root" || /^0+$/.test(name)) throw new PermissionDenied("require_non_root_user", "container_config.user", user, "the task must not run as root");
+    const name = chosen.user.split(":")[0]!;
+    if (name === "root" || /^0+$/.test(name)) throw new PermissionDenied("require_non_root_user", chosen.field, chosen.user, "the task must not run as root");
   }
 }
 

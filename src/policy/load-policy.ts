@@ -27,6 +27,14 @@ const registry = z
   .regex(/^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$/, "is not a registry host[:port] (e.g. 'docker.io', 'registry.example.com:5000')")
   .transform(normalizeRegistry);
 
+const devicePath = absolutePath.refine((p) => p.startsWith("/dev/"), "is not a device path under /dev");
+
+// 'none' keeps nothing the engine's logs endpoint can serve, and Berth follows the output there.
+const logDriver = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.\/:-]*$/, "is not a log driver name")
+  .refine((d) => d !== "none", "is 'none', which keeps no output for Berth to read (the engine's logs endpoint); it is never allowed");
+
 const driver = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.\/:-]*$/, "is not a volume driver name");
 
 /** The file's schema: snake_case keys, every one optional, unknown keys refused (a typo must not silently open nothing). */
@@ -53,6 +61,13 @@ const PolicyFile = z.strictObject({
   allowed_registries: z.array(registry).nullable().optional(),
   allow_host_network: z.boolean().optional(),
   require_non_root_user: z.boolean().optional(),
+  allow_unconfined_seccomp: z.boolean().optional(),
+  allow_unconfined_apparmor: z.boolean().optional(),
+  allow_selinux_label_options: z.boolean().optional(),
+  allowed_devices: z.array(devicePath).optional(),
+  allow_oom_kill_disable: z.boolean().optional(),
+  allow_negative_oom_score_adj: z.boolean().optional(),
+  allowed_log_drivers: z.array(logDriver).optional(),
 });
 
 /** Normalises a folder: no '.', no '//', no trailing '/' (except the root itself). */
@@ -114,6 +129,13 @@ export function parsePolicy(text: string, file: string): Policy {
     allowedRegistries: f.allowed_registries ?? undefined,
     allowHostNetwork: f.allow_host_network ?? d.allowHostNetwork,
     requireNonRootUser: f.require_non_root_user ?? d.requireNonRootUser,
+    allowUnconfinedSeccomp: f.allow_unconfined_seccomp ?? d.allowUnconfinedSeccomp,
+    allowUnconfinedApparmor: f.allow_unconfined_apparmor ?? d.allowUnconfinedApparmor,
+    allowSelinuxLabelOptions: f.allow_selinux_label_options ?? d.allowSelinuxLabelOptions,
+    allowedDevices: [...new Set(f.allowed_devices ?? d.allowedDevices)],
+    allowOomKillDisable: f.allow_oom_kill_disable ?? d.allowOomKillDisable,
+    allowNegativeOomScoreAdj: f.allow_negative_oom_score_adj ?? d.allowNegativeOomScoreAdj,
+    allowedLogDrivers: [...new Set(f.allowed_log_drivers ?? d.allowedLogDrivers)],
   };
 }
 

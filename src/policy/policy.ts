@@ -38,6 +38,20 @@ export interface Policy {
   allowHostNetwork: boolean;
   /** `require_non_root_user`: the task must name a user that is not root/0. */
   requireNonRootUser: boolean;
+  /** `allow_unconfined_seccomp`: linux_info.seccomp.unconfined, or a `security-opt seccomp=unconfined` parameter. */
+  allowUnconfinedSeccomp: boolean;
+  /** `allow_unconfined_apparmor`: a `security-opt apparmor=unconfined` parameter. */
+  allowUnconfinedApparmor: boolean;
+  /** `allow_selinux_label_options`: `security-opt label=...` parameters (label=disable, label=type:...). */
+  allowSelinuxLabelOptions: boolean;
+  /** `allowed_devices`: host device paths a `device` parameter may expose. */
+  allowedDevices: string[];
+  /** `allow_oom_kill_disable`: an `oom-kill-disable` parameter. */
+  allowOomKillDisable: boolean;
+  /** `allow_negative_oom_score_adj`: an `oom-score-adj` parameter below 0 (shielded from the OOM killer at others' cost). */
+  allowNegativeOomScoreAdj: boolean;
+  /** `allowed_log_drivers`: engine log drivers a `log-driver` parameter may choose. */
+  allowedLogDrivers: string[];
 }
 
 /** Docker's default capability set: what a container gets without --cap-add. */
@@ -79,6 +93,13 @@ export function defaultPolicy(): Policy {
     allowedRegistries: undefined,
     allowHostNetwork: true,
     requireNonRootUser: false,
+    allowUnconfinedSeccomp: false,
+    allowUnconfinedApparmor: false,
+    allowSelinuxLabelOptions: false,
+    allowedDevices: [],
+    allowOomKillDisable: false,
+    allowNegativeOomScoreAdj: false,
+    allowedLogDrivers: ["json-file", "local"],
   };
 }
 
@@ -97,6 +118,13 @@ export function describePolicy(p: Policy): Record<string, unknown> {
     allowed_registries: p.allowedRegistries ?? "any",
     allow_host_network: p.allowHostNetwork,
     require_non_root_user: p.requireNonRootUser,
+    allow_unconfined_seccomp: p.allowUnconfinedSeccomp,
+    allow_unconfined_apparmor: p.allowUnconfinedApparmor,
+    allow_selinux_label_options: p.allowSelinuxLabelOptions,
+    allowed_devices: p.allowedDevices,
+    allow_oom_kill_disable: p.allowOomKillDisable,
+    allow_negative_oom_score_adj: p.allowNegativeOomScoreAdj,
+    allowed_log_drivers: p.allowedLogDrivers,
   };
 }
 

@@ -123,6 +123,13 @@ describe("operator policy", () => {
         allowedRegistries: undefined,
         allowHostNetwork: true,
         requireNonRootUser: false,
+        allowUnconfinedSeccomp: false,
+        allowUnconfinedApparmor: false,
+        allowSelinuxLabelOptions: false,
+        allowedDevices: [],
+        allowOomKillDisable: false,
+        allowNegativeOomScoreAdj: false,
+        allowedLogDrivers: ["json-file", "local"],
       });
     });
   });
@@ -413,6 +420,13 @@ describe("operator policy", () => {
           "allowed_registries: [Registry.Example.com:5000, index.docker.io]",
           "allow_host_network: false",
           "require_non_root_user: true",
+          "allow_unconfined_seccomp: true",
+          "allow_unconfined_apparmor: true",
+          "allow_selinux_label_options: true",
+          "allowed_devices: [/dev/fuse, /dev//fuse, /dev/net/tun/]",
+          "allow_oom_kill_disable: true",
+          "allow_negative_oom_score_adj: true",
+          "allowed_log_drivers: [json-file, syslog]",
         ].join("\n"),
         "p.yaml",
       );
@@ -429,6 +443,13 @@ describe("operator policy", () => {
         allowedRegistries: ["registry.example.com:5000", "docker.io"],
         allowHostNetwork: false,
         requireNonRootUser: true,
+        allowUnconfinedSeccomp: true,
+        allowUnconfinedApparmor: true,
+        allowSelinuxLabelOptions: true,
+        allowedDevices: ["/dev/fuse", "/dev/net/tun"],
+        allowOomKillDisable: true,
+        allowNegativeOomScoreAdj: true,
+        allowedLogDrivers: ["json-file", "syslog"],
       });
       assert.deepEqual(parsePolicy('{"host_path_prefixes": ["/srv"], "allow_privileged": false}', "p.json"), { ...defaultPolicy(), hostPathPrefixes: ["/srv"] });
       assert.deepEqual(parsePolicy("", "empty.yaml"), defaultPolicy());
@@ -443,6 +464,9 @@ describe("operator policy", () => {
       invalid("host_path_prefixes: [relative/path]", /key 'host_path_prefixes\[0\]' "relative\/path" is not an absolute path/);
       invalid("file_uri_prefixes: [/a/../b]", /key 'file_uri_prefixes\[0\]' "\/a\/\.\.\/b" contains '\.\.'/);
       invalid("allowed_registries: ['https://x']", /key 'allowed_registries\[0\]' "https:\/\/x" is not a registry/);
+      invalid("allowed_devices: [/etc/passwd]", /key 'allowed_devices\[0\]' "\/etc\/passwd" is not a device path under \/dev/);
+      invalid("allowed_log_drivers: [json-file, none]", /key 'allowed_log_drivers\[1\]' "none" is 'none', which keeps no output/);
+      invalid("allow_unconfined_seccomp: 1", /key 'allow_unconfined_seccomp' 1 expected boolean/);
       invalid("docker_volumes: {allowed_drivers: local}", /key 'docker_volumes\.allowed_drivers' "local" expected array/);
       invalid("- a\n- b", /must be a mapping/);
       invalid("a: [", /neither valid YAML nor JSON/);
