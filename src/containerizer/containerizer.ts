@@ -17,7 +17,10 @@ import { checkLaunchLimits, checkLiveContainers, DEFAULT_LAUNCH_LIMITS, type Lau
 import { defaultPolicy, WELL_KNOWN_ENGINE_SOCKETS, type Policy } from "../policy/policy.js";
 import { resolvePaths } from "../policy/resolve-paths.js";
 import { isInside } from "../fetcher/sandbox-paths.js";
-import { adoptContainer, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
+import { adoptContainer, KilledUnhealthy, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
+import { HealthSupervisor } from "../health/health-supervisor.js";
+import { execSync } from "../exec/exec-sync.js";
+import { healthStatus } from "./task-status.js";
 import type { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import type { SequenceFile } from "../checkpoint/sequence-file.js";
 import { gate } from "./bounded.js";
@@ -39,6 +42,17 @@ export type { RecoveryReport } from "./recovery.js";
 
 /** How many creates/starts launches have in flight at once. */
 const ENGINE_LAUNCH_CONCURRENCY = 8;
+
+/** How many HTTP/TCP health probe processes run at once, across all containers (each is a short-lived Node). */
+const HEALTH_PROBE_CONCURRENCY = 4;
+
+/** Field names a COMMAND health check's exec refusals name. */
+const HEALTH_COMMAND_FIELDS = {
+  argv: "task_info.health_check.command",
+  env: "task_info.health_check.command.environment",
+  user: "task_info.health_check.command.user",
+  workingDir: "task_info.health_check.command",
+};
 
 /** Settings the containerizer takes from the flags. */
 export interface ContainerizerOptions {
@@ -154,6 +168,8 @@ export class Containerizer {
   private readonly deadlines: CompletionDeadlines;
   /** The sandboxes' disk usage (Mesos' disk/du isolator). */
   private readonly disk: DiskWatcher;
+  /** TaskInfo.health_check of the running tasks. */
+  private readonly health: HealthSupervisor<Container>;
 
   constructor(
     private readonly options: ContainerizerOptions,
@@ -172,6 +188,16 @@ export class Containerizer {
       enforce: options.enforceDiskQuota ?? false,
       log: deps.log,
       onExceeded: (c, limit) => void this.enforceLimit(c, limit),
+    });
+    this.health = new HealthSupervisor<Container>({
+      engine: deps.engine,
+      run: (engineId, command, signal) => execSync(deps.engine, engineId, command, signal, HEALTH_COMMAND_FIELDS),
+      probeSlots: gate(HEALTH_PROBE_CONCURRENCY),
+      log: deps.log,
+      changed: (c, healthy, message) => {
+        if (c.state === "RUNNING" && c.spec.taskId !== undefined) c.publishTaskStatus({ type: "task_status", status: healthStatus(c.spec, options.agentId, healthy, message) });
+      },
+      kill: (c, why) => void this.killUnhealthy(c, why),
     });
     this.resources = new ContainerResources({
       engine: deps.engine,
@@ -230,6 +256,7 @@ export class Containerizer {
     for (const s of this.subscriptions) s.unsubscribe();
     this.deadlines.close();
     void this.disk.close();
+    this.health.stopAll();
     this.hub.complete();
   }
 
@@ -531,9 +558,24 @@ export class Containerizer {
     await this.deps.engine.killContainer(c.engineId).catch((err: unknown) => this.deps.log.warn({ err, container_id: c.id }, "could not kill the container past its limit"));
   }
 
+  /**
+   * Kills a RUNNING task whose health checks failed `consecutive_failures` times, as Mesos' docker
+   * executor does: a destroy (SIGTERM, SIGKILL after the kill grace), ending TASK_KILLED with
+   * `healthy` false and the reason in the termination's message.
+   */
+  private async killUnhealthy(c: Container, why: string): Promise<void> {
+    if (c.state !== "RUNNING" || c.hasExited || c.launchAbort.signal.aborted || c.engineId === undefined) return;
+    const reason = new KilledUnhealthy(why);
+    c.transition("DESTROYING", `container '${c.id}' ${reason.message}`);
+    c.launchAbort.abort(reason);
+    await this.checkpoint(c).catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "could not checkpoint the destroy"));
+    await this.stopForDestroy(c).catch((err: unknown) => this.deps.log.warn({ err, container_id: c.id }, "could not stop the unhealthy container"));
+  }
+
   private track(c: Container, run: Promise<void>): void {
     this.deadlines.watch(c);
     this.disk.watch(c);
+    this.health.watch(c, c.spec.config.taskInfo?.healthCheck);
     const tracked = run
       .catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "container pipeline crashed"))
       .finally(() => {

@@ -20,6 +20,16 @@ import { limitOf, limitTermination } from "./limitation.js";
 import { runningTaskStatus } from "./running-status.js";
 import { destroyedBeforeRunning, exitTermination, launchFailed, unknownFate, type ExitFacts, type Termination } from "./termination.js";
 
+/**
+ * Why Berth killed a RUNNING task whose health checks failed (the launch signal's abort reason):
+ * a destroy, so the task ends TASK_KILLED, with `healthy` false as Mesos' docker executor sends it.
+ */
+export class KilledUnhealthy extends DestroyRequested {
+  constructor(readonly why: string) {
+    super(`killed: ${why}`);
+  }
+}
+
 /** Fetches URIs into a sandbox (the fetcher's signature, injectable for tests). */
 export type FetchFn = (uris: FetchUri[], sandbox: string, options: FetchOptions) => Promise<void>;
 
@@ -211,7 +221,7 @@ async function superviseExit(c: Container, deps: PipelineDeps, log: Logger, outp
       ? launchFailed(signal.reason.stage, signal.reason.message)
       : limit
         ? limitTermination(limit, facts)
-        : exitTermination({ exitCode: facts.exitCode, oomKilled }, c.killedByDestroy, c.resources.memMb);
+        : exitTermination({ exitCode: facts.exitCode, oomKilled }, c.killedByDestroy, c.resources.memMb, signal.reason instanceof KilledUnhealthy ? signal.reason.why : undefined);
   }
   await finish(c, deps, log, termination);
 }
@@ -318,7 +328,9 @@ function finalTaskStatus(c: Container, deps: PipelineDeps, t: Termination) {
   // proto2: an unset reason reads as the enum's first value (REASON_COMMAND_EXECUTOR_FAILED);
   // only a reason that was set is passed on.
   const reason = isFieldSet(ct, ContainerTerminationSchema.field.reason) ? ct.reason : undefined;
-  return taskStatus(c.spec, deps.agentId, ct.state, { message: ct.message, reason });
+  const status = taskStatus(c.spec, deps.agentId, ct.state, { message: ct.message, reason });
+  if (ct.state === TaskState.TASK_KILLED && c.launchAbort.signal.reason instanceof KilledUnhealthy) status.healthy = false;
+  return status;
 }
 
 /** An exit with 137 may be an OOM kill whose `oom` event was missed; the engine's state says. */

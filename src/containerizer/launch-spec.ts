@@ -12,6 +12,7 @@ import {
   type Value_Scalar,
 } from "../gen/mesos/v1/mesos_pb.js";
 import { validateFetchUris, FetchUriInvalid, type FetchUri } from "../fetcher/fetcher.js";
+import { HealthCheckInvalid, resolveHealthCheck } from "../health/health-check.js";
 import { quote } from "./container-id.js";
 import { InvalidRequest } from "./errors.js";
 import { refuseUnsupportedFields } from "./field-support.js";
@@ -110,6 +111,7 @@ export function resolveLaunchSpec(containerId: string, config: ContainerConfig |
     executable: u.executable,
     extract: u.extract,
     outputFile: u.outputFile === "" ? undefined : u.outputFile,
+    cache: u.cache,
   }));
   try {
     validateFetchUris(uris);
@@ -155,6 +157,13 @@ export function resolveLaunchSpec(containerId: string, config: ContainerConfig |
 
   if (task) validateMesosId(task.taskId?.value ?? "", "task_info.task_id.value");
   if (executor) validateMesosId(executor.executorId?.value ?? "", "executor_info.executor_id.value");
+  if (task?.healthCheck) {
+    try {
+      resolveHealthCheck(task.healthCheck);
+    } catch (err) {
+      throw err instanceof HealthCheckInvalid ? new InvalidRequest(err.message) : err;
+    }
+  }
 
   return {
     containerId,

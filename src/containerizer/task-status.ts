@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { TaskStatusSchema, TaskStatus_Source, type NetworkInfo, type TaskState, type TaskStatus, type TaskStatus_Reason } from "../gen/mesos/v1/mesos_pb.js";
+import { TaskState, TaskStatusSchema, TaskStatus_Reason, TaskStatus_Source, type NetworkInfo, type TaskStatus } from "../gen/mesos/v1/mesos_pb.js";
 import type { LaunchSpec } from "./launch-spec.js";
 
 /** A Mesos TaskStatus for the task a container runs, as its executor would send it. */
@@ -25,4 +25,14 @@ export function taskStatus(
       networkInfos: extra.networkInfos ?? [],
     },
   });
+}
+
+/**
+ * A change of the task's health, as Mesos' docker executor reports it: TASK_RUNNING with `healthy`
+ * and reason REASON_TASK_HEALTH_CHECK_STATUS_UPDATED (the message says what the check saw).
+ */
+export function healthStatus(spec: LaunchSpec, agentId: string, healthy: boolean, message: string): TaskStatus {
+  const status = taskStatus(spec, agentId, TaskState.TASK_RUNNING, { message, reason: TaskStatus_Reason.TASK_HEALTH_CHECK_STATUS_UPDATED });
+  status.healthy = healthy;
+  return status;
 }

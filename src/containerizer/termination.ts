@@ -30,14 +30,17 @@ export function waitStatus(exitCode: number): { status: number; exitCode?: numbe
   return { status: (exitCode & 0xff) << 8, exitCode };
 }
 
-/** Termination of a container that ran and exited. `killed` is true when Berth destroyed it. */
-export function exitTermination(facts: ExitFacts, killed: boolean, memLimitMb?: number): Termination {
+/**
+ * Termination of a container that ran and exited. `killed` is true when Berth destroyed it;
+ * `killedBecause` says why when Berth decided it itself (a failing health check).
+ */
+export function exitTermination(facts: ExitFacts, killed: boolean, memLimitMb?: number, killedBecause?: string): Termination {
   const { status, exitCode, signal } = waitStatus(facts.exitCode);
   const how = signal !== undefined ? `terminated by signal ${signal}` : `exited with status ${exitCode}`;
   const ct = create(ContainerTerminationSchema, { status });
   if (killed) {
     ct.state = TaskState.TASK_KILLED;
-    ct.message = `Container killed by Berth (${how})`;
+    ct.message = killedBecause !== undefined ? `Container killed by Berth: ${killedBecause} (${how})` : `Container killed by Berth (${how})`;
   } else if (facts.oomKilled) {
     ct.state = TaskState.TASK_FAILED;
     ct.reason = TaskStatus_Reason.CONTAINER_LIMITATION_MEMORY;

@@ -19,7 +19,7 @@ export interface HealthTarget {
 }
 
 /** The supervisor's collaborators; the containerizer wires them. */
-export interface HealthSupervisorDeps {
+export interface HealthSupervisorDeps<T extends HealthTarget = HealthTarget> {
   /** For the container's start time and init pid. */
   engine: Pick<EnginePort, "inspectContainer">;
   /** COMMAND checks run through it. */
@@ -28,9 +28,9 @@ export interface HealthSupervisorDeps {
   probeSlots: Slots;
   log: Logger;
   /** Health changed: publish it as the task's status. */
-  changed(target: HealthTarget, healthy: boolean, message: string): void;
+  changed(target: T, healthy: boolean, message: string): void;
   /** `consecutive_failures` counted failures: kill the task, saying why. */
-  kill(target: HealthTarget, why: string): void;
+  kill(target: T, why: string): void;
   clock?: Clock;
 }
 
@@ -50,12 +50,12 @@ interface Session {
  * exec, namespace handle) is released when the container leaves RUNNING, its process exits, or
  * Berth shuts down.
  */
-export class HealthSupervisor {
-  private readonly sessions = new Map<HealthTarget, Session>();
+export class HealthSupervisor<T extends HealthTarget = HealthTarget> {
+  private readonly sessions = new Map<T, Session>();
   private closed = false;
   private readonly clock: Clock;
 
-  constructor(private readonly deps: HealthSupervisorDeps) {
+  constructor(private readonly deps: HealthSupervisorDeps<T>) {
     this.clock = deps.clock ?? systemClock;
   }
 
@@ -65,7 +65,7 @@ export class HealthSupervisor {
   }
 
   /** Checks `target` with `check` (a no-op without one) from its RUNNING on. */
-  watch(target: HealthTarget, check: HealthCheck | undefined): void {
+  watch(target: T, check: HealthCheck | undefined): void {
     if (!check || this.closed || this.sessions.has(target)) return;
     let plan: HealthPlan;
     try {
@@ -78,7 +78,11 @@ export class HealthSupervisor {
     const session: Session = { plan, started: false, ended: false };
     this.sessions.set(target, session);
     const subscription = target.state$.subscribe({
-      next: (state) => (state === "RUNNING" ? this.begin(target, session) : this.end(target, session)),
+      // Launch stages before RUNNING wait; leaving RUNNING (or never reaching it) ends the checking.
+      next: (state) => {
+        if (state === "RUNNING") this.begin(target, session);
+        else if (session.started || state === "DESTROYING" || state === "TERMINATED") this.end(target, session);
+      },
       complete: () => this.end(target, session),
       error: () => this.end(target, session),
     });
@@ -93,7 +97,7 @@ export class HealthSupervisor {
     for (const [target, session] of [...this.sessions]) this.end(target, session);
   }
 
-  private begin(target: HealthTarget, session: Session): void {
+  private begin(target: T, session: Session): void {
     if (session.started || session.ended) return;
     session.started = true;
     void this.startChecker(target, session).catch((err: unknown) => {
@@ -101,7 +105,7 @@ export class HealthSupervisor {
     });
   }
 
-  private async startChecker(target: HealthTarget, session: Session): Promise<void> {
+  private async startChecker(target: T, session: Session): Promise<void> {
     const log = this.deps.log.child({ container_id: target.id });
     const engineId = target.engineId;
     const inspect = engineId !== undefined ? await this.deps.engine.inspectContainer(engineId).catch(() => undefined) : undefined;
@@ -156,7 +160,7 @@ export class HealthSupervisor {
     log.info({ type: spec.type, delay_ms: timing.delayMs, interval_ms: timing.intervalMs, grace_period_ms: timing.gracePeriodMs }, "health checking started");
   }
 
-  private end(target: HealthTarget, session: Session): void {
+  private end(target: T, session: Session): void {
     if (session.ended) return;
     session.ended = true;
     session.checker?.stop();
