@@ -161,6 +161,8 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       engineSocket: engineOptions(config.dockerHost, 0).socketPath,
       limits: { maxContainers: config.maxContainers, maxEnvironmentEntries: config.maxEnvironmentEntries, maxUris: config.maxUris, maxVolumes: config.maxVolumes },
       defaultPidsLimit: config.defaultPidsLimit,
+      execTimeoutMs: config.execTimeoutMs,
+      execMaxOutputBytes: config.execMaxOutputBytes,
       diskWatchIntervalMs: config.containerDiskWatchIntervalMs,
       enforceDiskQuota: config.enforceContainerDiskQuota,
       killOrphans: config.dockerKillOrphans,

@@ -24,6 +24,9 @@ import { healthStatus } from "./task-status.js";
 import type { CheckpointStore } from "../checkpoint/checkpoint-store.js";
 import type { SequenceFile } from "../checkpoint/sequence-file.js";
 import { gate } from "./bounded.js";
+import { ContainerExec, type ExecSyncInput } from "../exec/container-exec.js";
+import type { ExecSession, ExecStartInput } from "../exec/exec-session.js";
+import type { ExecSyncResult } from "../exec/exec-sync.js";
 import { toCheckpoint } from "./container-checkpoint.js";
 import { Recovery, type RecoveryReport } from "./recovery.js";
 import { Retention } from "./retention.js";
@@ -76,6 +79,9 @@ export interface ContainerizerOptions {
   policy?: Policy;
   /** --docker_socket when it is a unix socket: never mountable (besides the well-known paths). */
   engineSocket?: string;
+  /** --exec_timeout (ExecSync's default timeout, default 1 min) and --exec_max_output_bytes (default 1 MiB). */
+  execTimeoutMs?: number;
+  execMaxOutputBytes?: number;
   /** --max_containers and the per-launch limits (default: the flags' defaults). */
   limits?: Partial<LaunchLimits>;
   /** --default_pids_limit: every container's pids limit (0 or unset = none). */
@@ -494,6 +500,26 @@ export class Containerizer {
   /** A RUNNING container's statistics, straight from its cgroup. */
   async usage(containerId: string): Promise<ResourceStatistics> {
     return this.resources.usage(this.get(validateId(containerId, "container_id.value"))).catch(rethrowAsDomainError);
+  }
+
+  /** Runs a command to its end in a RUNNING container (ExecSync); see ContainerExec.sync. */
+  async execSync(containerId: string, input: ExecSyncInput, signal: AbortSignal): Promise<ExecSyncResult> {
+    return this.execs.sync(this.get(validateId(containerId, "container_id.value")), input, signal).catch(rethrowAsDomainError);
+  }
+
+  /** Starts an interactive exec in a RUNNING container (Exec); see ContainerExec.interactive. */
+  async exec(containerId: string, input: ExecStartInput, signal: AbortSignal): Promise<ExecSession> {
+    return this.execs.interactive(this.get(validateId(containerId, "start.container_id.value")), input, signal).catch(rethrowAsDomainError);
+  }
+
+  private execsMemo: ContainerExec | undefined;
+
+  private get execs(): ContainerExec {
+    this.execsMemo ??= new ContainerExec(this.deps.engine, this.policy, {
+      defaultTimeoutMs: this.options.execTimeoutMs ?? 60_000,
+      maxOutputBytes: this.options.execMaxOutputBytes ?? 1024 * 1024,
+    });
+    return this.execsMemo;
   }
 
   /** Removes images Berth pulled that no live container uses, except `excluded`; returns the removed refs. */
