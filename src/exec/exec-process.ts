@@ -35,8 +35,9 @@ export class ExecProcess {
 
   /**
    * Creates and starts the exec in container `engineId`. Engine errors are passed on as the port
-   * raises them (409 for a container that is not running). The signal aborts the start only;
-   * once started, kill() or detach() end it.
+   * raises them (409 for a container that is not running). A signal aborted while starting kills
+   * what was started (the engine may already run it) and rejects with the signal's reason; once
+   * started, kill() or close() end it.
    */
   static async start(engine: EnginePort, engineId: string, spec: ExecCreateSpec, signal?: AbortSignal): Promise<ExecProcess> {
     signal?.throwIfAborted();
@@ -44,14 +45,17 @@ export class ExecProcess {
     const execId = await engine.createExec(engineId, spec);
     signal?.throwIfAborted();
     const detach = new AbortController();
-    const onAbort = (): void => detach.abort(signal?.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      const streams = await engine.startExec(execId, { tty: spec.Tty === true, stdin: spec.AttachStdin === true }, detach.signal);
-      return new ExecProcess(engine, engineId, execId, createdAt, streams.stdout, streams.stderr, streams.stdin, spec.Tty === true, () => detach.abort(new Error("exec detached")));
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
+    const streams = await engine.startExec(execId, { tty: spec.Tty === true, stdin: spec.AttachStdin === true }, detach.signal);
+    const proc = new ExecProcess(engine, engineId, execId, createdAt, streams.stdout, streams.stderr, streams.stdin, spec.Tty === true, () => detach.abort(new Error("exec detached")));
+    if (signal?.aborted) {
+      try {
+        await proc.kill();
+      } finally {
+        proc.close();
+      }
+      throw signal.reason;
     }
+    return proc;
   }
 
   /** Closes the connection to the process's streams (the process is not killed). */

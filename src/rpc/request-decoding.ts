@@ -1,5 +1,5 @@
 import { configureTextEncoding, getTextEncoding } from "@bufbuild/protobuf/wire";
-import { Metadata, status, type MethodDefinition, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData } from "@grpc/grpc-js";
+import { Metadata, status, type MethodDefinition, type ServerDuplexStream, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData } from "@grpc/grpc-js";
 
 /**
  * Strings decoded by protobuf-es must be valid UTF-8, also in proto2 messages (mesos.v1), which
@@ -31,8 +31,11 @@ type Handler = (...args: unknown[]) => void;
  * berth.v1: protobuf-es fromBinary) and answers INVALID_ARGUMENT naming the method and the decode
  * error, so a client sending garbage learns it sent garbage and the server serves on.
  *
- * Unary and server-streaming methods only (one request message each); client- and
- * bidi-streaming methods (reflection) are left to grpc-js, which answers INTERNAL and serves on.
+ * Bidi-streaming methods (Exec) get every message decoded as it arrives: the first one that does
+ * not decode ends the call with INVALID_ARGUMENT (emitted as the call's 'error', which the handler
+ * also sees, to release what the call holds) and nothing after it is delivered. Client-streaming
+ * methods (none in berth.v1) are left to grpc-js, which answers INTERNAL and serves on; the
+ * reflection service is added without this wrapper.
  */
 export function decodedInHandlers(definition: ServiceDefinition, implementation: UntypedServiceImplementation): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
   const defs: Record<string, MethodDefinition<unknown, unknown>> = {};
@@ -41,7 +44,7 @@ export function decodedInHandlers(definition: ServiceDefinition, implementation:
     // grpc-js looks a handler up by the definition's key first, then by its originalName.
     const key = implementation[name] === undefined && typeof method.originalName === "string" ? method.originalName : name;
     const found = implementation[key] as Handler | undefined;
-    if (method.requestStream || !found) {
+    if ((method.requestStream && !method.responseStream) || !found) {
       defs[name] = method;
       continue;
     }
@@ -50,7 +53,12 @@ export function decodedInHandlers(definition: ServiceDefinition, implementation:
     // "/berth.v1.Containerizer/Launch" → "berth.v1.Containerizer.Launch"
     const methodName = method.path.slice(1).replace("/", ".");
     defs[name] = { ...method, requestDeserialize: identity };
-    if (method.responseStream) {
+    if (method.requestStream) {
+      impls[key] = (call: ServerDuplexStream<unknown, unknown>) => {
+        decodeEachMessage(call, decode, methodName);
+        handler(call);
+      };
+    } else if (method.responseStream) {
       impls[key] = (call: ServerWritableStream<unknown, unknown>) => {
         try {
           call.request = decode(call.request as Buffer);
@@ -73,4 +81,28 @@ export function decodedInHandlers(definition: ServiceDefinition, implementation:
     }
   }
   return { definition: defs as ServiceDefinition, implementation: impls };
+}
+
+/**
+ * Decodes each message of a bidi call where grpc-js hands it over (it pushes every received
+ * message into the call's readable side), so 'data' listeners and async iteration alike see
+ * decoded messages. The first bad message ends the call with INVALID_ARGUMENT; later ones and the
+ * half-close are dropped.
+ */
+function decodeEachMessage(call: ServerDuplexStream<unknown, unknown>, decode: (bytes: Buffer) => unknown, methodName: string): void {
+  const push = call.push.bind(call);
+  let failed = false;
+  call.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
+    if (failed) return false;
+    if (chunk === null) return push(null, encoding);
+    let message: unknown;
+    try {
+      message = decode(chunk as Buffer);
+    } catch (err) {
+      failed = true;
+      call.emit("error", invalid(methodName, err));
+      return false;
+    }
+    return push(message, encoding);
+  };
 }

@@ -4,6 +4,23 @@ import type Dockerode from "dockerode";
 import { DockerodeEngine } from "../../src/docker/dockerode-engine.js";
 import { EngineRequestFailed } from "../../src/docker/engine-port.js";
 import { execSync } from "../../src/exec/exec-sync.js";
+import { ExecProcess } from "../../src/exec/exec-process.js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Metadata, status, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
+import {
+  ExecRequestSchema,
+  ExecResponseSchema,
+  ExecSyncRequestSchema,
+  State,
+  type ExecRequest,
+  type ExecResponse,
+  type ExecSyncResponse,
+} from "../../src/gen/berth/v1/containerizer_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { useBerth } from "../harness/use-berth.js";
+import { launchRequest, newId } from "../harness/launches.js";
+import { pollUntil } from "../harness/engine-control.js";
+import { RawClient } from "../harness/raw-client.js";
 import { ensureEngine, ensureTestImages, removeTestContainers, TEST_LABEL, type TestImages } from "../support/engine.js";
 import { readProgress } from "../support/progress.js";
 
@@ -106,6 +123,20 @@ describe("exec against the real engine (domain)", function () {
     assert.doesNotMatch(ps.stdout.toString(), new RegExp(`sleep ${marker}`));
   });
 
+  it("a killed exec is over in the engine's inspect, with the exit code of SIGKILL", async () => {
+    const proc = await ExecProcess.start(engine, id, { Cmd: ["sleep", uniqueSleep()], Tty: false, AttachStdin: false });
+    try {
+      // Killed before or after the engine has a pid for it: either way it ends.
+      const state = await proc.kill();
+      assert.equal(state.running, false);
+      assert.equal(state.exitCode, 137);
+      const again = await engine.inspectExec(proc.execId);
+      assert.equal(again.running, false);
+    } finally {
+      proc.close();
+    }
+  });
+
   it("exec into a stopped container is refused by the engine with 409", async () => {
     const stopped = await startContainer(docker, images.busybox);
     await docker.getContainer(stopped).kill();
@@ -114,5 +145,257 @@ describe("exec against the real engine (domain)", function () {
       execSync(engine, stopped, { ...opts, argv: ["true"] }, never()),
       (err: unknown) => err instanceof EngineRequestFailed && err.statusCode === 409 && /not running/.test(err.message),
     );
+  });
+});
+
+type ExecSyncInit = MessageInitShape<typeof ExecSyncRequestSchema>;
+
+describe("ExecSync and Exec through Berth (real engine)", function () {
+  this.timeout(60_000);
+  const s = useBerth({ exec_max_output_bytes: "1000", exec_timeout: "2secs" });
+  const launched: string[] = [];
+
+  after(async () => {
+    for (const id of launched) await s.t.client.destroy(id).catch(() => undefined);
+  });
+
+  /** Launches `sleep 3600` (network none) and resolves once it is RUNNING. */
+  async function running(shell = "sleep 3600"): Promise<string> {
+    const id = newId("exec");
+    launched.push(id);
+    await s.t.client.launch(launchRequest(id, { image: s.images.busybox, shell }));
+    await s.t.client.collect([id], (e) => e.kind.case === "stateChanged" && e.kind.value.state === State.RUNNING);
+    return id;
+  }
+
+  function execSyncCall(init: ExecSyncInit): Promise<ExecSyncResponse> {
+    return s.t.client.call<ExecSyncResponse>("execSync", create(ExecSyncRequestSchema, init));
+  }
+
+  async function refused(p: Promise<unknown>, code: status, pattern: RegExp): Promise<void> {
+    await assert.rejects(p, (err: ServiceError) => {
+      assert.equal(err.code, code, `${status[err.code]}: ${err.details}`);
+      assert.match(err.details, pattern);
+      return true;
+    });
+  }
+
+  function openExec(): ClientDuplexStream<ExecRequest, ExecResponse> {
+    const raw = s.t.client.raw as unknown as { exec(): ClientDuplexStream<ExecRequest, ExecResponse> };
+    return raw.exec();
+  }
+
+  /** Everything an Exec call answered, and how it ended. */
+  interface ExecOutcome {
+    stdout: string;
+    stderr: string;
+    exitCode?: number;
+    code: status;
+    details: string;
+  }
+
+  function outcome(call: ClientDuplexStream<ExecRequest, ExecResponse>, onStdout?: (all: string) => void): Promise<ExecOutcome> {
+    return new Promise((resolve) => {
+      const o: ExecOutcome = { stdout: "", stderr: "", code: status.OK, details: "" };
+      call.on("data", (r: ExecResponse) => {
+        if (r.kind.case === "stdout") {
+          o.stdout += Buffer.from(r.kind.value).toString();
+          onStdout?.(o.stdout);
+        } else if (r.kind.case === "stderr") o.stderr += Buffer.from(r.kind.value).toString();
+        else if (r.kind.case === "exitCode") o.exitCode = r.kind.value;
+      });
+      call.on("error", () => undefined);
+      call.on("status", (st: { code: status; details: string }) => resolve({ ...o, code: st.code, details: st.details }));
+    });
+  }
+
+  const req = (init: MessageInitShape<typeof ExecRequestSchema>): ExecRequest => create(ExecRequestSchema, init);
+
+  async function processGone(id: string, marker: string): Promise<void> {
+    await pollUntil(
+      async () => !(await execSyncCall({ containerId: { value: id }, command: ["ps", "-o", "args"] })).stdout.toString().includes(`sleep ${marker}`),
+      10_000,
+      `no 'sleep ${marker}' is left in container ${id}`,
+    );
+  }
+
+  it("ExecSync answers stdout, stderr and the exit code; stdin, environment, user and working_dir apply", async () => {
+    const id = await running();
+    const r = await execSyncCall({
+      containerId: { value: id },
+      command: ["/bin/sh", "-c", 'cat; echo "$A"; id -u; pwd; echo oops >&2; exit 5'],
+      stdin: Buffer.from("in\n"),
+      environment: { A: "b c" },
+      user: "nobody",
+      workingDir: "/tmp",
+    });
+    assert.equal(Buffer.from(r.stdout).toString(), "in\nb c\n65534\n/tmp\n");
+    assert.equal(Buffer.from(r.stderr).toString(), "oops\n");
+    assert.equal(r.exitCode, 5);
+    assert.equal(r.timedOut, false);
+  });
+
+  it("ExecSync caps each stream at --exec_max_output_bytes and flags it", async () => {
+    const id = await running();
+    const r = await execSyncCall({ containerId: { value: id }, command: ["/bin/sh", "-c", "head -c 200000 /dev/zero; head -c 2000 /dev/zero >&2"] });
+    assert.equal(r.stdout.length, 1000);
+    assert.equal(r.stderr.length, 1000);
+    assert.equal(r.stdoutTruncated, true);
+    assert.equal(r.stderrTruncated, true);
+    assert.equal(r.exitCode, 0);
+  });
+
+  it("ExecSync past its timeout kills the process: timed_out, exit 137, and no such process left", async () => {
+    const id = await running();
+    const marker = uniqueSleep();
+    const r = await execSyncCall({ containerId: { value: id }, command: ["/bin/sh", "-c", `sleep ${marker} & wait`], timeout: { seconds: 0n, nanos: 300_000_000 } });
+    assert.equal(r.timedOut, true);
+    assert.equal(r.exitCode, 137);
+    const ps = await execSyncCall({ containerId: { value: id }, command: ["ps", "-o", "args"] });
+    assert.doesNotMatch(ps.stdout.toString(), new RegExp(`sleep ${marker}`));
+  });
+
+  it("ExecSync without a timeout gets --exec_timeout", async () => {
+    const id = await running();
+    const r = await execSyncCall({ containerId: { value: id }, command: ["sleep", uniqueSleep()] });
+    assert.equal(r.timedOut, true);
+    assert.equal(r.exitCode, 137);
+  });
+
+  it("ExecSync refuses bad fields with INVALID_ARGUMENT naming them", async () => {
+    const id = await running();
+    const c = { value: id };
+    await refused(execSyncCall({ containerId: c, command: [] }), status.INVALID_ARGUMENT, /command is empty/);
+    await refused(execSyncCall({ containerId: c, command: ["echo", "a\0b"] }), status.INVALID_ARGUMENT, /command\[1\].*NUL/);
+    await refused(execSyncCall({ containerId: c, command: ["true"], environment: { "A=B": "x" } }), status.INVALID_ARGUMENT, /environment name 'A=B'/);
+    await refused(execSyncCall({ containerId: c, command: ["true"], user: "no body" }), status.INVALID_ARGUMENT, /user 'no body'/);
+    await refused(execSyncCall({ containerId: c, command: ["true"], workingDir: "tmp" }), status.INVALID_ARGUMENT, /working_dir 'tmp' is not an absolute path/);
+    await refused(execSyncCall({ containerId: c, command: ["true"], timeout: { seconds: -1n } }), status.INVALID_ARGUMENT, /timeout .* negative/);
+    await refused(execSyncCall({ command: ["true"] }), status.INVALID_ARGUMENT, /container_id is missing/);
+  });
+
+  it("ExecSync into an unknown container is NOT_FOUND, into a terminated one FAILED_PRECONDITION naming its state", async () => {
+    await refused(execSyncCall({ containerId: { value: newId("nope") }, command: ["true"] }), status.NOT_FOUND, /not known/);
+    const id = newId("exec-done");
+    launched.push(id);
+    await s.t.client.launch(launchRequest(id, { image: s.images.busybox, shell: "true" }));
+    await s.t.client.wait(id);
+    await refused(execSyncCall({ containerId: { value: id }, command: ["true"] }), status.FAILED_PRECONDITION, /is TERMINATED; exec needs a RUNNING container/);
+    const call = openExec();
+    const ended = outcome(call);
+    call.write(req({ kind: { case: "start", value: { containerId: { value: id }, command: ["true"] } } }));
+    const o = await ended;
+    assert.equal(o.code, status.FAILED_PRECONDITION, o.details);
+    assert.match(o.details, /TERMINATED/);
+  });
+
+  it("Exec without a TTY: stdin round trip, close_stdin, stdout and stderr apart, the exit code last", async () => {
+    const id = await running();
+    const call = openExec();
+    const ended = outcome(call);
+    call.write(req({ kind: { case: "start", value: { containerId: { value: id }, command: ["/bin/sh", "-c", "cat; echo done >&2; exit 7"], stdin: true } } }));
+    call.write(req({ kind: { case: "stdin", value: Buffer.from("hello ") } }));
+    call.write(req({ kind: { case: "stdin", value: Buffer.from("world\n") } }));
+    call.write(req({ kind: { case: "closeStdin", value: true } }));
+    const o = await ended;
+    assert.equal(o.code, status.OK, o.details);
+    assert.equal(o.stdout, "hello world\n");
+    assert.equal(o.stderr, "done\n");
+    assert.equal(o.exitCode, 7);
+    call.end();
+  });
+
+  it("Exec with a TTY: the initial size and a resize reach the terminal", async () => {
+    const id = await running();
+    const call = openExec();
+    let asked = false;
+    const ended = outcome(call, (all) => {
+      // Ask for the size again once the first answer is in, after resizing.
+      if (!asked && /30 100/.test(all)) {
+        asked = true;
+        call.write(req({ kind: { case: "resize", value: { rows: 40, columns: 120 } } }));
+        call.write(req({ kind: { case: "stdin", value: Buffer.from("busybox stty size; exit 3\n") } }));
+      }
+    });
+    call.write(req({ kind: { case: "start", value: { containerId: { value: id }, command: ["/bin/sh"], tty: true, stdin: true, size: { rows: 30, columns: 100 } } } }));
+    call.write(req({ kind: { case: "stdin", value: Buffer.from("test -t 0 && echo is-a-tty; busybox stty size\n") } }));
+    const o = await ended;
+    assert.equal(o.code, status.OK, o.details);
+    assert.match(o.stdout, /is-a-tty/);
+    assert.match(o.stdout, /30 100/);
+    assert.match(o.stdout, /40 120/);
+    assert.equal(o.stderr, "");
+    assert.equal(o.exitCode, 3);
+    call.end();
+  });
+
+  it("a cancelled Exec kills its process", async () => {
+    const id = await running();
+    const marker = uniqueSleep();
+    const call = openExec();
+    const ended = outcome(call, (all) => {
+      if (all.includes("go")) call.cancel();
+    });
+    call.write(req({ kind: { case: "start", value: { containerId: { value: id }, command: ["/bin/sh", "-c", `echo go; exec sleep ${marker}`] } } }));
+    const o = await ended;
+    assert.equal(o.code, status.CANCELLED);
+    await processGone(id, marker);
+  });
+
+  it("Exec past start.timeout kills the process, sends exit code 137 and ends DEADLINE_EXCEEDED", async () => {
+    const id = await running();
+    const marker = uniqueSleep();
+    const call = openExec();
+    const ended = outcome(call);
+    call.write(req({ kind: { case: "start", value: { containerId: { value: id }, command: ["sleep", marker], timeout: { nanos: 300_000_000 } } } }));
+    const o = await ended;
+    assert.equal(o.exitCode, 137);
+    assert.equal(o.code, status.DEADLINE_EXCEEDED, o.details);
+    await processGone(id, marker);
+    call.end();
+  });
+
+  it("Exec refuses a first message other than start, stdin without start.stdin, and a resize without a TTY", async () => {
+    const id = await running();
+    const first = openExec();
+    const firstEnded = outcome(first);
+    first.write(req({ kind: { case: "stdin", value: Buffer.from("x") } }));
+    let o = await firstEnded;
+    assert.equal(o.code, status.INVALID_ARGUMENT);
+    assert.match(o.details, /first message of an Exec must be 'start', got 'stdin'/);
+
+    const noStdin = openExec();
+    const noStdinEnded = outcome(noStdin);
+    noStdin.write(req({ kind: { case: "start", value: { containerId: { value: id }, command: ["sleep", uniqueSleep()] } } }));
+    noStdin.write(req({ kind: { case: "stdin", value: Buffer.from("x") } }));
+    o = await noStdinEnded;
+    assert.equal(o.code, status.INVALID_ARGUMENT);
+    assert.match(o.details, /start.stdin is false/);
+
+    const noTty = openExec();
+    const noTtyEnded = outcome(noTty);
+    noTty.write(req({ kind: { case: "start", value: { containerId: { value: id }, command: ["sleep", uniqueSleep()] } } }));
+    noTty.write(req({ kind: { case: "resize", value: { rows: 10, columns: 10 } } }));
+    o = await noTtyEnded;
+    assert.equal(o.code, status.INVALID_ARGUMENT);
+    assert.match(o.details, /resize needs a TTY/);
+  });
+
+  it("Exec answers undecodable bytes with INVALID_ARGUMENT, also after a good start", async () => {
+    const id = await running();
+    const raw = new RawClient(s.t.berth.addresses[0]!);
+    try {
+      const garbage = Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+      let o = await raw.bidi("/berth.v1.Containerizer/Exec", [garbage]);
+      assert.equal(o.code, status.INVALID_ARGUMENT, o.details);
+      assert.match(o.details, /berth.v1.Containerizer.Exec: the request is not a valid protobuf message/);
+      const start = Buffer.from(toBinary(ExecRequestSchema, req({ kind: { case: "start", value: { containerId: { value: id }, command: ["sleep", uniqueSleep()], stdin: true } } })));
+      o = await raw.bidi("/berth.v1.Containerizer/Exec", [start, garbage]);
+      assert.equal(o.code, status.INVALID_ARGUMENT, o.details);
+      // Nothing but the status came back: no exit code of a process left behind unkilled.
+      assert.deepEqual(o.messages.map((m) => fromBinary(ExecResponseSchema, m).kind.case), []);
+    } finally {
+      raw.close();
+    }
   });
 });
