@@ -1,7 +1,12 @@
-// The health checker's schedule, driven by a hand-moved clock: delay, interval, timeout, grace
+// The health checker's schedule and the supervisor that runs it per container, driven by a hand-moved clock: delay, interval, timeout, grace
 // period (and its early end on the first success), consecutive failures, and only changes of
 // health reported — Mesos' health_checker.cpp semantics, with fractional seconds.
 import { strict as assert } from "node:assert";
+import { create } from "@bufbuild/protobuf";
+import { pino } from "pino";
+import { BehaviorSubject } from "rxjs";
+import { HealthCheck_Type, HealthCheckSchema } from "../../src/gen/mesos/v1/mesos_pb.js";
+import { HealthSupervisor } from "../../src/health/health-supervisor.js";
 import type { Clock } from "../../src/health/clock.js";
 import type { HealthTiming } from "../../src/health/health-check.js";
 import { HealthChecker, type HealthListener, type ProbeOutcome } from "../../src/health/health-checker.js";
@@ -12,7 +17,7 @@ class HandClock implements Clock {
   private timers: Array<{ at: number; seq: number; fn: () => void }> = [];
   private seq = 0;
 
-  constructor(start = 1_000_000) {
+  constructor(start = Date.UTC(2026, 0, 1)) {
     this.time = start;
   }
 
@@ -253,5 +258,119 @@ describe("health checker schedule", () => {
     await clock.advance(10);
     assert.equal(listener.failures.length, 1);
     assert.equal(listener.failures[0]!.failures, 1);
+  });
+});
+
+describe("health supervisor", () => {
+  /** A container as the supervisor sees it, with a state the test moves. */
+  function target(state = "FETCHING") {
+    let exit!: () => void;
+    return {
+      id: "c1",
+      engineId: "engine-1",
+      state$: new BehaviorSubject<string>(state),
+      exit: new Promise<void>((resolve) => (exit = resolve)),
+      exited: () => exit(),
+    };
+  }
+
+  function supervisorRig(startedAgoMs = 0) {
+    const clock = new HandClock();
+    const runs: Array<{ argv: string[]; env: Record<string, string>; signal: AbortSignal }> = [];
+    let exitCode = 0;
+    const changes: boolean[] = [];
+    const kills: string[] = [];
+    const supervisor = new HealthSupervisor<ReturnType<typeof target>>({
+      engine: {
+        inspectContainer: async () => ({
+          id: "engine-1", name: "n", image: "i", labels: {}, running: true, status: "running", pid: 42, exitCode: 0, oomKilled: false,
+          startedAt: new Date(clock.now() - startedAgoMs).toISOString(),
+        }),
+      },
+      run: (_engineId, command, signal) => {
+        runs.push({ argv: command.argv, env: command.env, signal });
+        return Promise.resolve({ exitCode, stderr: Buffer.from(exitCode === 0 ? "" : "no such file\n"), timedOut: false });
+      },
+      probeSlots: (task) => task(),
+      log: pino({ level: "silent" }),
+      changed: (_t, healthy) => changes.push(healthy),
+      kill: (_t, why) => kills.push(why),
+      clock,
+    });
+    return { clock, runs, changes, kills, supervisor, fail: () => (exitCode = 1) };
+  }
+
+  const check = create(HealthCheckSchema, {
+    type: HealthCheck_Type.COMMAND,
+    command: { value: "test -f /tmp/ok", environment: { variables: [{ name: "X", value: "1" }] } },
+    delaySeconds: 0.1,
+    intervalSeconds: 0.1,
+    gracePeriodSeconds: 0,
+    consecutiveFailures: 2,
+  });
+
+  it("checks only while RUNNING: nothing during the launch stages, nothing after leaving RUNNING", async () => {
+    const { clock, runs, changes, supervisor } = supervisorRig();
+    const c = target("FETCHING");
+    supervisor.watch(c, check);
+    c.state$.next("PULLING");
+    await clock.advance(1000);
+    assert.equal(runs.length, 0, "no check before RUNNING");
+    c.state$.next("RUNNING");
+    await clock.advance(100);
+    assert.deepEqual(runs.map((r) => r.argv), [["/bin/sh", "-c", "test -f /tmp/ok"]]);
+    assert.deepEqual(runs[0]!.env, { X: "1" });
+    assert.deepEqual(changes, [true]);
+    c.state$.next("DESTROYING");
+    assert.equal(supervisor.size, 0);
+    await clock.advance(10_000);
+    assert.equal(runs.length, 1, "no check after leaving RUNNING");
+    assert.equal(clock.pending, 0, "no timer left");
+  });
+
+  it("ends a container's checking at its exit, and everyone's at shutdown", async () => {
+    const { clock, runs, supervisor } = supervisorRig();
+    const a = target("RUNNING");
+    const b = target("RUNNING");
+    supervisor.watch(a, check);
+    supervisor.watch(b, check);
+    await clock.advance(100);
+    assert.equal(runs.length, 2);
+    a.exited();
+    await clock.advance(100);
+    assert.equal(runs.length, 3, "only b is still checked");
+    supervisor.stopAll();
+    await clock.advance(10_000);
+    assert.equal(runs.length, 3);
+    assert.equal(supervisor.size, 0);
+    assert.equal(clock.pending, 0);
+    supervisor.watch(target("RUNNING"), check);
+    assert.equal(supervisor.size, 0, "nothing starts after shutdown");
+  });
+
+  it("kills after consecutive_failures, saying why, and stops checking", async () => {
+    const { clock, runs, changes, kills, supervisor, fail } = supervisorRig();
+    fail();
+    supervisor.watch(target("RUNNING"), check);
+    await clock.advance(1000);
+    assert.deepEqual(changes, [false]);
+    assert.equal(runs.length, 2);
+    assert.deepEqual(kills, ["its health check failed 2 consecutive times (last: command 'test -f /tmp/ok' exited with status 1: no such file)"]);
+    assert.equal(supervisor.size, 0);
+  });
+
+  it("counts the delay from the engine's start time: a container adopted after a restart is checked at once", async () => {
+    const { clock, runs, supervisor } = supervisorRig(3_600_000);
+    const slow = create(HealthCheckSchema, { type: HealthCheck_Type.COMMAND, command: { value: "true" }, delaySeconds: 15, gracePeriodSeconds: 10 });
+    supervisor.watch(target("RUNNING"), slow);
+    await clock.advance(0);
+    assert.equal(runs.length, 1);
+    supervisor.stopAll();
+  });
+
+  it("leaves a container without health_check alone", () => {
+    const { supervisor } = supervisorRig();
+    supervisor.watch(target("RUNNING"), undefined);
+    assert.equal(supervisor.size, 0);
   });
 });
