@@ -1,22 +1,24 @@
-import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { credentials, makeGenericClientConstructor, type Client } from "@grpc/grpc-js";
+import { service as healthService } from "grpc-health-check";
 import type { BerthClient } from "../test/harness/berth-client.js";
-import { withDeadline } from "./deadline.js";
+import { unary } from "./grpc-clients.js";
 
-// A container id no Berth knows: Usage answers NOT_FOUND after a map lookup, so the call costs what
-// any gRPC call costs on this machine (client, HTTP/2 on the unix socket, both event loops).
-const ABSENT_ID = "bench-noop-absent";
 const NOOP_MS = 5_000;
+const HealthClient = makeGenericClientConstructor(healthService, "Health");
 
 /** What a no-op call measures, for footnotes. */
-export const NOOP_DESCRIPTION = "Usage() of an unknown id on the same channel (NOT_FOUND after a lookup: no cgroup read, no engine call)";
+export const NOOP_DESCRIPTION = "grpc.health.v1.Health/Check on the same channel (a successful call answered from one map lookup: no engine, no disk)";
 
-/** One no-op round trip to Berth; rejects unless Berth answers NOT_FOUND. */
+// One Health client per Berth client, sharing its channel (same connection, same HTTP/2 session).
+const healthClients = new WeakMap<BerthClient, Client>();
+
+/** One no-op round trip to Berth on the client's own channel; rejects unless Berth answers SERVING. */
 export async function noopCall(client: BerthClient): Promise<void> {
-  try {
-    await withDeadline(client.usage(ABSENT_ID), NOOP_MS, `Usage of '${ABSENT_ID}'`);
-  } catch (err) {
-    if ((err as ServiceError).code === grpcStatus.NOT_FOUND) return;
-    throw err;
+  let health = healthClients.get(client);
+  if (!health) {
+    health = new HealthClient("unused:0", credentials.createInsecure(), { channelOverride: client.raw.getChannel() }) as Client;
+    healthClients.set(client, health);
   }
-  throw new Error(`Usage of '${ABSENT_ID}' answered, expected NOT_FOUND`);
+  const res = await unary<{ status: unknown }>(health, "Check", { service: "" }, NOOP_MS);
+  if (res.status !== "SERVING" && res.status !== 1) throw new Error(`Health/Check answered ${String(res.status)}, expected SERVING`);
 }

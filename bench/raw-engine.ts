@@ -116,6 +116,13 @@ export async function sweepBenchContainers(docker: Dockerode, agentLabel: string
   return raw + ours.length;
 }
 
+/** How many containers of any benchmark run are in the engine (raw ones and bench Berths'). */
+export async function countBenchContainers(docker: Dockerode, agentLabel: string): Promise<number> {
+  const raw = await withDeadline(docker.listContainers({ all: true, filters: { label: [`${BENCH_LABEL}=1`] } }), ENGINE_CALL_MS, "list of raw bench containers");
+  const berths = await withDeadline(docker.listContainers({ all: true, filters: { label: [agentLabel] } }), ENGINE_CALL_MS, `list of containers labelled ${agentLabel}`);
+  return raw.length + berths.filter((c) => c.Labels?.[agentLabel]?.startsWith(BENCH_AGENT_PREFIX)).length;
+}
+
 /** Makes sure `ref` is in the engine (pulled once), so no scenario measures a pull. */
 export async function ensureImagePresent(docker: Dockerode, ref: string): Promise<void> {
   try {

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import os from "node:os";
 import type Dockerode from "dockerode";
 
@@ -54,26 +55,77 @@ function metOf(f: Figure): string {
   return f.met ? "met" : "MISSED";
 }
 
-/** Renders the figures as one plain-text table, with footnotes for notes and errors. */
-export function renderTable(figures: readonly Figure[]): string {
-  const header = ["scenario", "figure", "berth", "raw engine", "ratio", "target", "met?"];
+/** The commit the run measures: `git rev-parse --short HEAD`, `+dirty` when the work tree differs from it. */
+export function runCommit(): string {
+  try {
+    const opts = { encoding: "utf8" as const, stdio: ["ignore", "pipe", "ignore"] as ["ignore", "pipe", "ignore"] };
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], opts).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], opts).trim() !== "";
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return "unknown (not a git checkout)";
+  }
+}
+
+function cells(f: Figure): string[] {
+  return [
+    f.scenario,
+    f.figure,
+    f.berth !== undefined ? formatValue(f.berth, f.unit) : (f.berthText ?? ""),
+    f.raw !== undefined ? formatValue(f.raw, f.unit) : (f.rawText ?? ""),
+    ratioOf(f),
+    f.target ?? "",
+    metOf(f),
+  ];
+}
+
+/**
+ * The same table as markdown, headed by the run's commit and machine: the README's Figures section
+ * is this output pasted as it is (never edited).
+ */
+export function renderMarkdown(figures: readonly Figure[], run: { commit: string; header: string; quick: boolean }): string {
   const notes: string[] = [];
+  const esc = (s: string) => s.replace(/\|/g, "\\|");
   const rows = figures.map((f) => {
+    const c = cells(f);
     const text = f.error ?? f.note;
-    let figure = f.figure;
     if (text !== undefined) {
       notes.push(text);
-      figure += ` [${notes.length}]`;
+      c[1] += ` [${notes.length}]`;
     }
-    return [
-      f.scenario,
-      figure,
-      f.berth !== undefined ? formatValue(f.berth, f.unit) : (f.berthText ?? ""),
-      f.raw !== undefined ? formatValue(f.raw, f.unit) : (f.rawText ?? ""),
-      ratioOf(f),
-      f.target ?? "",
-      metOf(f),
-    ];
+    return `| ${c.map(esc).join(" | ")} |`;
+  });
+  const missed = figures.filter((f) => f.met === false && f.error === undefined).length;
+  const errors = figures.filter((f) => f.error !== undefined).length;
+  return [
+    `Run of commit \`${run.commit}\`${run.quick ? " (--quick: a smoke run, not figures)" : ""}:`,
+    "",
+    "```",
+    run.header,
+    "```",
+    "",
+    "| scenario | figure | berth | floor / raw engine | ratio | target | met? |",
+    "|---|---|---|---|---|---|---|",
+    ...rows,
+    "",
+    ...notes.map((n, i) => `${i + 1}. ${esc(n)}`),
+    "",
+    `${missed} target(s) MISSED, ${errors} scenario error(s).`,
+  ].join("\n");
+}
+
+/** Renders the figures as one plain-text table, with footnotes for notes and errors. */
+export function renderTable(figures: readonly Figure[]): string {
+  const header = ["scenario", "figure", "berth", "floor / raw engine", "ratio", "target", "met?"];
+  const notes: string[] = [];
+  const rows = figures.map((f) => {
+    const c = cells(f);
+    const text = f.error ?? f.note;
+    if (text !== undefined) {
+      notes.push(text);
+      c[1] += ` [${notes.length}]`;
+    }
+    return c;
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ").trimEnd();

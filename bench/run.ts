@@ -9,7 +9,9 @@ import { ensureEngine, ensureTestImages } from "../test/support/engine.js";
 import { BenchBerth } from "./bench-berth.js";
 import { ensureImagePresent, removeByLabels, sweepBenchContainers } from "./raw-engine.js";
 import { removeAllTempDirs } from "./temp-dirs.js";
-import { machineHeader, renderTable, type Figure } from "./report.js";
+import { cleanupFailures } from "./best-effort.js";
+import { countBenchContainers } from "./raw-engine.js";
+import { machineHeader, renderMarkdown, renderTable, runCommit, type Figure } from "./report.js";
 import type { BenchContext, Scenario } from "./scenario.js";
 import { exitScenario } from "./scenarios/exit.js";
 import { launchConcurrentScenario } from "./scenarios/launch-concurrent.js";
@@ -35,6 +37,8 @@ export interface BenchArgs {
   scenarios: Scenario[];
   quick: boolean;
   help: boolean;
+  /** Also print the table as markdown (for the README, pasted as it is). */
+  markdown: boolean;
 }
 
 /** Parses `[scenario...] [--quick] [--help]`; throws naming an unknown scenario or flag. */
@@ -42,23 +46,26 @@ export function parseArgs(argv: readonly string[]): BenchArgs {
   const names: string[] = [];
   let quick = false;
   let help = false;
+  let markdown = false;
   for (const arg of argv) {
     if (arg === "--quick") quick = true;
+    else if (arg === "--markdown") markdown = true;
     else if (arg === "--help" || arg === "-h") help = true;
-    else if (arg.startsWith("-")) throw new Error(`unknown flag '${arg}'; flags: --quick, --help`);
+    else if (arg.startsWith("-")) throw new Error(`unknown flag '${arg}'; flags: --quick, --markdown, --help`);
     else names.push(arg);
   }
   for (const name of names) {
     if (!SCENARIOS.some((s) => s.name === name)) throw new Error(`unknown scenario '${name}'; scenarios: ${SCENARIOS.map((s) => s.name).join(", ")}`);
   }
   const scenarios = names.length === 0 ? [...SCENARIOS] : SCENARIOS.filter((s) => names.includes(s.name));
-  return { scenarios, quick, help };
+  return { scenarios, quick, help, markdown };
 }
 
 function usage(): string {
   return [
-    "usage: npm run bench -- [scenario...] [--quick]",
-    "  no scenario runs all; --quick uses small counts (a smoke run, not figures)",
+    "usage: npm run bench -- [scenario...] [--quick] [--markdown]",
+    "  no scenario runs all; --quick uses small counts (a smoke run, not figures);",
+    "  --markdown also prints the table as markdown, headed by the run's commit and machine (the README's table is that output, pasted)",
     "",
     ...SCENARIOS.map((s) => `  ${s.name.padEnd(18)} ${s.describe}`),
   ].join("\n");
@@ -94,7 +101,9 @@ async function main(): Promise<number> {
   const run = `${process.pid.toString(36)}${Date.now().toString(36).slice(-5)}`;
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void interrupted(docker, signal));
 
-  process.stdout.write(`${await machineHeader(docker)}\n`);
+  const commit = runCommit();
+  const header = await machineHeader(docker);
+  process.stdout.write(`${header}\ncommit: ${commit}\n`);
   process.stdout.write(`scenarios: ${args.scenarios.map((s) => s.name).join(", ")}${args.quick ? " (--quick: small counts, smoke run only)" : ""}\n\n`);
 
   // Leftovers of an interrupted earlier run would load the engine during this one.
@@ -117,6 +126,7 @@ async function main(): Promise<number> {
   for (const scenario of args.scenarios) {
     const t0 = Date.now();
     progress(`${scenario.name}: start`);
+    const failuresBefore = cleanupFailures.length;
     try {
       figures.push(...(await scenario.run(ctx)));
       progress(`${scenario.name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -124,6 +134,20 @@ async function main(): Promise<number> {
       const message = (err as Error).message ?? String(err);
       progress(`${scenario.name}: FAILED after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${message}`);
       figures.push({ scenario: scenario.name, figure: "(scenario failed)", unit: "ms", berthText: "FAILED", error: `${scenario.name}: ${message.split("\n")[0]}` });
+    }
+    // A clean-up that failed, or a container a scenario left behind, would load the engine during
+    // the next scenario's measurements: either fails the run. The scenario shared by scale and
+    // recover keeps its fleet until recover is over, so the check waits for it.
+    for (const failure of cleanupFailures.slice(failuresBefore)) {
+      figures.push({ scenario: scenario.name, figure: "(clean-up failed)", unit: "ms", berthText: "FAILED", error: `${scenario.name}: ${failure}` });
+    }
+    const keepsFleet = scenario.name === "scale" && ctx.selected.has("recover");
+    if (!keepsFleet) {
+      const left = await countBenchContainers(docker, LABEL_AGENT_ID);
+      if (left > 0) {
+        figures.push({ scenario: scenario.name, figure: "(containers left behind)", unit: "ms", berthText: "FAILED", error: `${scenario.name} left ${left} container(s) in the engine; they were removed before the next scenario` });
+        await sweepBenchContainers(docker, LABEL_AGENT_ID);
+      }
     }
   }
   try {
@@ -135,6 +159,7 @@ async function main(): Promise<number> {
   await removeAllTempDirs();
 
   process.stdout.write(`${renderTable(figures)}\n`);
+  if (args.markdown) process.stdout.write(`\n${renderMarkdown(figures, { commit, header, quick: args.quick })}\n`);
   process.stdout.write(`total ${((Date.now() - started) / 1000).toFixed(0)} s${args.quick ? "; --quick figures are a smoke run, not measurements" : ""}\n`);
   return figures.some((f) => f.error !== undefined) ? 1 : 0;
 }
