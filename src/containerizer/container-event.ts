@@ -1,5 +1,6 @@
 import type { TaskStatus } from "../gen/mesos/v1/mesos_pb.js";
 import type { PullProgressSummary } from "../docker/image-puller.js";
+import type { FetchedUri } from "../fetcher/fetcher.js";
 import type { ContainerState } from "./state.js";
 import type { Termination } from "./termination.js";
 
@@ -7,6 +8,8 @@ import type { Termination } from "./termination.js";
 export type EventKind =
   | { type: "state"; state: ContainerState; previous?: ContainerState; message?: string }
   | { type: "pull"; progress: PullProgressSummary }
+  /** One URI placed in the sandbox during FETCHING (with its cache outcome). */
+  | { type: "fetch"; result: FetchedUri }
   | { type: "task_status"; status: TaskStatus }
   | { type: "termination"; termination: Termination };
 

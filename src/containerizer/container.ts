@@ -120,6 +120,11 @@ export class Container {
     this.emit(kind);
   }
 
+  /** Publishes that one URI was fetched into the sandbox (FETCHING). */
+  publishFetch(kind: Extract<EventKind, { type: "fetch" }>): void {
+    this.emit(kind);
+  }
+
   /**
    * Publishes, or records why it could not (no sequence number could be reserved on a failing
    * disk): the state machine must go on to its termination either way, or Wait and Destroy hang.

@@ -3,6 +3,7 @@ import { chmod, mkdir, open, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
 import yauzl from 'yauzl';
 import type { ExtractLimits } from './extract-tar.js';
 
@@ -15,7 +16,10 @@ const MAX_LINK_TARGET = 4096;
  * Extracts a zip into `into`, a fresh empty directory. Every name is validated (yauzl rejects absolute
  * paths, '..' and, with strictFileNames, backslashes; we re-check), unix mode bits are honoured (minus
  * setuid/setgid/sticky), symlinks are created only after all files so nothing is written through
- * them, and the real decompressed bytes are counted against the budget.
+ * them, and the real decompressed bytes are counted against the budget. yauzl does not check CRC-32
+ * ("No CRC-32 Checking" in its README): each entry's is computed here while it is written, and a
+ * mismatch with the central directory fails the extraction naming the entry, as `unzip` and Mesos'
+ * libarchive do.
  */
 export async function extractZip(archive: string, into: string, limits: ExtractLimits): Promise<void> {
   const zip = await yauzl.openPromise(archive, {
@@ -58,21 +62,26 @@ export async function extractZip(archive: string, into: string, limits: ExtractL
         // No await between opening the stream and reading it: its errors always have a listener.
         const stream = await zip.openReadStreamPromise(entry);
         try {
-          links.push({ at: dest, target: await readSmall(stream, name) });
+          links.push({ at: dest, target: await readSmall(stream, name, entry.crc32) });
         } finally {
           stream.destroy();
         }
         continue;
       }
       const mode = unixMode & 0o777 || 0o644;
+      let crc = 0;
       const counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           extracted += chunk.length;
+          crc = zlib.crc32(chunk, crc);
           if (extracted > limits.maxBytes) {
             cb(new Error(`extracted size exceeds the limit of ${limits.maxBytes} bytes (--archive_max_bytes; at entry '${name}')`));
           } else {
             cb(null, chunk);
           }
+        },
+        flush(cb) {
+          cb(crcProblem(name, crc, entry.crc32));
         },
       });
       // O_NOFOLLOW: `into` is fresh and links come last, but a duplicate name must still never follow one.
@@ -109,7 +118,7 @@ function nameProblem(name: string): string | null {
   return null;
 }
 
-async function readSmall(stream: NodeJS.ReadableStream, name: string): Promise<string> {
+async function readSmall(stream: NodeJS.ReadableStream, name: string, expectedCrc: number): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
@@ -117,5 +126,15 @@ async function readSmall(stream: NodeJS.ReadableStream, name: string): Promise<s
     if (size > MAX_LINK_TARGET) throw new Error(`archive symlink '${name}' has an oversized target`);
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  const body = Buffer.concat(chunks);
+  const problem = crcProblem(name, zlib.crc32(body), expectedCrc);
+  if (problem !== null) throw problem;
+  return body.toString('utf8');
+}
+
+/** A corrupt entry's error (its bytes do not have the CRC-32 the central directory records), or null. */
+function crcProblem(name: string, actual: number, expected: number): Error | null {
+  if (actual >>> 0 === expected >>> 0) return null;
+  const hex = (n: number) => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+  return new Error(`archive entry '${name}' is corrupt: its CRC-32 is ${hex(actual)}, the archive records ${hex(expected)}`);
 }

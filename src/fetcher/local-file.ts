@@ -22,6 +22,12 @@ async function realOrNull(p: string): Promise<string | null> {
   }
 }
 
+/** Where a local path really lies, and the allowed prefix (canonical) that holds it. */
+export interface CheckedLocalPath {
+  real: string;
+  prefix: string;
+}
+
 /**
  * Opens `p` for reading when, with every symlink resolved, it lies under one of `prefixes` (each
  * realpath'd too; prefixes that do not exist allow nothing). The real path is then opened with
@@ -36,6 +42,16 @@ export async function openLocalFile(
   /** Test seam: runs between the prefix check and the open, where a racing swap would land. */
   hooks: { afterCheck?: () => Promise<void> } = {},
 ): Promise<LocalBody> {
+  const checked = await checkLocalPath(p, prefixes);
+  await hooks.afterCheck?.();
+  return openCheckedFile(p, checked);
+}
+
+/**
+ * The policy half of openLocalFile: resolves `p` and finds the allowed prefix holding it, or throws
+ * the refusal. Runs with Berth's own rights (the operator's policy is about paths, not users).
+ */
+export async function checkLocalPath(p: string, prefixes: readonly string[]): Promise<CheckedLocalPath> {
   const absolute = prefixes.filter((x) => path.isAbsolute(x));
   if (absolute.length === 0) throw new Error(`refused: ${RULE}, and none are allowed`);
   const realPrefixes = (await Promise.all(absolute.map(realOrNull))).filter((x): x is string => x !== null);
@@ -50,8 +66,14 @@ export async function openLocalFile(
   }
   const prefix = realPrefixes.find((pre) => isInside(pre, real));
   if (prefix === undefined) throw new Error(`refused: '${p}' (with symlinks resolved) is not under an allowed prefix; ${RULE}`);
+  return { real, prefix };
+}
 
-  await hooks.afterCheck?.();
+/**
+ * The open half of openLocalFile: opens the checked real path and confirms the file opened is still
+ * under the prefix. Runs with the rights of whoever calls it (the task's user, in read-as-user's child).
+ */
+export async function openCheckedFile(p: string, { real, prefix }: CheckedLocalPath): Promise<LocalBody> {
   let fh: FileHandle;
   try {
     fh = await open(real, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | fsc.O_NOCTTY);

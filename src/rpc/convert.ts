@@ -2,8 +2,10 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { NetworkInfo_Protocol } from "../gen/mesos/v1/mesos_pb.js";
 import {
+  CacheOutcome,
   ContainerEventSchema,
   ContainerSummarySchema,
+  FetchResultSchema,
   State,
   StatusResponseSchema,
   TerminationSchema,
@@ -16,6 +18,13 @@ import type { ContainerEvent } from "../containerizer/container-event.js";
 import type { ContainerInfoSummary, ContainerStatusInfo } from "../containerizer/containerizer.js";
 import type { ContainerState } from "../containerizer/state.js";
 import type { Termination } from "../containerizer/termination.js";
+import type { CacheOutcome as FetchCacheOutcome } from "../fetcher/fetcher.js";
+
+const CACHE_OUTCOMES: Record<FetchCacheOutcome, CacheOutcome> = {
+  NOT_CACHED: CacheOutcome.NOT_CACHED,
+  HIT: CacheOutcome.HIT,
+  MISS: CacheOutcome.MISS,
+};
 
 const STATES: Record<ContainerState, State> = {
   FETCHING: State.FETCHING,
@@ -69,6 +78,12 @@ export function eventToProto(e: ContainerEvent): ContainerEventMessage {
           bytesTotal: BigInt(Math.max(0, Math.floor(k.progress.bytesTotal))),
           status: k.progress.status,
         },
+      };
+      break;
+    case "fetch":
+      message.kind = {
+        case: "fetchResult",
+        value: create(FetchResultSchema, { uriIndex: k.result.uriIndex, uri: k.result.uri, cache: CACHE_OUTCOMES[k.result.cache], bytes: BigInt(k.result.bytes) }),
       };
       break;
     case "task_status":
