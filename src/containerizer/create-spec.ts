@@ -4,17 +4,22 @@ import {
   ContainerInfo_DockerInfo_Network,
   LinuxInfo_IpcMode,
   MountPropagation_Mode,
+  RLimitInfo_RLimitSchema,
+  RLimitInfo_RLimit_Type,
   Volume_Mode,
   Volume_Source_SandboxPath_Type,
   Volume_Source_Type,
   type ContainerInfo,
   type Volume,
 } from "../gen/mesos/v1/mesos_pb.js";
+import { isFieldSet } from "@bufbuild/protobuf";
 import type { CreateSpec, MountSpec, ResourceUpdate } from "../docker/engine-port.js";
 import { LABEL_AGENT_ID, LABEL_CONTAINER_ID, containerName } from "../docker/names.js";
 import { quote } from "./container-id.js";
 import { InvalidRequest } from "./errors.js";
 import { hostCapacity, type LaunchSpec, type ResourceLimits } from "./launch-spec.js";
+import { applyDockerParameters, effectiveUser, engineLogConfig, parseDockerParameters, type Ulimit } from "./docker-parameters.js";
+import { seccompChoice, type SeccompProfiles } from "./seccomp.js";
 
 /** Mesos' floors: at least 2 CPU shares and 32 MB of memory. */
 export const CPU_SHARES_PER_CPU = 1024;
@@ -33,6 +38,10 @@ export interface CreateOptions {
   pidsLimit?: number;
   /** The host's memory, for the OOM score of a container whose mem limit is above its request (default: os.totalmem()). */
   hostMemoryBytes?: number;
+  /** --container_log_max_size: one file of the engine's own (json-file) copy of the output; two are kept. */
+  engineLogMaxSize?: number;
+  /** --seccomp_config_dir / --seccomp_profile_name; without them only unconfined or the engine's default. */
+  seccomp?: SeccompProfiles;
 }
 
 /** The engine settings of cpus and mem: Update's fields plus the memory reservation a limit brings. */
@@ -89,7 +98,7 @@ export function oomScoreAdj(memMb: number | undefined, caps: ResourceLimits, hos
 }
 
 /** Docker parameters (DockerInfo.parameters) Berth maps; Mesos passes any `docker run` flag. */
-export const SUPPORTED_DOCKER_PARAMETERS = ["label", "workdir", "env", "hostname", "shm-size"] as const;
+export { SUPPORTED_DOCKER_PARAMETERS } from "./docker-parameters.js";
 
 /** Where the container's sandbox lives, on the host and inside the container. */
 export interface SandboxPlacement {
@@ -143,21 +152,75 @@ export function buildCreateSpec(spec: LaunchSpec, placement: SandboxPlacement, o
   } else if (command.value !== "" || command.arguments.length > 0) {
     create.Cmd = [...(command.value !== "" ? [command.value] : []), ...command.arguments];
   }
-  if (spec.user !== undefined) create.User = spec.user;
+  const parameters = parseDockerParameters(docker?.parameters ?? []);
+  const user = effectiveUser(spec, parameters);
+  if (user !== undefined) create.User = user.user;
 
-  applyNetwork(create, info);
+  applyNetwork(create, info, spec.resources.ports);
   Object.assign(create.HostConfig, engineLimits(spec.resources, options, spec.limits));
   const oom = oomScoreAdj(spec.resources.memMb, spec.limits, options.hostMemoryBytes ?? hostCapacity().memoryBytes);
   if (oom !== undefined) create.HostConfig.OomScoreAdj = oom;
   applyLinux(create, info);
+  applySeccomp(create, info, options.seccomp);
+  const ulimits = engineUlimits(info);
+  if (ulimits.length > 0) create.HostConfig.Ulimits = ulimits;
+  if (docker !== undefined && docker.volumeDriver !== "") {
+    if (!VOLUME_DRIVER.test(docker.volumeDriver)) throw new InvalidRequest(`container_info.docker.volume_driver ${quote(docker.volumeDriver)} is not a volume driver name`);
+    create.HostConfig.VolumeDriver = docker.volumeDriver;
+  }
   if (options.pidsLimit !== undefined && options.pidsLimit > 0) create.HostConfig.PidsLimit = options.pidsLimit;
   if (info.ttyInfo) create.Tty = true;
   if (docker?.privileged) create.HostConfig.Privileged = true;
-  for (const [i, p] of (docker?.parameters ?? []).entries()) applyParameter(create, p.key, p.value, i);
+  const mode = create.HostConfig.NetworkMode;
+  const userNetwork = mode === "host" || mode === "none" || mode === "bridge" ? undefined : mode;
+  applyDockerParameters(create, parameters, { shell: command.shell, userNetwork, seccompChosen: seccompChoice(info).kind !== "default" });
+  create.HostConfig.LogConfig = engineLogConfig(parameters, options.engineLogMaxSize);
   return create;
 }
 
-function applyNetwork(create: CreateSpec, info: ContainerInfo): void {
+const VOLUME_DRIVER = /^[A-Za-z0-9][A-Za-z0-9_.\/:-]{0,127}$/;
+
+/**
+ * Mesos' RLimitInfo as the engine's ulimits (Mesos' posix/rlimits isolator): RLMT_NOFILE →
+ * "nofile", neither soft nor hard → unlimited (-1, as the engine takes it), one without the other,
+ * soft above hard, UNKNOWN or a type given twice → InvalidRequest.
+ */
+export function engineUlimits(info: ContainerInfo): Ulimit[] {
+  const out: Ulimit[] = [];
+  for (const [i, limit] of (info.rlimitInfo?.rlimits ?? []).entries()) {
+    const field = `container_info.rlimit_info.rlimits[${i}]`;
+    const typeName = RLimitInfo_RLimit_Type[limit.type];
+    if (typeName === undefined || limit.type === RLimitInfo_RLimit_Type.UNKNOWN) throw new InvalidRequest(`${field}.type ${typeName ?? limit.type} is not a known rlimit (RLMT_NOFILE, RLMT_CORE, ...)`);
+    const name = typeName.replace(/^RLMT_/, "").toLowerCase();
+    if (out.some((u) => u.Name === name)) throw new InvalidRequest(`${field}.type ${typeName} is given twice in container_info.rlimit_info; give each limit once`);
+    const hasSoft = isFieldSet(limit, RLimitInfo_RLimitSchema.field.soft);
+    const hasHard = isFieldSet(limit, RLimitInfo_RLimitSchema.field.hard);
+    if (hasSoft !== hasHard) throw new InvalidRequest(`${field} (${typeName}) sets only ${hasSoft ? "soft" : "hard"}; set both, or neither for unlimited`);
+    if (!hasSoft) {
+      // Neither: unlimited, as in Mesos. The kernel caps open files at fs.nr_open, so that one cannot be.
+      if (name === "nofile") throw new InvalidRequest(`${field} (${typeName}) asks for unlimited open files, which the kernel does not allow (its cap is fs.nr_open); give soft and hard`);
+      out.push({ Name: name, Soft: -1, Hard: -1 });
+      continue;
+    }
+    for (const [k, v] of [["soft", limit.soft], ["hard", limit.hard]] as const) {
+      if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidRequest(`${field}.${k} ${v} (${typeName}) is too large; leave soft and hard unset for unlimited`);
+    }
+    if (limit.soft > limit.hard) throw new InvalidRequest(`${field} (${typeName}) soft ${limit.soft} is above hard ${limit.hard}`);
+    out.push({ Name: name, Soft: Number(limit.soft), Hard: Number(limit.hard) });
+  }
+  return out;
+}
+
+function applySeccomp(create: CreateSpec, info: ContainerInfo, profiles: SeccompProfiles | undefined): void {
+  const choice = seccompChoice(info);
+  let opt: string | undefined;
+  if (profiles) opt = profiles.securityOpt(info);
+  else if (choice.kind === "unconfined") opt = "seccomp=unconfined";
+  else if (choice.kind === "profile") throw new InvalidRequest(`container_info.linux_info.seccomp.profile_name ${quote(choice.name)} cannot be used: no --seccomp_config_dir is configured`);
+  if (opt !== undefined) (create.HostConfig.SecurityOpt ??= []).push(opt);
+}
+
+function applyNetwork(create: CreateSpec, info: ContainerInfo, ports: ReadonlyArray<readonly [number, number]>): void {
   const network = info.docker?.network ?? ContainerInfo_DockerInfo_Network.HOST;
   const mappings = info.docker?.portMappings ?? [];
   switch (network) {
@@ -198,6 +261,11 @@ function applyNetwork(create: CreateSpec, info: ContainerInfo): void {
     for (const [k, v] of [["host_port", m.hostPort], ["container_port", m.containerPort]] as const) {
       if (!Number.isInteger(v) || v < 1 || v > 65535) throw new InvalidRequest(`${field}.${k} ${v} is not a port (1-65535)`);
     }
+    // As Mesos: a host port the task was not offered (its `ports` resource) is not the task's to take.
+    if (!ports.some(([begin, end]) => m.hostPort >= begin && m.hostPort <= end)) {
+      const offered = ports.length === 0 ? "the task has no ports resource" : `its ports resource holds ${ports.map(([b, e]) => (b === e ? `${b}` : `${b}-${e}`)).join(", ")}`;
+      throw new InvalidRequest(`${field}.host_port ${m.hostPort} (container_port ${m.containerPort}) is not inside the task's ports resource; ${offered}`);
+    }
     const protocol = (m.protocol === "" ? "tcp" : m.protocol).toLowerCase();
     if (protocol !== "tcp" && protocol !== "udp" && protocol !== "sctp") throw new InvalidRequest(`${field}.protocol ${quote(m.protocol)} is not tcp, udp or sctp`);
     const key = `${m.containerPort}/${protocol}`;
@@ -232,45 +300,6 @@ function applyLinux(create: CreateSpec, info: ContainerInfo): void {
       throw new InvalidRequest(`container_info.linux_info.shm_size ${linux.shmSize} needs ipc_mode PRIVATE; ipc_mode is ${LinuxInfo_IpcMode[linux.ipcMode] ?? linux.ipcMode}`);
     }
     create.HostConfig.ShmSize = linux.shmSize * 1024 * 1024;
-  }
-}
-
-function applyParameter(create: CreateSpec, key: string, value: string, i: number): void {
-  const field = `container_info.docker.parameters[${i}]`;
-  switch (key) {
-    case "label": {
-      const eq = value.indexOf("=");
-      const k = eq < 0 ? value : value.slice(0, eq);
-      if (k === "" || k.startsWith("berth.")) throw new InvalidRequest(`${field} label ${quote(value)} has an empty key or one in Berth's own 'berth.' namespace`);
-      create.Labels[k] = eq < 0 ? "" : value.slice(eq + 1);
-      break;
-    }
-    case "workdir":
-      if (!value.startsWith("/")) throw new InvalidRequest(`${field} workdir ${quote(value)} is not an absolute path`);
-      create.WorkingDir = value;
-      break;
-    case "env":
-      if (!/^[^=\0]+=/.test(value)) throw new InvalidRequest(`${field} env ${quote(value.split("=")[0] ?? "")} is not NAME=VALUE`);
-      create.Env.splice(create.Env.length - 2, 0, value);
-      break;
-    case "hostname":
-      if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(value)) throw new InvalidRequest(`${field} hostname ${quote(value)} is not a valid host name`);
-      // Same rule as container_info.hostname: a host-network container shares the host's name.
-      if (create.HostConfig.NetworkMode === "host") throw new InvalidRequest(`${field} hostname ${quote(value)} cannot be set with network HOST (the container shares the host's name)`);
-      create.Hostname = value;
-      break;
-    case "shm-size": {
-      const m = /^(\d+)([bkmg]?)$/i.exec(value);
-      if (!m) throw new InvalidRequest(`${field} shm-size ${quote(value)} is not a size like 64m`);
-      const unit = { "": 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "b" | "k" | "m" | "g"];
-      const bytes = Number(m[1]) * unit;
-      // A digit string long enough to lose precision is a typo, not a size the kernel could honour.
-      if (!Number.isSafeInteger(bytes)) throw new InvalidRequest(`${field} shm-size ${quote(value)} is too large`);
-      create.HostConfig.ShmSize = bytes;
-      break;
-    }
-    default:
-      throw new InvalidRequest(`${field} key ${quote(key)} is not supported; supported keys: ${SUPPORTED_DOCKER_PARAMETERS.join(", ")}`);
   }
 }
 

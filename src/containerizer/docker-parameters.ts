@@ -529,6 +529,8 @@ interface ParameterFacts {
   shell: boolean;
   /** The network name a USER network joins (aliases apply there only). */
   userNetwork?: string;
+  /** linux_info.seccomp names a profile or unconfined (else a seccomp entry is --seccomp_profile_name's default). */
+  seccompChosen: boolean;
 }
 
 /**
@@ -580,7 +582,11 @@ export function applyDockerParameters(create: CreateSpec, parsed: readonly Parse
         break;
       case "security-opt": {
         const o = p.value;
-        if (o.kind === "seccomp" && hc.SecurityOpt?.some((s) => s.startsWith("seccomp="))) throw conflict("repeats container_info.linux_info.seccomp; choose the profile once");
+        if (o.kind === "seccomp") {
+          if (facts.seccompChosen) throw conflict("repeats container_info.linux_info.seccomp; choose the profile once");
+          // It replaces the default profile (--seccomp_profile_name), as linux_info.seccomp would.
+          hc.SecurityOpt = hc.SecurityOpt?.filter((s) => !s.startsWith("seccomp="));
+        }
         const text = o.kind === "no-new-privileges" ? `no-new-privileges:${o.enabled}` : o.kind === "seccomp" ? `seccomp=${o.profile}` : o.kind === "apparmor" ? `apparmor=${o.profile}` : `label=${o.option}`;
         (hc.SecurityOpt ??= []).push(text);
         break;

@@ -11,6 +11,7 @@ import {
   ContainerInfo_Type,
   LinuxInfo_IpcMode,
   MountPropagation_Mode,
+  RLimitInfo_RLimit_Type,
   Value_Type,
   Volume_Mode,
   Volume_Source_SandboxPath_Type,
@@ -19,7 +20,11 @@ import {
   type ContainerInfo_DockerInfo,
   type ResourceSchema,
 } from "../../src/gen/mesos/v1/mesos_pb.js";
+import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { buildCreateSpec, SUPPORTED_DOCKER_PARAMETERS, type SandboxPlacement } from "../../src/containerizer/create-spec.js";
+import { SeccompProfiles } from "../../src/containerizer/seccomp.js";
 import { InvalidRequest } from "../../src/containerizer/errors.js";
 import { resolveLaunchSpec, type LaunchSpec } from "../../src/containerizer/launch-spec.js";
 import type { CreateSpec } from "../../src/docker/engine-port.js";
@@ -76,6 +81,10 @@ function rejects(l: Launch, ...patterns: RegExp[]): void {
 
 function scalar(name: string, value: number): ResourceInit {
   return { name, type: Value_Type.SCALAR, scalar: { value } };
+}
+
+function ports(...ranges: Array<[number, number]>): ResourceInit {
+  return { name: "ports", type: Value_Type.RANGES, ranges: { range: ranges.map(([b, e]) => ({ begin: BigInt(b), end: BigInt(e) })) } };
 }
 
 describe("buildCreateSpec", () => {
@@ -320,6 +329,7 @@ describe("buildCreateSpec", () => {
             ],
           },
         },
+        resources: [ports([31000, 31001])],
       });
       assert.deepEqual(c.ExposedPorts, { "8080/tcp": {}, "53/udp": {} });
       assert.deepEqual(c.HostConfig.PortBindings, { "8080/tcp": [{ HostPort: "31000" }], "53/udp": [{ HostPort: "31001" }] });
@@ -345,7 +355,22 @@ describe("buildCreateSpec", () => {
       const bridge = ContainerInfo_DockerInfo_Network.BRIDGE;
       rejects({ container: { docker: { network: bridge, portMappings: [{ hostPort: 0, containerPort: 80 }] } } }, /port_mappings\[0\]\.host_port 0 is not a port/);
       rejects({ container: { docker: { network: bridge, portMappings: [{ hostPort: 31000, containerPort: 70000 }] } } }, /port_mappings\[0\]\.container_port 70000 is not a port/);
-      rejects({ container: { docker: { network: bridge, portMappings: [{ hostPort: 31000, containerPort: 80, protocol: "icmp" }] } } }, /port_mappings\[0\]\.protocol 'icmp'/);
+      rejects({ container: { docker: { network: bridge, portMappings: [{ hostPort: 31000, containerPort: 80, protocol: "icmp" }] } }, resources: [ports([31000, 31000])] }, /port_mappings\[0\]\.protocol 'icmp'/);
+    });
+
+    it("refuses a host port outside the task's ports resource, as Mesos does", () => {
+      const bridge = ContainerInfo_DockerInfo_Network.BRIDGE;
+      rejects(
+        { container: { docker: { network: bridge, portMappings: [{ hostPort: 31000, containerPort: 80 }] } } },
+        /port_mappings\[0\]\.host_port 31000 \(container_port 80\) is not inside the task's ports resource; the task has no ports resource/,
+      );
+      rejects(
+        { container: { docker: { network: bridge, portMappings: [{ hostPort: 31000, containerPort: 80 }, { hostPort: 31005, containerPort: 81 }] } }, resources: [ports([31000, 31001], [31003, 31003])] },
+        /port_mappings\[1\]\.host_port 31005 \(container_port 81\) is not inside the task's ports resource; its ports resource holds 31000-31001, 31003/,
+      );
+      // Every range counts, also across several ports resources (roles).
+      const c = build({ container: { docker: { network: bridge, portMappings: [{ hostPort: 31003, containerPort: 80 }, { hostPort: 32000, containerPort: 81 }] } }, resources: [ports([31000, 31003]), ports([32000, 32000])] });
+      assert.deepEqual(c.HostConfig.PortBindings, { "80/tcp": [{ HostPort: "31003" }], "81/tcp": [{ HostPort: "32000" }] });
     });
 
     it("sets the hostname except with HOST network", () => {
@@ -371,7 +396,7 @@ describe("buildCreateSpec", () => {
     });
 
     it("rejects an unknown key, naming it and the supported list", () => {
-      rejects(withParams([["cap-add", "NET_ADMIN"]]), /parameters\[0\] key 'cap-add' is not supported/, new RegExp(SUPPORTED_DOCKER_PARAMETERS.join(", ")));
+      rejects(withParams([["privileged", "true"]]), /parameters\[0\] key 'privileged' is not supported/, new RegExp(SUPPORTED_DOCKER_PARAMETERS.join(", ")));
     });
 
     it("rejects bad parameter values, naming them", () => {
@@ -419,6 +444,112 @@ describe("buildCreateSpec", () => {
       assert.equal(c.HostConfig.ShmSize, 128 * 1024 * 1024);
       assert.equal(c.HostConfig.IpcMode, "private");
       rejects({ container: { linuxInfo: { shmSize: 128 } } }, /linux_info\.shm_size 128 needs ipc_mode PRIVATE/);
+    });
+  });
+
+  describe("rlimit_info → ulimits", () => {
+    const limits = (...rlimits: Array<{ type: RLimitInfo_RLimit_Type; soft?: bigint; hard?: bigint }>): Launch => ({ container: { rlimitInfo: { rlimits } } });
+
+    it("maps RLMT_* to the engine's lower-case names, neither soft nor hard being unlimited (-1)", () => {
+      const c = build(limits({ type: RLimitInfo_RLimit_Type.RLMT_NOFILE, soft: 1024n, hard: 4096n }, { type: RLimitInfo_RLimit_Type.RLMT_CORE }, { type: RLimitInfo_RLimit_Type.RLMT_NPROC, soft: 0n, hard: 0n }, { type: RLimitInfo_RLimit_Type.RLMT_RTTIME, soft: 5n, hard: 5n }));
+      assert.deepEqual(c.HostConfig.Ulimits, [
+        { Name: "nofile", Soft: 1024, Hard: 4096 },
+        { Name: "core", Soft: -1, Hard: -1 },
+        { Name: "nproc", Soft: 0, Hard: 0 },
+        { Name: "rttime", Soft: 5, Hard: 5 },
+      ]);
+      assert.equal(build().HostConfig.Ulimits, undefined);
+    });
+
+    it("refuses UNKNOWN, a type twice, soft above hard, only one of them, unlimited nofile and values past 2^53", () => {
+      rejects(limits({ type: RLimitInfo_RLimit_Type.UNKNOWN, soft: 1n, hard: 1n }), /rlimit_info\.rlimits\[0\]\.type UNKNOWN is not a known rlimit/);
+      rejects(limits({ type: 99 as RLimitInfo_RLimit_Type, soft: 1n, hard: 1n }), /rlimit_info\.rlimits\[0\]\.type 99 is not a known rlimit/);
+      rejects(limits({ type: RLimitInfo_RLimit_Type.RLMT_CORE }, { type: RLimitInfo_RLimit_Type.RLMT_CORE, soft: 0n, hard: 0n }), /rlimits\[1\]\.type RLMT_CORE is given twice/);
+      rejects(limits({ type: RLimitInfo_RLimit_Type.RLMT_NOFILE, soft: 10n, hard: 5n }), /rlimits\[0\] \(RLMT_NOFILE\) soft 10 is above hard 5/);
+      rejects(limits({ type: RLimitInfo_RLimit_Type.RLMT_STACK, soft: 10n }), /rlimits\[0\] \(RLMT_STACK\) sets only soft; set both, or neither for unlimited/);
+      rejects(limits({ type: RLimitInfo_RLimit_Type.RLMT_STACK, hard: 10n }), /sets only hard/);
+      rejects(limits({ type: RLimitInfo_RLimit_Type.RLMT_NOFILE }), /rlimits\[0\] \(RLMT_NOFILE\) asks for unlimited open files/);
+      rejects(limits({ type: RLimitInfo_RLimit_Type.RLMT_AS, soft: 1n, hard: 2n ** 63n }), /rlimits\[0\]\.hard 9223372036854775808 \(RLMT_AS\) is too large/);
+    });
+  });
+
+  describe("linux_info.seccomp", () => {
+    let dir: string;
+    before(async () => {
+      dir = await mkdtemp(path.join(tmpdir(), "berth-seccomp-unit-"));
+      await writeFile(path.join(dir, "strict.json"), JSON.stringify({ defaultAction: "SCMP_ACT_ERRNO", syscalls: [{ names: ["read"], action: "SCMP_ACT_ALLOW" }] }, null, 2));
+      await writeFile(path.join(dir, "base.json"), '{"defaultAction": "SCMP_ACT_ALLOW"}');
+      await writeFile(path.join(dir, "broken.json"), '{"defaultAction": ');
+      await writeFile(path.join(dir, "array.json"), "[]");
+      await symlink(path.join(dir, "base.json"), path.join(dir, "link.json"));
+    });
+    after(() => rm(dir, { recursive: true, force: true }));
+    const seccomp = (s: { profileName?: string; unconfined?: boolean }): Launch => ({ container: { linuxInfo: { seccomp: s } } });
+
+    it("a named profile is read at admission and passed as its JSON text; the default applies to launches naming none", async () => {
+      const profiles = new SeccompProfiles(dir, "base");
+      await profiles.init();
+      const named = spec(seccomp({ profileName: "strict" }));
+      await profiles.prepare(named.containerInfo);
+      const c = buildCreateSpec(named, placement, { seccomp: profiles });
+      assert.deepEqual(c.HostConfig.SecurityOpt, [`seccomp=${JSON.stringify({ defaultAction: "SCMP_ACT_ERRNO", syscalls: [{ names: ["read"], action: "SCMP_ACT_ALLOW" }] })}`]);
+      assert.deepEqual(buildCreateSpec(spec(), placement, { seccomp: profiles }).HostConfig.SecurityOpt, ['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}']);
+      assert.deepEqual(buildCreateSpec(spec(seccomp({})), placement, { seccomp: profiles }).HostConfig.SecurityOpt, ['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}']);
+      assert.deepEqual(buildCreateSpec(spec(seccomp({ unconfined: true })), placement, { seccomp: profiles }).HostConfig.SecurityOpt, ["seccomp=unconfined"]);
+      // Without a default profile a launch naming none keeps the engine's own default.
+      assert.equal(buildCreateSpec(spec(), placement, { seccomp: new SeccompProfiles(dir, undefined) }).HostConfig.SecurityOpt, undefined);
+      assert.equal(build().HostConfig.SecurityOpt, undefined);
+    });
+
+    it("refuses a name with '/' or '..', a missing, linked or invalid profile, and both unconfined and a name, naming the profile", async () => {
+      const profiles = new SeccompProfiles(dir, undefined);
+      const prepare = (s: { profileName?: string; unconfined?: boolean }) => profiles.prepare(spec(seccomp(s)).containerInfo);
+      const refused = async (s: { profileName?: string; unconfined?: boolean }, ...patterns: RegExp[]) => {
+        await assert.rejects(prepare(s), (e: unknown) => e instanceof InvalidRequest && patterns.every((p) => p.test(e.message)));
+      };
+      await refused({ profileName: "../etc/x" }, /seccomp\.profile_name '\.\.\/etc\/x' contains '\/' or '\.\.'/);
+      await refused({ profileName: "a/b" }, /profile_name 'a\/b' contains '\/'/);
+      await refused({ profileName: "missing" }, /profile_name 'missing': no profile '.*\/missing\.json'/);
+      await refused({ profileName: "broken" }, /profile_name 'broken': '.*broken\.json' is not valid JSON/);
+      await refused({ profileName: "array" }, /profile_name 'array': '.*array\.json' is not a seccomp profile/);
+      await refused({ profileName: "link" }, /profile_name 'link': '.*link\.json' is a symbolic link/);
+      await refused({ profileName: "base", unconfined: true }, /linux_info\.seccomp sets both profile_name 'base' and unconfined/);
+      // The create options refuse the same shapes without reading anything.
+      rejects(seccomp({ profileName: "../x" }), /contains '\/' or '\.\.'/);
+      rejects(seccomp({ profileName: "strict" }), /profile_name 'strict' cannot be used: no --seccomp_config_dir is configured/);
+    });
+
+    it("a security-opt seccomp=unconfined parameter replaces the default profile, but not a profile the launch names", async () => {
+      const profiles = new SeccompProfiles(dir, "base");
+      await profiles.init();
+      const param = (l: Launch): Launch => ({ container: { ...l.container, docker: { network: ContainerInfo_DockerInfo_Network.NONE, parameters: [{ key: "security-opt", value: "seccomp=unconfined" }] } } });
+      assert.deepEqual(buildCreateSpec(spec(param({})), placement, { seccomp: profiles }).HostConfig.SecurityOpt, ["seccomp=unconfined"]);
+      const named = spec(param(seccomp({ profileName: "strict" })));
+      await profiles.prepare(named.containerInfo);
+      assert.throws(() => buildCreateSpec(named, placement, { seccomp: profiles }), (e: unknown) => e instanceof InvalidRequest && /parameters\[0\] security-opt 'seccomp=unconfined' repeats container_info\.linux_info\.seccomp/.test(e.message));
+      rejects(param(seccomp({ unconfined: true })), /repeats container_info\.linux_info\.seccomp/);
+    });
+
+    it("checks the default profile at start-up", async () => {
+      await assert.rejects(new SeccompProfiles(dir, "missing").init(), /--seccomp_profile_name: no profile '.*missing\.json'/);
+      await assert.rejects(new SeccompProfiles(dir, "broken").init(), /--seccomp_profile_name: '.*broken\.json' is not valid JSON/);
+      await assert.rejects(new SeccompProfiles(undefined, "base").init(), /--seccomp_profile_name 'base' needs --seccomp_config_dir/);
+      await assert.rejects(new SeccompProfiles(dir, "../base").init(), /--seccomp_profile_name '\.\.\/base' contains '\/' or '\.\.'/);
+      await new SeccompProfiles(dir, undefined).init();
+      await new SeccompProfiles(undefined, undefined).init();
+    });
+  });
+
+  describe("the engine's copy of the output and the volume driver", () => {
+    it("keeps the engine's json-file copy to two files of --container_log_max_size", () => {
+      assert.deepEqual(build().HostConfig.LogConfig, { Type: "json-file", Config: { "max-size": "10485760", "max-file": "2" } });
+      assert.deepEqual(buildCreateSpec(spec(), placement, { engineLogMaxSize: 1000 }).HostConfig.LogConfig, { Type: "json-file", Config: { "max-size": "1000", "max-file": "2" } });
+    });
+
+    it("maps docker.volume_driver (deprecated) to VolumeDriver", () => {
+      assert.equal(build({ container: { docker: { volumeDriver: "local" } } }).HostConfig.VolumeDriver, "local");
+      assert.equal(build().HostConfig.VolumeDriver, undefined);
+      rejects({ container: { docker: { volumeDriver: "bad driver" } } }, /container_info\.docker\.volume_driver 'bad driver' is not a volume driver name/);
     });
   });
 

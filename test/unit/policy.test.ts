@@ -21,7 +21,8 @@ import {
   type VolumeSchema,
 } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { buildCreateSpec } from "../../src/containerizer/create-spec.js";
-import { PermissionDenied, ResourceExhausted } from "../../src/containerizer/errors.js";
+import { parseDockerSize } from "../../src/containerizer/docker-parameters.js";
+import { InvalidRequest, PermissionDenied, ResourceExhausted } from "../../src/containerizer/errors.js";
 import { resolveLaunchSpec, type LaunchSpec } from "../../src/containerizer/launch-spec.js";
 import { admissionPaths, admit, hostPathRequests, type AdmissionContext } from "../../src/policy/admit.js";
 import { checkLaunchLimits, checkLiveContainers, DEFAULT_LAUNCH_LIMITS } from "../../src/policy/limits.js";
@@ -337,7 +338,55 @@ describe("operator policy", () => {
     });
   });
 
+  describe("seccomp and the volume driver", () => {
+    it("linux_info.seccomp.unconfined needs allow_unconfined_seccomp; a named profile is the operator's own", () => {
+      const l = { container: { linuxInfo: { seccomp: { unconfined: true } } } };
+      refused(l, {}, { rule: "allow_unconfined_seccomp", field: "container_info.linux_info.seccomp.unconfined", value: "true" });
+      decide(l, { allowUnconfinedSeccomp: true });
+      decide({ container: { linuxInfo: { seccomp: { profileName: "strict" } } } });
+    });
+    it("docker.volume_driver goes through docker_volumes.allowed_drivers", () => {
+      decide({ container: { docker: { volumeDriver: "local" } } });
+      refused({ container: { docker: { volumeDriver: "convoy" } } }, {}, { rule: "docker_volumes.allowed_drivers", field: "container_info.docker.volume_driver", value: "convoy" });
+      decide({ container: { docker: { volumeDriver: "convoy" } } }, { dockerVolumes: { allowedDrivers: ["local", "convoy"], allowDriverOptions: false } });
+    });
+  });
+
   describe("create-spec cannot bypass admission", () => {
+    it("whatever Docker parameters the default policy admits, the create options hold nothing it forbids", () => {
+      const keys = ["cap-add", "cap-drop", "security-opt", "sysctl", "device", "oom-kill-disable", "oom-score-adj", "log-driver", "log-opt", "volume-driver", "user", "privileged"];
+      const values = ["SYS_ADMIN", "CHOWN", "ALL", "seccomp=unconfined", "apparmor=unconfined", "label=disable", "no-new-privileges", "kernel.panic=1", "kernel.shmmax=1", "net.ipv4.ip_forward=1", "/dev/sda", "/dev/fuse", "true", "false", "", "-500", "100", "syslog", "local", "none", "max-size=1g", "max-file=9", "nfs", "root", "1000"];
+      const paramArb = fc.array(fc.tuple(fc.constantFrom(...keys), fc.constantFrom(...values)), { maxLength: 4 });
+      let admitted = 0;
+      fc.assert(
+        fc.property(paramArb, fc.constantFrom(ContainerInfo_DockerInfo_Network.HOST, ContainerInfo_DockerInfo_Network.NONE), (params, network) => {
+          const l: Launch = { container: { docker: { network, parameters: params.map(([key, value]) => ({ key, value })) } } };
+          let c;
+          try {
+            c = buildCreateSpec(spec(l), { agentId: "a", hostSandbox: "/var/lib/berth/sandboxes/c1", containerSandbox: "/mnt/mesos/sandbox" });
+            decide(l, {});
+          } catch (err) {
+            assert.ok(err instanceof PermissionDenied || err instanceof InvalidRequest, String(err));
+            return;
+          }
+          admitted += 1;
+          const hc = c.HostConfig;
+          for (const cap of hc.CapAdd ?? []) assert.ok(DOCKER_DEFAULT_CAPABILITIES.includes(cap.replace(/^CAP_/, "")), `added ${cap}`);
+          assert.ok(!(hc.SecurityOpt ?? []).some((o) => /unconfined|^label=/.test(o)), `security opts ${hc.SecurityOpt}`);
+          assert.equal(hc.Devices, undefined);
+          assert.notEqual(hc.OomKillDisable, true);
+          assert.ok((hc.OomScoreAdj ?? 0) >= 0);
+          assert.ok(["json-file", "local"].includes(hc.LogConfig!.Type));
+          assert.ok(parseDockerSize(hc.LogConfig!.Config!["max-size"]!)! * Number(hc.LogConfig!.Config!["max-file"]) <= 2 * 10 * 1024 * 1024, `log ${JSON.stringify(hc.LogConfig)}`);
+          for (const name of Object.keys(hc.Sysctls ?? {})) assert.ok(name === "kernel.shmmax" || (name.startsWith("net.") && network !== ContainerInfo_DockerInfo_Network.HOST), `sysctl ${name}`);
+          assert.ok(hc.VolumeDriver === undefined || hc.VolumeDriver === "local");
+          assert.notEqual(hc.Privileged, true);
+        }),
+        { seed: 10, numRuns: 600 },
+      );
+      assert.ok(admitted > 50, `only ${admitted} launches were admitted: the property checked little`);
+    });
+
     it("every bind mount from outside the sandbox is a host path admission checked", () => {
       const pathArb = fc.constantFrom("/", "/srv/a", "rel/x", "/var/run/docker.sock", "x", "/a/b/");
       const volumeArb = fc.oneof(
