@@ -4,7 +4,7 @@
 // false), the grace period, refusals at launch, and a checker that restarts with Berth. The checks
 // are steered through files in the sandbox the test controls; every wait is for an event.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { isFieldSet, type MessageInitShape } from "@bufbuild/protobuf";
@@ -55,6 +55,18 @@ function healthOf(e: ContainerEvent): boolean | undefined {
 }
 
 const healthChanges = (events: ContainerEvent[]) => events.filter((e) => !e.snapshot).flatMap((e) => (healthOf(e) === undefined ? [] : [healthOf(e)!]));
+
+/** Pids of this process's health probe children (nsenter … net-probe-main.js). */
+async function probeProcesses(): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const [cmdline, stat] = await Promise.all([readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => ""), readFile(`/proc/${entry}/stat`, "utf8").catch(() => "")]);
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (cmdline.includes("net-probe-main.js") && ppid === process.pid) pids.push(Number(entry));
+  }
+  return pids;
+}
 
 /** Runs an fs step from inside a Watch callback; its failure fails the test at the end. */
 class Steps {
@@ -214,6 +226,40 @@ describe("health checks against a real engine", function () {
     const final = downEvents.map(taskStatusOf).filter(Boolean).at(-1)!;
     assert.equal(final.state, TaskState.TASK_KILLED);
     assert.equal(final.healthy, false);
+  });
+
+  it("a check past timeout_seconds fails and its exec'd process is killed; leaving RUNNING kills the probe in flight", async () => {
+    // COMMAND: `sleep 30` outlives a 0.3 s timeout; each check leaves a line in `checks`.
+    const cmd = newId("hc-timeout");
+    const launched = await s.t.client.launch(
+      healthLaunch(cmd, s.images.busybox, "exec sleep 300", {
+        type: HealthCheck_Type.COMMAND,
+        command: { value: `echo . >> ${SANDBOX}/checks; exec sleep 30` },
+        ...QUICK,
+        timeoutSeconds: 0.3,
+        consecutiveFailures: 1000,
+      }),
+    );
+    const events = await s.t.client.collect([cmd], (e) => healthOf(e) === false);
+    assert.match(taskStatusOf(events.at(-1)!)!.message, /check timed out after 0\.3s/);
+    const checks = path.join(launched.sandboxDirectory, "checks");
+    await pollUntil(async () => (await readFile(checks, "utf8")).split("\n").filter(Boolean).length >= 4, 30_000, "four checks have started");
+    // Three checks have timed out by now: with their processes killed, at most the one in flight
+    // (and one still being killed) is alive; left alive, three or more would be.
+    const container = s.docker.getContainer((await s.t.client.status(cmd)).engineId);
+    const sleepers = async () => ((await container.top()).Processes ?? []).filter((p: string[]) => p.at(-1) === "sleep 30").length;
+    await pollUntil(async () => (await sleepers()) <= 1, 30_000, "timed-out checks are killed");
+    await s.t.client.destroy(cmd);
+
+    // HTTP with no timeout against a server that accepts and never answers: the probe stays in
+    // flight until the container leaves RUNNING, and then it is killed.
+    const http = newId("hc-hang");
+    await s.t.client.launch(
+      healthLaunch(http, s.images.busybox, "exec nc -ll -p 8080 -e sleep 300", { type: HealthCheck_Type.HTTP, http: { port: 8080 }, ...QUICK, timeoutSeconds: 0 }),
+    );
+    await pollUntil(async () => (await probeProcesses()).length > 0, 30_000, "the HTTP probe is in flight");
+    await s.t.client.destroy(http);
+    await pollUntil(async () => (await probeProcesses()).length === 0, 30_000, "no probe process is left");
   });
 
   it("a health_check Berth cannot run is INVALID_ARGUMENT naming the field, and nothing is launched", async () => {
