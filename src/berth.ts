@@ -15,6 +15,7 @@ import { checkedDockerConfig } from "./docker/registry-auth.js";
 import { agentLabels } from "./docker/names.js";
 import { fetchUris } from "./fetcher/fetcher.js";
 import { effectivePolicy } from "./policy/load-policy.js";
+import { SeccompProfiles } from "./containerizer/seccomp.js";
 import { describePolicy } from "./policy/policy.js";
 import { BerthServer } from "./rpc/server.js";
 import { CgroupStatsReader } from "./stats/cgroup-stats.js";
@@ -103,6 +104,11 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     throw new StartupError(err.message);
   });
   log.info({ policy_file: config.policyFile ?? null, policy: describePolicy(policy) }, "operator policy");
+  // The default seccomp profile must exist and parse before anything is served.
+  const seccomp = new SeccompProfiles(config.seccompConfigDir, config.seccompProfileName);
+  await seccomp.init().catch((err: Error) => {
+    throw new StartupError(err.message);
+  });
   // Registry credentials: checked now, read again at every pull (rotation needs no restart).
   const dockerConfig = config.dockerConfig === undefined ? undefined : await checkedDockerConfig(config.dockerConfig).catch((err: Error) => {
     throw new StartupError(err.message);
@@ -163,6 +169,9 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       defaultPidsLimit: config.defaultPidsLimit,
       execTimeoutMs: config.execTimeoutMs,
       execMaxOutputBytes: config.execMaxOutputBytes,
+      seccomp,
+      containerLogMaxSize: config.containerLogMaxSize,
+      containerLogMaxFiles: config.containerLogMaxFiles,
       diskWatchIntervalMs: config.containerDiskWatchIntervalMs,
       enforceDiskQuota: config.enforceContainerDiskQuota,
       killOrphans: config.dockerKillOrphans,

@@ -9,6 +9,8 @@ import { validateId } from "./container-id.js";
 import { Container, DestroyRequested } from "./container.js";
 import type { ContainerEvent } from "./container-event.js";
 import { buildCreateSpec } from "./create-spec.js";
+import { stopTimeoutMs } from "./docker-parameters.js";
+import type { SeccompProfiles } from "./seccomp.js";
 import { AlreadyExists, BerthError, Cancelled, ContainerNotFound, EngineFailed, EngineUnavailable, FailedPrecondition, InvalidRequest, PermissionDenied, StorageFailed } from "./errors.js";
 import { EventHub } from "./event-hub.js";
 import { NotSupported, resolveLaunchSpec, type LaunchSpec } from "./launch-spec.js";
@@ -86,6 +88,11 @@ export interface ContainerizerOptions {
   limits?: Partial<LaunchLimits>;
   /** --default_pids_limit: every container's pids limit (0 or unset = none). */
   defaultPidsLimit?: number;
+  /** --seccomp_config_dir / --seccomp_profile_name (the default profile already read at start-up). */
+  seccomp?: SeccompProfiles;
+  /** --container_log_max_size / --container_log_max_files (default 10 MB and 5). */
+  containerLogMaxSize?: number;
+  containerLogMaxFiles?: number;
   /** --container_disk_watch_interval: how often each sandbox's disk usage is measured (default 15 s). */
   diskWatchIntervalMs?: number;
   /** --enforce_container_disk_quota: kill a container whose sandbox outgrows its `disk`. */
@@ -219,6 +226,7 @@ export class Containerizer {
       puller: recordingPuller(deps.puller, this.pulledImages),
       cfsQuota: options.cgroupsEnableCfs ?? false,
       pidsLimit: options.defaultPidsLimit,
+      createOptions: { engineLogMaxSize: options.containerLogMaxSize, seccomp: options.seccomp },
       fetch: deps.fetch,
       agentId: options.agentId,
       containerSandbox: options.sandboxDirectory,
@@ -297,9 +305,15 @@ export class Containerizer {
     checkLaunchLimits(spec, this.limits);
     maxCompletionMs(spec.config);
     const sandbox = spec.directory ?? path.join(this.sandboxesDir, id);
+    // A seccomp profile the launch names is read and checked first: the create options carry its text.
+    if (this.options.seccomp?.needsPrepare(spec.containerInfo)) {
+      await this.options.seccomp.prepare(spec.containerInfo);
+      const raced = this.containers.get(id);
+      if (raced) return { result: "ALREADY_LAUNCHED", sandbox: raced.sandbox, firstSequence: raced.firstSequence };
+    }
     // Build the engine's create options now, so a shape the engine cannot take is refused
     // before anything is recorded.
-    buildCreateSpec(spec, { agentId: this.options.agentId, hostSandbox: sandbox, containerSandbox: this.options.sandboxDirectory });
+    buildCreateSpec(spec, { agentId: this.options.agentId, hostSandbox: sandbox, containerSandbox: this.options.sandboxDirectory }, this.pipelineDeps.createOptions);
     const admitting = this.admit(spec, input.peer);
     // An earlier container of this id is being forgotten: its record and sandbox removal must be
     // over before this launch writes its own (same record name, and the same sandbox path when
@@ -362,7 +376,7 @@ export class Containerizer {
    * read it decides synchronously (undefined), so a launch stays registered in the same turn.
    */
   private admit(spec: LaunchSpec, peer: string | undefined): Promise<void> | undefined {
-    const facts = { workDir: this.options.workDir, sandboxesDir: this.sandboxesDir, engineSockets: this.engineSockets };
+    const facts = { workDir: this.options.workDir, sandboxesDir: this.sandboxesDir, engineSockets: this.engineSockets, engineLogMaxSize: this.options.containerLogMaxSize };
     const decide = (resolved: ReadonlyMap<string, string | null>) => {
       try {
         admit(spec, this.policy, { ...facts, resolved });
@@ -454,7 +468,8 @@ export class Containerizer {
 
   /** SIGTERM, then SIGKILL after the task's kill policy grace or --docker_stop_timeout. */
   private async stopForDestroy(c: Container): Promise<void> {
-    const graceMs = c.spec.gracePeriodMs ?? this.options.stopTimeoutMs;
+    // The kill policy's grace, else a `stop-timeout` parameter's, else --docker_stop_timeout.
+    const graceMs = c.spec.gracePeriodMs ?? stopTimeoutMs(c.spec) ?? this.options.stopTimeoutMs;
     this.deps.log.info({ container_id: c.id, grace_ms: graceMs }, "stopping container");
     await this.deps.engine.stopContainer(c.engineId!, Math.ceil(graceMs / 1000));
   }

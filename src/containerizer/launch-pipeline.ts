@@ -11,7 +11,8 @@ import type { FetchUri, FetchOptions } from "../fetcher/fetcher.js";
 import { followOutput, outputWatermark, STDERR_FILE, STDOUT_FILE } from "../logger/sandbox-output.js";
 import { DestroyRequested, type Container } from "./container.js";
 import type { Gate } from "./bounded.js";
-import { buildCreateSpec } from "./create-spec.js";
+import { buildCreateSpec, type CreateOptions } from "./create-spec.js";
+import { effectiveUser } from "./docker-parameters.js";
 import { LaunchDeadline, LaunchTimedOut } from "./launch-deadline.js";
 import type { ContainerState } from "./state.js";
 import { chownTree, resolveSandboxOwner, type SandboxOwner } from "./sandbox-owner.js";
@@ -50,6 +51,8 @@ export interface PipelineDeps {
   cfsQuota?: boolean;
   /** --default_pids_limit: every container's pids limit (0 or unset = none). */
   pidsLimit?: number;
+  /** The engine's log cap and the seccomp profiles (create options beyond cpus and pids). */
+  createOptions?: Pick<CreateOptions, "engineLogMaxSize" | "seccomp">;
   log: Logger;
   /** Registers the engine id so that engine events reach this container. */
   bindEngineId(container: Container, engineId: string): void;
@@ -97,8 +100,10 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     await prepareSandbox(c.sandbox);
     // The task's user owns its sandbox (as Mesos chowns it), so a non-root task can write there;
     // the fetcher runs as root, so what it fetched is handed over too.
-    const owner = await resolveSandboxOwner(c.spec.user);
-    if (c.spec.user !== undefined && !owner) log.info({ user: c.spec.user }, "the task's user is not known on the host; its sandbox stays root's");
+    // The launch's user, or a `user` Docker parameter's (admission judged the same one).
+    const taskUser = effectiveUser(c.spec)?.user;
+    const owner = await resolveSandboxOwner(taskUser);
+    if (taskUser !== undefined && !owner) log.info({ user: taskUser }, "the task's user is not known on the host; its sandbox stays root's");
     await deps.fetch(c.spec.uris, c.sandbox, { signal });
     signal.throwIfAborted();
     if (owner) await chownTree(c.sandbox, owner);
@@ -120,7 +125,7 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     const createSpec = buildCreateSpec(
       c.spec,
       { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox },
-      { cfsQuota: deps.cfsQuota, pidsLimit: deps.pidsLimit },
+      { cfsQuota: deps.cfsQuota, pidsLimit: deps.pidsLimit, ...deps.createOptions },
     );
     await makeSandboxMountSources(c.sandbox, createSpec.HostConfig.Mounts.map((m) => m.Source), owner);
     // The stage is recorded too, without waiting (after the launch record; it only sharpens
