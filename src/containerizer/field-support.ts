@@ -274,6 +274,9 @@ export function refuseUnsupportedFields(desc: DescMessage, message: Message, pat
     const omitted = OMITTED_FIELDS[desc.typeName]?.[u.no];
     if (omitted?.support === "informational") continue;
     if (omitted) throw new InvalidRequest(`${path}.${omitted.name} (field ${u.no}) is set: ${omitted.what}`);
+    // proto2 keeps an enum value it does not know as an unknown field under the field's own number.
+    const known = desc.fields.find((f) => f.number === u.no);
+    if (known) throw new InvalidRequest(`${path}.${known.name} has a value Berth's protos do not know (an enum value newer than Berth?)`);
     throw new InvalidRequest(`${path} has field number ${u.no}, which ${desc.typeName} in Berth's protos does not know; Berth cannot honour it`);
   }
 }

@@ -4,8 +4,8 @@
 // launch, the launch is INVALID_ARGUMENT naming the field's path. A field added to the protos
 // without a row fails here.
 import { strict as assert } from "node:assert";
-import { create, createRegistry, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
-import { WireType } from "@bufbuild/protobuf/wire";
+import { create, createRegistry, fromBinary, toBinary, type DescField, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { ContainerConfigSchema, file_mesos_slave_containerizer, type ContainerConfig } from "../../src/gen/mesos/slave/containerizer_pb.js";
 import { ContainerInfo_DockerInfo_Network, ContainerInfo_Type, TaskInfoSchema, Value_Type, file_mesos_v1_mesos } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { InvalidRequest } from "../../src/containerizer/errors.js";
@@ -218,6 +218,17 @@ describe("field support table", () => {
     }
     const { err } = withUnknown(paths.get("mesos.v1.ContainerInfo.DockerInfo")!, 99);
     assert.match(err?.message ?? "", /^container_config\.container_info\.docker has field number 99, which mesos\.v1\.ContainerInfo\.DockerInfo in Berth's protos does not know/);
+  });
+
+  it("names the field when the wire carries an enum value newer than Berth's protos (proto2 keeps it as an unknown field)", () => {
+    const config = baseConfig();
+    // container_info (12) { type (1) = DOCKER, docker (3) { image (1), network (2) = 9, unknown to Berth } }
+    const docker = new BinaryWriter().tag(1, WireType.LengthDelimited).string("busybox:1.36").tag(2, WireType.Varint).int32(9).finish();
+    const info = new BinaryWriter().tag(1, WireType.Varint).int32(1).tag(3, WireType.LengthDelimited).bytes(docker).finish();
+    const bytes = new Uint8Array([...toBinary(ContainerConfigSchema, create(ContainerConfigSchema, { commandInfo: config.commandInfo, directory: "" })), ...new BinaryWriter().tag(12, WireType.LengthDelimited).bytes(info).finish()]);
+    const decoded = fromBinary(ContainerConfigSchema, bytes);
+    assert.equal(decoded.containerInfo?.docker?.image, "busybox:1.36");
+    assert.match(refusal(decoded)?.message ?? "", /^container_config\.container_info\.docker\.network has a value Berth's protos do not know/);
   });
 
   it("refuses at any depth: a persistent volume in a task's resources", () => {
