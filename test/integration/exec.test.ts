@@ -21,6 +21,10 @@ import { useBerth } from "../harness/use-berth.js";
 import { launchRequest, newId } from "../harness/launches.js";
 import { pollUntil } from "../harness/engine-control.js";
 import { RawClient } from "../harness/raw-client.js";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ensureEngine, ensureTestImages, removeTestContainers, TEST_LABEL, type TestImages } from "../support/engine.js";
 import { readProgress } from "../support/progress.js";
 
@@ -329,6 +333,42 @@ describe("ExecSync and Exec through Berth (real engine)", function () {
     call.end();
   });
 
+  it("a client that does not read holds the process back: Exec output waits for the call's flow control", async () => {
+    const id = await running();
+    const total = 64 * MIB;
+    const pidFile = `/tmp/pid-${uniqueSleep()}`;
+    const call = openExec();
+    let bytes = 0;
+    let exitCode: number | undefined;
+    const ended = new Promise<{ code: status; details: string }>((resolve) => call.on("status", resolve));
+    call.on("error", () => undefined);
+    call.on("data", (r: ExecResponse) => {
+      if (r.kind.case === "stdout") bytes += r.kind.value.length;
+      else if (r.kind.case === "exitCode") exitCode = r.kind.value;
+    });
+    call.pause();
+    call.write(req({ kind: { case: "start", value: { containerId: { value: id }, command: ["/bin/sh", "-c", `echo $$ > ${pidFile}; exec head -c ${total} /dev/zero`] } } }));
+    const sh = async (script: string): Promise<string> => Buffer.from((await execSyncCall({ containerId: { value: id }, command: ["/bin/sh", "-c", script] })).stdout).toString();
+    // Stalled: blocked writing its pipe, and no byte written between two looks.
+    await pollUntil(
+      async () => {
+        const look = `p=$(cat ${pidFile} 2>/dev/null) && cat /proc/$p/wchan && echo && grep wchar /proc/$p/io`;
+        const first = await sh(look);
+        const second = await sh(look);
+        const written = Number(/wchar: (\d+)/.exec(first)?.[1] ?? NaN);
+        return /pipe_write/.test(first) && first === second && written < total;
+      },
+      20_000,
+      "the exec'd writer is blocked while the client does not read",
+    );
+    call.resume();
+    const st = await ended;
+    assert.equal(st.code, status.OK, st.details);
+    assert.equal(bytes, total);
+    assert.equal(exitCode, 0);
+    call.end();
+  });
+
   it("a cancelled Exec kills its process", async () => {
     const id = await running();
     const marker = uniqueSleep();
@@ -397,5 +437,35 @@ describe("ExecSync and Exec through Berth (real engine)", function () {
     } finally {
       raw.close();
     }
+  });
+});
+
+describe("Exec under an operator policy with require_non_root_user (real engine)", function () {
+  this.timeout(60_000);
+  const dir = mkdtempSync(join(tmpdir(), "berth-exec-policy-"));
+  const policyFile = join(dir, "policy.json");
+  writeFileSync(policyFile, JSON.stringify({ require_non_root_user: true }));
+  const s = useBerth({ policy: policyFile });
+  const id = newId("exec-policy");
+
+  after(async () => {
+    await s.t?.client.destroy(id).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("an exec as root is PERMISSION_DENIED naming the rule; without a user it runs as the container's (admitted) user", async () => {
+    const launch = launchRequest(id, { image: s.images.busybox, shell: "sleep 3600" });
+    launch.containerConfig!.user = "nobody";
+    await s.t.client.launch(launch);
+    await s.t.client.collect([id], (e) => e.kind.case === "stateChanged" && e.kind.value.state === State.RUNNING);
+    const call = (user: string) => s.t.client.call<ExecSyncResponse>("execSync", create(ExecSyncRequestSchema, { containerId: { value: id }, command: ["id", "-u"], user }));
+    await assert.rejects(call("root"), (err: ServiceError) => {
+      assert.equal(err.code, status.PERMISSION_DENIED, err.details);
+      assert.match(err.details, /policy rule 'require_non_root_user' refuses user "root"/);
+      return true;
+    });
+    await assert.rejects(call("0:0"), (err: ServiceError) => err.code === status.PERMISSION_DENIED);
+    const r = await call("");
+    assert.equal(Buffer.from(r.stdout).toString(), "65534\n");
   });
 });
