@@ -101,10 +101,11 @@ export class ContainerResources {
       requireRunning(c, "Usage");
       throw new FailedPrecondition(`container '${c.id}' has no readable cgroup: ${err.message}`);
     }
-    // The cgroup knows the limits in force; the resources are a fallback for a missing controller.
+    // The cgroup knows the limits in force; the launch's limits, then its resources, are the
+    // fallback for a missing controller.
+    reportLimits(stats, c);
     if (stats.cpusLimit === undefined && c.resources.cpus !== undefined) stats.cpusLimit = c.resources.cpus;
     if (stats.memLimitBytes === undefined && c.resources.memMb !== undefined) stats.memLimitBytes = BigInt(Math.floor(c.resources.memMb * 1024 * 1024));
-    reportLimits(stats, c);
     if (!(stats.timestamp > 0)) stats.timestamp = Date.now() / 1000;
     // As Mesos' disk/du isolator: the sandbox's last measured usage and the `disk` resource.
     const diskUsed = this.deps.diskUsedBytes?.(c);
