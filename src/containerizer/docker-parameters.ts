@@ -88,7 +88,8 @@ export type ParametersOf<K extends ParameterKey> = Extract<ParsedParameter, { ke
 interface Reader<K extends ParameterKey> {
   /** docker takes the flag more than once (values add up); otherwise a second one is refused. */
   repeatable: boolean;
-  parse(raw: string, bad: (why: string) => InvalidRequest): ValueOf[K];
+  /** `bad(why)` makes the refusal naming the parameter, key and value (`shown` instead of a value that may be secret). */
+  parse(raw: string, bad: (why: string, shown?: string) => InvalidRequest): ValueOf[K];
   /** For a repeatable key: what two entries may not share (a second ulimit of one name, ...), and its noun. */
   identity?: (v: ValueOf[K]) => string;
   noun?: string;
@@ -181,9 +182,9 @@ const READERS: { [K in ParameterKey]: Reader<K> } = {
   },
   env: {
     repeatable: true,
-    parse(raw) {
+    parse(raw, bad) {
       // The value may be a secret: a refusal shows the name only.
-      if (!/^[^=\0]+=/.test(raw) || raw.includes("\0")) throw new InvalidRequest(`env ${quote(raw.split("=")[0] ?? "")} is not NAME=VALUE`);
+      if (!/^[^=\0]+=/.test(raw) || raw.includes("\0")) throw bad("is not NAME=VALUE", raw.split("=")[0] ?? "");
       return raw;
     },
   },
@@ -422,15 +423,8 @@ export function parseDockerParameters(params: readonly Pick<Parameter, "key" | "
     const field = parameterField(i);
     if (!isKey(key)) throw new InvalidRequest(`${field} key ${quote(key)} is not supported; supported keys: ${SUPPORTED_DOCKER_PARAMETERS.join(", ")}`);
     const reader = READERS[key] as Reader<ParameterKey>;
-    const bad = (why: string) => new InvalidRequest(`${field} ${key} ${quote(value)} ${why}`);
-    let parsed: ValueOf[ParameterKey];
-    try {
-      parsed = reader.parse(value, bad);
-    } catch (err) {
-      // The env reader leaves the value out (it may be a secret); its message still needs the field.
-      if (err instanceof InvalidRequest && key === "env" && !err.message.startsWith(field)) throw new InvalidRequest(`${field} ${err.message}`);
-      throw err;
-    }
+    const bad = (why: string, shown = value) => new InvalidRequest(`${field} ${key} ${quote(shown)} ${why}`);
+    const parsed = reader.parse(value, bad);
     const identity = reader.repeatable ? (reader.identity ? `${key}\0${reader.identity(parsed)}` : undefined) : key;
     if (identity !== undefined) {
       const first = seen.get(identity);

@@ -298,6 +298,9 @@ describe("docker parameters", () => {
 
     it("an env value never appears in its refusal (it may be a secret)", () => {
       invalid([["env", "TOKEN"]], {}, /parameters\[0\] env 'TOKEN' is not NAME=VALUE/);
+      for (const value of ["=s3cret", "TOKEN=s3\0cret"]) {
+        assert.throws(() => build([["env", value]]), (e: unknown) => e instanceof InvalidRequest && /parameters\[0\] env '(TOKEN)?' is not NAME=VALUE/.test(e.message) && !e.message.includes("s3"));
+      }
     });
 
     it("a single-valued key given twice is refused naming both", () => {
