@@ -59,11 +59,13 @@ install_missing() {
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   # The private-registry tests make their registry's htpasswd file with htpasswd -B.
   command -v htpasswd >/dev/null 2>&1 || missing+=(htpasswd)
+  # The CLI tests render its progress bars and an exec -it session under a pseudo-terminal.
+  command -v tmux >/dev/null 2>&1 || missing+=(tmux)
   [ ${#missing[@]} -eq 0 ] && return 0
 
   [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]} and not root (uid $(id -u)); cannot apt-get install"
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and apt-get is not available"
-  echo "engine-up: installing docker.io docker-registry busybox-static openssl apache2-utils (missing: ${missing[*]})"
+  echo "engine-up: installing docker.io docker-registry busybox-static openssl apache2-utils tmux (missing: ${missing[*]})"
 
   # Package scripts would start dockerd (with a bridge and iptables) and a registry listening on
   # all interfaces through their init scripts; a policy-rc.d that denies everything prevents that.
@@ -76,18 +78,19 @@ install_missing() {
   local rc=0
   {
     apt-get update -q &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io docker-registry busybox-static openssl apache2-utils
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io docker-registry busybox-static openssl apache2-utils tmux
   } >"$LOG_DIR/apt.log" 2>&1 || rc=$?
   [ "$created_policy" -eq 1 ] && rm -f "$policy"
   if [ "$rc" -ne 0 ]; then
     show_log_tail "$LOG_DIR/apt.log"
-    die "apt-get install of docker.io docker-registry busybox-static openssl apache2-utils failed with exit code $rc"
+    die "apt-get install of docker.io docker-registry busybox-static openssl apache2-utils tmux failed with exit code $rc"
   fi
   command -v dockerd >/dev/null 2>&1 || die "dockerd still missing after installing docker.io"
   command -v docker-registry >/dev/null 2>&1 || die "docker-registry still missing after installing docker-registry"
   [ -x /bin/busybox ] || die "/bin/busybox still missing after installing busybox-static"
   command -v openssl >/dev/null 2>&1 || die "openssl still missing after installing openssl"
   command -v htpasswd >/dev/null 2>&1 || die "htpasswd still missing after installing apache2-utils"
+  command -v tmux >/dev/null 2>&1 || die "tmux still missing after installing tmux"
 }
 
 # wait_ready NAME PID LOG CHECK...: polls CHECK until it succeeds, the process dies, or tries run out.
