@@ -8,8 +8,16 @@ const CONFIRM_MS = 10_000;
 /** Re-sends the kill this often while the engine still says running (a process that was not yet started, or a tree member that forked). */
 const REKILL_MS = 500;
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 /**
@@ -69,16 +77,17 @@ export class ExecProcess {
   }
 
   /**
-   * The exit code once the engine reports the process over (call when the output has ended; the
-   * engine records the exit before it closes the streams, so this rarely polls).
+   * The exit code once the engine reports the process over. Call when the output has ended: the
+   * engine records the exit before it closes the streams, so this usually answers at once; a
+   * process that closed its output and runs on is polled (backing off to once a second) until it
+   * ends or `signal` aborts (then it rejects with the signal's reason).
    */
-  async exited(timeoutMs = CONFIRM_MS): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
-    for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+  async exited(signal?: AbortSignal): Promise<number> {
+    for (let wait = 5; ; wait = Math.min(wait * 2, 1000)) {
+      signal?.throwIfAborted();
       const state = await this.engine.inspectExec(this.execId);
       if (!state.running && state.exitCode !== undefined) return state.exitCode;
-      if (Date.now() > deadline) throw new Error(`exec '${this.execId}' still runs ${timeoutMs} ms after its output ended`);
-      await delay(wait);
+      await delay(wait, signal);
     }
   }
 

@@ -71,8 +71,9 @@ export class ExecSession {
     const killRequested = new Promise<"timeout" | "cancel">((resolve) => (this.settleKill = resolve));
     // After a kill the output may end (and the exit show) before the kill's own confirmation: the
     // exit then still says whether the timeout caused it.
+    const stopPolling = new AbortController();
     const outputOver = Promise.all([ended(proc.stdout), ended(proc.stderr)]).then(async (): Promise<ExecExit> => {
-      const exitCode = await proc.exited();
+      const exitCode = await proc.exited(stopPolling.signal);
       return { exitCode, timedOut: this.killedBy === "timeout" };
     });
     const killed = killRequested.then(async (reason): Promise<ExecExit> => {
@@ -81,6 +82,7 @@ export class ExecSession {
     });
     this.exit = Promise.race([outputOver, killed]).finally(() => {
       clearTimeout(this.timer);
+      stopPolling.abort();
       proc.close();
     });
     if (timeoutMs !== undefined) this.timer = setTimeout(() => this.kill("timeout"), timeoutMs);

@@ -77,12 +77,20 @@ export async function execSync(engine: EnginePort, engineId: string, options: Ex
       if (signal.aborted) onAbort();
       else signal.addEventListener("abort", onAbort, { once: true });
     });
-    const outcome = await Promise.race([Promise.all([out.done, err.done]).then(() => "ended" as const), interrupted]);
+    // Over when the output has ended and the engine reports the exit (a process may close its
+    // output and run on), unless the timeout or the caller comes first.
+    const stopPolling = new AbortController();
+    const over = Promise.all([out.done, err.done])
+      .then(() => proc.exited(stopPolling.signal))
+      .then((code) => ({ code }));
+    over.catch(() => undefined);
+    const outcome = await Promise.race([over, interrupted]);
     clearTimeout(timer);
     signal.removeEventListener("abort", onAbort!);
+    stopPolling.abort();
     let exitCode: number;
-    if (outcome === "ended") {
-      exitCode = await proc.exited();
+    if (typeof outcome === "object") {
+      exitCode = outcome.code;
     } else {
       const state = await proc.kill();
       if (outcome === "aborted") throw signal.reason;

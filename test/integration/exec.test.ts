@@ -81,6 +81,12 @@ describe("exec against the real engine (domain)", function () {
     assert.equal(r.stdoutTruncated, false);
   });
 
+  it("a process dying of a signal exits 128+N as the engine reports it", async () => {
+    const r = await execSync(engine, id, { ...opts, argv: ["/bin/sh", "-c", "kill -TERM $$"] }, never());
+    assert.equal(r.exitCode, 128 + 15);
+    assert.equal(r.timedOut, false);
+  });
+
   it("execSync passes stdin, env, user and working dir", async () => {
     const r = await execSync(
       engine,
@@ -109,6 +115,19 @@ describe("exec against the real engine (domain)", function () {
     assert.equal(r.exitCode, 137);
     assert.equal(r.stdout.toString(), "started\n");
     const ps = await execSync(engine, id, { ...opts, argv: ["ps", "-o", "pid,args"] }, never());
+    assert.doesNotMatch(ps.stdout.toString(), new RegExp(`sleep ${marker}`));
+  });
+
+  it("a process that closes its output and runs on is waited for, and killed at the timeout", async () => {
+    const ran = await execSync(engine, id, { ...opts, argv: ["/bin/sh", "-c", "echo bye; exec >&- 2>&-; sleep 0.3; exit 6"] }, never());
+    assert.equal(ran.stdout.toString(), "bye\n");
+    assert.equal(ran.exitCode, 6);
+    assert.equal(ran.timedOut, false);
+    const marker = uniqueSleep();
+    const killed = await execSync(engine, id, { ...opts, timeoutMs: 500, argv: ["/bin/sh", "-c", `exec >&- 2>&-; exec sleep ${marker}`] }, never());
+    assert.equal(killed.timedOut, true);
+    assert.equal(killed.exitCode, 137);
+    const ps = await execSync(engine, id, { ...opts, argv: ["ps", "-o", "args"] }, never());
     assert.doesNotMatch(ps.stdout.toString(), new RegExp(`sleep ${marker}`));
   });
 
