@@ -552,6 +552,7 @@ export function applyDockerParameters(create: CreateSpec, parsed: readonly Parse
         break;
       case "hostname":
         if (host) throw conflict("cannot be set with network HOST (the container shares the host's name)");
+        if (create.Hostname !== undefined && create.Hostname !== p.value) throw conflict(`differs from container_info.hostname ${quote(create.Hostname)}; name the host once`);
         create.Hostname = p.value;
         break;
       case "shm-size":

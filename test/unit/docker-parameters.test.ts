@@ -319,6 +319,10 @@ describe("docker parameters", () => {
       invalid([["user", "2000"]], { user: "1000" }, /parameters\[0\] user '2000' differs from the launch's user '1000'/);
       invalid([["shm-size", "64m"]], { linux: { shmSize: 64, ipcMode: LinuxInfo_IpcMode.PRIVATE } }, /parameters\[0\] shm-size '64m' repeats container_info\.linux_info\.shm_size/);
       invalid([["ulimit", "nofile=1:2"]], { rlimits: [{ type: RLimitInfo_RLimit_Type.RLMT_NOFILE, soft: 1n, hard: 2n }] }, /parameters\[0\] ulimit 'nofile=1:2' repeats container_info\.rlimit_info's nofile/);
+      assert.throws(
+        () => buildCreateSpec(resolveLaunchSpec("c1", create(ContainerConfigSchema, { commandInfo: { shell: true, value: "x" }, containerInfo: { type: ContainerInfo_Type.DOCKER, hostname: "a", docker: { image: "busybox:1.36", network: NONE, parameters: [{ key: "hostname", value: "b" }] } } }), {}), placement),
+        (e: unknown) => e instanceof InvalidRequest && /parameters\[0\] hostname 'b' differs from container_info\.hostname 'a'/.test(e.message),
+      );
       invalid([["volume-driver", "local"]], { volumeDriver: "nfs" }, /parameters\[0\] volume-driver 'local' differs from container_info\.docker\.volume_driver 'nfs'/);
     });
 
