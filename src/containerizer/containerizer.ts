@@ -1,4 +1,5 @@
 import path from "node:path";
+import { stat } from "node:fs/promises";
 import { type Observable, type Subscription } from "rxjs";
 import type { Logger } from "pino";
 import type { ContainerConfig } from "../gen/mesos/slave/containerizer_pb.js";
@@ -11,7 +12,7 @@ import type { ContainerEvent } from "./container-event.js";
 import { buildCreateSpec } from "./create-spec.js";
 import { stopTimeoutMs } from "./docker-parameters.js";
 import type { SeccompProfiles } from "./seccomp.js";
-import { AlreadyExists, BerthError, Cancelled, ContainerNotFound, EngineFailed, EngineUnavailable, FailedPrecondition, InvalidRequest, PermissionDenied, StorageFailed } from "./errors.js";
+import { AlreadyExists, BerthError, Cancelled, ContainerNotFound, EngineFailed, EngineUnavailable, FailedPrecondition, InvalidRequest, PermissionDenied, ResourceExhausted, StorageFailed } from "./errors.js";
 import { EventHub } from "./event-hub.js";
 import { NotSupported, resolveLaunchSpec, type LaunchSpec } from "./launch-spec.js";
 import { admissionPaths, admit } from "../policy/admit.js";
@@ -39,11 +40,21 @@ import type { Resource, ResourceStatistics } from "../gen/mesos/v1/mesos_pb.js";
 import { ContainerResources } from "./container-resources.js";
 import { PulledImages, recordingPuller } from "./pulled-images.js";
 import { RuntimeFacts, type StatsSource } from "./runtime-facts.js";
+import { OutputRegistry } from "../logger/live-output.js";
+import { FellBehind, LogReader, type LogChunk, type LogReadOptions } from "../logger/log-reader.js";
 import { CompletionDeadlines, maxCompletionMs } from "./completion-deadline.js";
 import { DiskWatcher } from "./disk-usage.js";
 import { limitOf, type LimitReached } from "./limitation.js";
 
 export type { RecoveryReport } from "./recovery.js";
+
+/** A container's output as Logs streams it. */
+export interface ContainerLogs extends AsyncIterable<LogChunk> {
+  /** Settles with ResourceExhausted when the reader, not being read, fell behind the rotation. */
+  overrun: Promise<unknown>;
+  /** Stops reading and closes every file. */
+  close(): void;
+}
 
 /** How many creates/starts launches have in flight at once. */
 const ENGINE_LAUNCH_CONCURRENCY = 8;
@@ -177,6 +188,8 @@ export class Containerizer {
   private readonly limits: LaunchLimits;
   /** The engine sockets admission never lets a launch mount. */
   private readonly engineSockets: string[];
+  /** The open writers of the sandboxes' stdout/stderr, for Logs. */
+  private readonly outputs = new OutputRegistry();
   /** TaskInfo.max_completion_time of the running tasks. */
   private readonly deadlines: CompletionDeadlines;
   /** The sandboxes' disk usage (Mesos' disk/du isolator). */
@@ -234,6 +247,8 @@ export class Containerizer {
       removeDelayMs: options.removeDelayMs,
       launchTimeoutMs: options.launchTimeoutMs,
       outputGraceMs: options.outputGraceMs,
+      logRotation: { maxSize: options.containerLogMaxSize ?? 10 * 1024 * 1024, maxFiles: options.containerLogMaxFiles ?? 5 },
+      outputs: this.outputs,
       log: deps.log,
       bindEngineId: (c, engineId) => this.engineEvents.bind(c, engineId),
       checkpoint: (c, overrides) => this.checkpoint(c, overrides),
@@ -535,6 +550,45 @@ export class Containerizer {
       maxOutputBytes: this.options.execMaxOutputBytes ?? 1024 * 1024,
     });
     return this.execsMemo;
+  }
+
+  /**
+   * A container's output from its sandbox (rotated files included), running or retained
+   * terminated; see LogReader. NOT_FOUND for an unknown container, InvalidRequest for a bad
+   * `since`, FailedPrecondition once its sandbox is gone. A reader that falls behind the rotation
+   * fails (and `overrun` settles) with ResourceExhausted; `close()` frees everything.
+   */
+  async logs(containerId: string, query: LogReadOptions): Promise<ContainerLogs> {
+    const c = this.get(validateId(containerId, "container_id.value"));
+    if (query.sinceMs !== undefined && !(Number.isFinite(query.sinceMs) && query.sinceMs >= 0)) throw new InvalidRequest(`since ${query.sinceMs} ms is not a time at or after the Unix epoch`);
+    if (query.tail !== undefined && !(Number.isSafeInteger(query.tail) && query.tail >= 0)) throw new InvalidRequest(`tail ${query.tail} is not a line count`);
+    // Before the sandbox is made (FETCHING just began) there is simply no output yet.
+    const present = await stat(c.sandbox).then((s) => s.isDirectory(), () => false);
+    if (!present && !(c.state === "FETCHING" && !c.terminated)) throw new FailedPrecondition(`the sandbox of container '${c.id}' (${c.sandbox}) is gone; its output cannot be read`);
+    const reader = new LogReader(
+      {
+        sandbox: c.sandbox,
+        registry: this.outputs,
+        isTerminated: () => c.terminated !== undefined,
+        onTerminated: (wake) => {
+          const sub = c.termination$.subscribe({ complete: wake, error: wake });
+          return () => sub.unsubscribe();
+        },
+      },
+      query,
+    );
+    const behind = (err: unknown) => (err instanceof FellBehind ? new ResourceExhausted("--container_log_max_files", err.message) : toDomainError(err));
+    return {
+      overrun: reader.overrun.then(behind),
+      close: () => reader.dispose(),
+      async *[Symbol.asyncIterator]() {
+        try {
+          yield* reader;
+        } catch (err) {
+          throw behind(err);
+        }
+      },
+    };
   }
 
   /** Removes images Berth pulled that no live container uses, except `excluded`; returns the removed refs. */

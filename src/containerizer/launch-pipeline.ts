@@ -9,6 +9,8 @@ import { EngineRequestFailed, EngineUnreachable, type EnginePort } from "../dock
 import type { ImagePuller } from "../docker/image-puller.js";
 import type { FetchUri, FetchOptions } from "../fetcher/fetcher.js";
 import { followOutput, outputWatermark, STDERR_FILE, STDOUT_FILE } from "../logger/sandbox-output.js";
+import type { OutputRegistry } from "../logger/live-output.js";
+import type { RotationOptions } from "../logger/rotating-file.js";
 import { DestroyRequested, type Container } from "./container.js";
 import type { Gate } from "./bounded.js";
 import { buildCreateSpec, type CreateOptions } from "./create-spec.js";
@@ -47,6 +49,10 @@ export interface PipelineDeps {
   launchTimeoutMs: number;
   /** How long to wait, after an exit, for the output streams to drain into the sandbox. */
   outputGraceMs: number;
+  /** --container_log_max_size / --container_log_max_files (default: no rotation). */
+  logRotation?: RotationOptions;
+  /** Where Logs finds the writers of the sandboxes' output files. */
+  outputs?: OutputRegistry;
   /** Mesos' --cgroups_enable_cfs: cpus also become a CFS quota. */
   cfsQuota?: boolean;
   /** --default_pids_limit: every container's pids limit (0 or unset = none). */
@@ -271,6 +277,9 @@ class OutputCapture {
       signal: this.abort.signal,
       since: sinceSeconds,
       onReattach: (err, since) => log.warn({ err, since }, "output stream broke; re-attaching from where the sandbox files stopped"),
+      rotation: deps.logRotation,
+      registry: deps.outputs,
+      warn: (message, err) => log.warn({ err }, message),
     });
     this.done = capture.done.catch((err: unknown) => log.warn({ err }, "could not capture container output"));
     return capture.attached;

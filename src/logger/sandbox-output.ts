@@ -1,9 +1,10 @@
-import { constants, createWriteStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
+import type { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import { EngineRequestFailed, type LogStreams } from "../docker/engine-port.js";
+import type { OutputRegistry } from "./live-output.js";
+import { NO_ROTATION, RotatingFile, type RotationOptions, type WriterWarning } from "./rotating-file.js";
 
 /** How long to wait before asking a (restarting) engine for the logs again. */
 const REATTACH_RETRY_MS = 1000;
@@ -12,24 +13,44 @@ const REATTACH_RETRY_MS = 1000;
 export const STDOUT_FILE = "stdout";
 export const STDERR_FILE = "stderr";
 
-/**
- * Copies a container's stdout and stderr into the `stdout` and `stderr` files of its sandbox
- * (appending). Resolves once both streams have ended and every byte is flushed and the files
- * closed, so a termination published after it never truncates the output.
- */
-export async function captureOutput(streams: LogStreams, sandbox: string): Promise<void> {
-  await Promise.all([
-    pipeline(streams.stdout, appendNoFollow(path.join(sandbox, STDOUT_FILE))),
-    pipeline(streams.stderr, appendNoFollow(path.join(sandbox, STDERR_FILE))),
-  ]);
+/** A container's two output files, open for appending (and rotating). */
+export interface OutputFiles {
+  stdout: RotatingFile;
+  stderr: RotatingFile;
 }
 
-// The container writes into its sandbox too: a symlink it planted at `stdout` must not make Berth
-// append to a host file, so the output files are never opened through a link.
-function appendNoFollow(file: string) {
-  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
-  // Node accepts numeric open flags here; its typings only declare the string form.
-  return createWriteStream(file, { flags: flags as unknown as string, mode: 0o644 });
+/** Opens the sandbox's `stdout` and `stderr` for appending, rotating them as `rotation` says. */
+export async function openOutputFiles(sandbox: string, rotation: RotationOptions = NO_ROTATION, warn?: WriterWarning): Promise<OutputFiles> {
+  const [stdout, stderr] = await Promise.allSettled([RotatingFile.open(sandbox, STDOUT_FILE, rotation, { warn }), RotatingFile.open(sandbox, STDERR_FILE, rotation, { warn })]);
+  if (stdout.status === "fulfilled" && stderr.status === "fulfilled") return { stdout: stdout.value, stderr: stderr.value };
+  if (stdout.status === "fulfilled") await stdout.value.close();
+  if (stderr.status === "fulfilled") await stderr.value.close();
+  throw stdout.status === "rejected" ? stdout.reason : (stderr as PromiseRejectedResult).reason;
+}
+
+/**
+ * Copies a container's stdout and stderr into its sandbox files. Resolves once both streams have
+ * ended and every byte is written (the files stay open: a re-attach appends to them), so a
+ * termination published after the files are closed never truncates the output. Each stream is read
+ * as fast as the files take it; a rotation in between is a few renames.
+ */
+export async function captureOutput(streams: LogStreams, files: OutputFiles, warn?: WriterWarning): Promise<void> {
+  await Promise.all([copy(streams.stdout, files.stdout, warn), copy(streams.stderr, files.stderr, warn)]);
+}
+
+// A file that cannot be written (a full disk) loses that stream's output, but the stream is still
+// read to its end: the engine's two streams share one connection, and a stalled one would stall both.
+async function copy(source: Readable, file: RotatingFile, warn?: WriterWarning): Promise<void> {
+  let failed = false;
+  for await (const chunk of source as AsyncIterable<Buffer | string>) {
+    if (failed) continue;
+    try {
+      await file.write(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+    } catch (err) {
+      failed = true;
+      warn?.("could not write container output to the sandbox; the rest of this stream is dropped", err);
+    }
+  }
 }
 
 /**
@@ -58,10 +79,16 @@ export interface FollowOutputOptions {
   since?: number;
   /** Told each time the logs stream broke and capture re-attaches. */
   onReattach?: (err: Error, since: number | undefined) => void;
+  /** Size rotation of the files (default: none). */
+  rotation?: RotationOptions;
+  /** Where readers (Logs) find the open files' writers. */
+  registry?: OutputRegistry;
+  /** Told what the writer could not do without failing (a rotation the sandbox's contents refused). */
+  warn?: WriterWarning;
 }
 
 /**
- * Captures a container's output into its sandbox for as long as the engine has some: `open(since)`
+ * Captures a container's output into its sandbox (rotating the files by size) for as long as the engine has some: `open(since)`
  * asks the engine for the logs; when the stream breaks before its end (an engine restart with
  * live-restore: the container still runs), capture re-attaches from where the sandbox files stopped,
  * retrying while the engine is unreachable, until the stream ends or `signal` aborts. `attached`
@@ -72,8 +99,26 @@ export function followOutput(open: (since: number | undefined) => Promise<LogStr
   const first = open(options.since);
   const done = (async () => {
     let streams = await first;
+    let files: OutputFiles;
+    try {
+      files = await openOutputFiles(sandbox, options.rotation, options.warn);
+    } catch (err) {
+      streams.stdout.destroy();
+      streams.stderr.destroy();
+      throw err;
+    }
+    const unregister = options.registry?.register(sandbox, { stdout: files.stdout.live, stderr: files.stderr.live });
+    try {
+      await follow(streams, files);
+    } finally {
+      // Closed before `done` settles: a termination (published after it) finds the files final.
+      await Promise.allSettled([files.stdout.close(), files.stderr.close()]);
+      unregister?.();
+    }
+  })();
+  async function follow(streams: LogStreams, files: OutputFiles): Promise<void> {
     for (;;) {
-      await captureOutput(streams, sandbox);
+      await captureOutput(streams, files, options.warn);
       const broke = await streams.interrupted;
       if (broke === undefined || options.signal.aborted) return;
       for (;;) {
@@ -93,7 +138,7 @@ export function followOutput(open: (since: number | undefined) => Promise<LogStr
         }
       }
     }
-  })();
+  }
   return {
     attached: first.then(
       () => undefined,

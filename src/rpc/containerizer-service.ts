@@ -173,7 +173,7 @@ export function containerizerService(containerizer: Containerizer, options: Serv
       return create(PruneImagesResponseSchema, { removedImages: await containerizer.pruneImages(excluded) });
     }),
 
-    logs: logsHandler(containerizer),
+    logs: logsHandler(containerizer, streams),
     execSync: execSyncHandler(containerizer),
     exec: execHandler(containerizer),
   };
