@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { readUserDatabase, HOST_GROUP_FILE } from '../host-users.js';
 import { checkLocalPath, type LocalBody } from './local-file.js';
@@ -56,10 +57,13 @@ export async function readAsUserOf(user: FetchUser, groupFile = HOST_GROUP_FILE)
  * for the task. The child is killed when the body is closed early; a read that fails midway fails
  * the body.
  */
-export async function openLocalFileAs(p: string, prefixes: readonly string[], user: ReadAsUser): Promise<LocalBody> {
+export async function openLocalFileAs(p: string, prefixes: readonly string[], user: ReadAsUser): Promise<LocalBody & { readerExited: Promise<unknown> }> {
   const checked = await checkLocalPath(p, prefixes);
   const request = { path: p, real: checked.real, prefix: checked.prefix, uid: user.uid, gid: user.gid, groups: user.groups };
   const child = spawn(process.execPath, [CHILD, JSON.stringify(request)], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: {} });
+  // Piped at once: when a child exits, Node resumes (and so discards) any of its output streams that
+  // nobody reads yet, and a small file is often all written before the caller starts reading.
+  const stdout = child.stdout!.pipe(new PassThrough({ highWaterMark: 64 * 1024 }));
   const who = `as user '${user.name}' (uid ${user.uid}, gid ${user.gid})`;
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -105,9 +109,9 @@ export async function openLocalFileAs(p: string, prefixes: readonly string[], us
   const first = lines[0];
   if (first?.size === undefined) {
     kill();
+    stdout.destroy();
     throw await failure();
   }
-  const stdout = child.stdout!;
   async function* body(): AsyncGenerator<Buffer> {
     try {
       for await (const chunk of stdout) yield chunk as Buffer;
@@ -120,8 +124,10 @@ export async function openLocalFileAs(p: string, prefixes: readonly string[], us
   return {
     body: body(),
     size: first.size,
+    readerExited: exited,
     close: () => {
       kill();
+      child.stdout!.destroy();
       stdout.destroy();
     },
   };

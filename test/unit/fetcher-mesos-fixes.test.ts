@@ -290,6 +290,17 @@ describe('fetcher: behaviours from Mesos fetcher tests', function () {
       await assert.rejects(openLocalFileAs(team, [allowed], { ...alice, groups: [NOBODY] }), /EACCES/);
     });
 
+    it('the whole file arrives even when it is read only after the reader process has exited', async function () {
+      const shared = path.join(allowed, 'shared.txt');
+      await writeFile(shared, 'for everyone', { mode: 0o644 });
+      const body = await openLocalFileAs(shared, [allowed], { name: 'nobody', uid: NOBODY, gid: NOBODY, groups: [NOBODY] });
+      await body.readerExited;
+      const chunks: Buffer[] = [];
+      for await (const c of body.body) chunks.push(c);
+      body.close();
+      assert.equal(Buffer.concat(chunks).toString(), 'for everyone');
+    });
+
     it('the policy still decides first: a path outside the prefixes is refused before any child runs', async function () {
       await assert.rejects(openLocalFileAs('/etc/hostname', [allowed], { name: 'nobody', uid: NOBODY, gid: NOBODY, groups: [NOBODY] }), /refused: '\/etc\/hostname'.* is not under an allowed prefix/);
     });
