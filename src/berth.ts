@@ -13,7 +13,7 @@ import { EventMonitor } from "./docker/event-monitor.js";
 import { ImagePuller } from "./docker/image-puller.js";
 import { checkedDockerConfig } from "./docker/registry-auth.js";
 import { agentLabels } from "./docker/names.js";
-import { fetchUris } from "./fetcher/fetcher.js";
+import { FetcherCache, fetchUris } from "./fetcher/fetcher.js";
 import { effectivePolicy } from "./policy/load-policy.js";
 import { SeccompProfiles } from "./containerizer/seccomp.js";
 import { describePolicy } from "./policy/policy.js";
@@ -143,6 +143,10 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   const checkpoints = new CheckpointStore(meta);
   await checkpoints.init().catch((err: Error) => failStart(err.message));
   const sequence = await SequenceFile.open(path.join(meta, "sequence"), { health: checkpoints.health }).catch((err: Error) => failStart(err.message));
+  // URI.cache = true: the cache's index is rebuilt from its directory (partial downloads removed).
+  const fetcherCache = await FetcherCache.open(config.fetcherCacheDir, config.fetcherCacheSize, log.child({ component: "fetcher-cache" })).catch((err: Error) =>
+    failStart(`--fetcher_cache_dir: ${err.message}`),
+  );
   const real = new DockerodeEngine(engineOptions(config.dockerHost, config.dockerRequestTimeoutMs));
   const engine = overrides.wrapEngine ? overrides.wrapEngine(real) : real;
   const monitor = new EventMonitor({ engine, labels: agentLabels(agentId), logger: log.child({ component: "events" }), backoff: { initialMs: 100, maxMs: 5000 } });
@@ -192,6 +196,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
           archiveMaxBytes: config.archiveMaxBytes,
           network: { allowLoopback: policy.fetch.allowLoopback, denyPrivate: policy.fetch.denyPrivateNetworks },
           filePrefixes: policy.fileUriPrefixes,
+          cache: fetcherCache,
         }),
       log,
       checkpoints,

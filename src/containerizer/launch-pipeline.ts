@@ -110,7 +110,14 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     const taskUser = effectiveUser(c.spec)?.user;
     const owner = await resolveSandboxOwner(taskUser);
     if (taskUser !== undefined && !owner) log.info({ user: taskUser }, "the task's user is not known on the host; its sandbox stays root's");
-    await deps.fetch(c.spec.uris, c.sandbox, { signal });
+    // Local files are read with the task user's rights (an unknown user reads as nobody); each URI
+    // placed is an event (with its cache outcome); the fetcher's lines go to the sandbox's stderr.
+    await deps.fetch(c.spec.uris, c.sandbox, {
+      signal,
+      user: taskUser === undefined ? undefined : { name: taskUser, uid: owner?.uid, gid: owner?.gid },
+      onFetched: (result) => c.publishFetch({ type: "fetch", result }),
+      logFile: STDERR_FILE,
+    });
     signal.throwIfAborted();
     if (owner) await chownTree(c.sandbox, owner);
 
