@@ -4,6 +4,9 @@ import type { Logger } from "pino";
 import type { Container } from "./container.js";
 import { diskLimit, formatBytes, type LimitReached } from "./limitation.js";
 
+/** The shortest pause between two measurements of one sandbox (a 0 interval would walk without rest). */
+export const MIN_WATCH_INTERVAL_MS = 10;
+
 /** Past this many entries a walk stops and reports what it counted (a lower bound). */
 export const DEFAULT_MAX_WALK_ENTRIES = 1_000_000;
 
@@ -152,7 +155,7 @@ export class DiskWatcher {
           const timer = setTimeout(() => {
             this.timers.delete(c);
             this.enqueue(c);
-          }, this.options.intervalMs);
+          }, Math.max(this.options.intervalMs, MIN_WATCH_INTERVAL_MS));
           timer.unref();
           this.timers.set(c, timer);
         }
@@ -177,8 +180,8 @@ export class DiskWatcher {
       log.warn({ container_id: c.id, entries: usage.entries }, "sandbox has more entries than one disk usage walk counts; its usage is a lower bound");
     }
     const diskMb = c.resources.diskMb;
-    if (diskMb === undefined || c.state !== "RUNNING") return;
-    const limitBytes = BigInt(Math.floor(diskMb * Number(MiB)));
+    const limitBytes = diskLimitBytes(c);
+    if (diskMb === undefined || limitBytes === undefined || c.state !== "RUNNING") return;
     if (usage.bytes <= limitBytes) return;
     const limit = diskLimit(usage.bytes, diskMb);
     if (this.options.enforce) {

@@ -180,16 +180,16 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     await deps.engineSlots(inSlot(() => deps.engine.startContainer(engineId)), { signal, urgent: true });
     started = true;
     output.follow(deps, c, log);
+    // TASK_RUNNING carries the engine's inspect, as Mesos' docker executor sends it: the inspect
+    // runs while the RUNNING record is made durable, and never fails (it is left out instead).
+    const runningStatus = c.spec.taskId !== undefined ? runningTaskStatus(c, deps.engine, deps.agentId, log) : undefined;
     await running;
+    const taskRunning = await runningStatus;
     signal.throwIfAborted();
     deadline.clear();
     c.transition("RUNNING");
     log.info({ engine_id: engineId }, "container running");
-    if (c.spec.taskId !== undefined) {
-      // With the engine's inspect, as Mesos' docker executor sends it; not once the task is being killed.
-      const running = await runningTaskStatus(c, deps.engine, deps.agentId, log);
-      if (c.state === "RUNNING") c.publishTaskStatus({ type: "task_status", status: running });
-    }
+    if (taskRunning) c.publishTaskStatus({ type: "task_status", status: taskRunning });
   } catch (err) {
     deadline.clear();
     const reason: unknown = signal.aborted ? signal.reason : err;

@@ -24,9 +24,33 @@ export async function runningTaskStatus(c: Container, engine: EnginePort, agentI
   const ips = inspect?.ipAddresses ?? [];
   return taskStatus(c.spec, agentId, TaskState.TASK_RUNNING, {
     pid: inspect && inspect.pid > 0 ? inspect.pid : undefined,
-    data: inspect?.raw !== undefined ? new TextEncoder().encode(`[${inspect.raw}]`) : undefined,
+    data: inspect?.raw !== undefined ? inspectData(inspect.raw) : undefined,
     networkInfos: ips.length > 0 ? [networkInfoOf(c, ips)] : undefined,
   });
+}
+
+/**
+ * `docker inspect`'s output for the data field: a JSON array with the container, its
+ * `Config.Env` values replaced by `***` (names kept). A task's environment often carries secrets,
+ * and Berth's events never do (Mesos' executor sends them as they are; Watch clients are not all
+ * the framework). Undefined when the engine's answer is not JSON.
+ */
+export function inspectData(raw: string): Uint8Array | undefined {
+  let inspect: { Config?: { Env?: unknown } };
+  try {
+    inspect = JSON.parse(raw) as typeof inspect;
+  } catch {
+    return undefined;
+  }
+  const env = inspect.Config?.Env;
+  if (Array.isArray(env)) {
+    inspect.Config!.Env = env.map((entry) => {
+      if (typeof entry !== "string") return "***";
+      const eq = entry.indexOf("=");
+      return eq === -1 ? entry : `${entry.slice(0, eq)}=***`;
+    });
+  }
+  return new TextEncoder().encode(JSON.stringify([inspect]));
 }
 
 /** The task's first NetworkInfo (if any) with the container's addresses in place of its own. */

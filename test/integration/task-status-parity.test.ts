@@ -25,7 +25,8 @@ describe("TASK_RUNNING as Mesos' docker executor sends it, against a real engine
 
   it("carries container_status (container id, executor pid) and the engine's inspect JSON array in data", async () => {
     const id = newId("parity");
-    assert.equal((await s.t.client.launch(launchRequest(id, { image: s.images.busybox, shell: "sleep 60", taskId: id }))).result, LaunchResult.LAUNCHED);
+    const secret = `s3cret-${id}`;
+    assert.equal((await s.t.client.launch(launchRequest(id, { image: s.images.busybox, shell: "sleep 60", taskId: id, environment: { API_TOKEN: secret } }))).result, LaunchResult.LAUNCHED);
     try {
       const events = await s.t.client.collect([id], isTaskRunning(id));
       const running = taskStatusOf(events.at(-1)!)!;
@@ -40,6 +41,10 @@ describe("TASK_RUNNING as Mesos' docker executor sends it, against a real engine
       assert.equal(data[0]!.Id, engineId);
       assert.equal(data[0]!.State.Running, true);
       assert.equal(data[0]!.Config.Labels[LABEL_CONTAINER_ID], id);
+      // The environment's names are there, its values never (a task's secrets stay out of events).
+      const env = (data[0]!.Config as unknown as { Env: string[] }).Env;
+      assert.ok(env.includes("API_TOKEN=***"), JSON.stringify(env));
+      assert.ok(!new TextDecoder().decode(running.data).includes(secret));
     } finally {
       await s.t.client.destroy(id);
     }

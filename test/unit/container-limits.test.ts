@@ -24,6 +24,7 @@ import type { ContainerizerOptions, LaunchInput } from "../../src/containerizer/
 import type { ContainerEvent } from "../../src/containerizer/container-event.js";
 import { InvalidRequest } from "../../src/containerizer/errors.js";
 import { measureDiskUsage } from "../../src/containerizer/disk-usage.js";
+import { inspectData } from "../../src/containerizer/running-status.js";
 import type { StatsSource } from "../../src/containerizer/runtime-facts.js";
 import { LABEL_AGENT_ID, LABEL_CONTAINER_ID } from "../../src/docker/names.js";
 import { FakeEngine } from "../harness/fake-engine.js";
@@ -259,6 +260,13 @@ describe("container limits, task statuses and orphans (fake engine)", () => {
       const data = JSON.parse(new TextDecoder().decode(running.data)) as Array<{ Id: string }>;
       assert.ok(Array.isArray(data) && data.length === 1, "docker inspect's array");
       assert.equal(data[0]!.Id, engineId);
+    });
+
+    it("data keeps the environment's names but never its values", () => {
+      const raw = JSON.stringify({ Id: "abc", Config: { Env: ["SECRET=hunter2", "MESOS_SANDBOX=/mnt/mesos/sandbox", "NOVALUE"] } });
+      const data = JSON.parse(new TextDecoder().decode(inspectData(raw))) as Array<{ Id: string; Config: { Env: string[] } }>;
+      assert.deepEqual(data, [{ Id: "abc", Config: { Env: ["SECRET=***", "MESOS_SANDBOX=***", "NOVALUE"] } }]);
+      assert.equal(inspectData("not json"), undefined);
     });
 
     it("an inspect that fails leaves TASK_RUNNING without data; the task runs", async () => {
