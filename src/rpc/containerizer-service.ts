@@ -174,7 +174,7 @@ export function containerizerService(containerizer: Containerizer, options: Serv
     }),
 
     logs: logsHandler(containerizer, streams),
-    execSync: execSyncHandler(containerizer),
-    exec: execHandler(containerizer),
+    execSync: execSyncHandler(containerizer, streams),
+    exec: execHandler(containerizer, streams),
   };
 }

@@ -8,6 +8,12 @@ import type { Containerizer } from "../containerizer/containerizer.js";
 import { Cancelled, InvalidRequest } from "../containerizer/errors.js";
 import type { ExecSession } from "../exec/exec-session.js";
 import { toStatus, type StatusError } from "./error-status.js";
+import type { WatchStreams } from "./watch-writer.js";
+
+/** The status of an exec call ended because Berth stops (its process was killed first). */
+function shuttingDown(): StatusError {
+  return { code: status.UNAVAILABLE, details: "berth is shutting down; the exec'd process was killed", metadata: new Metadata() };
+}
 
 function isStatus(err: unknown): err is StatusError {
   return typeof err === "object" && err !== null && !(err instanceof Error) && typeof (err as StatusError).code === "number";
@@ -29,10 +35,18 @@ function durationMs(d: Duration | undefined, field: string): number | undefined 
   return Math.ceil(ms);
 }
 
-/** ExecSync: the command runs to its end (or its timeout) and the output comes back capped. */
-export function execSyncHandler(containerizer: Containerizer) {
+/**
+ * ExecSync: the command runs to its end (or its timeout) and the output comes back capped. When
+ * Berth stops meanwhile (`streams.endAll()`), the process is killed and the call answers UNAVAILABLE.
+ */
+export function execSyncHandler(containerizer: Containerizer, streams: WatchStreams) {
   return (call: ServerUnaryCall<ExecSyncRequest, ExecSyncResponse>, callback: sendUnaryData<ExecSyncResponse>): void => {
     const abort = new AbortController();
+    let stopping = false;
+    const release = streams.add(() => {
+      stopping = true;
+      abort.abort(new Cancelled("berth is shutting down"));
+    });
     call.on("cancelled", () => abort.abort(new Cancelled("ExecSync was cancelled by its caller; the process was killed")));
     const run = async (): Promise<ExecSyncResponse> => {
       const req = call.request;
@@ -57,10 +71,12 @@ export function execSyncHandler(containerizer: Containerizer) {
         timedOut: result.timedOut,
       });
     };
-    run().then(
-      (response) => callback(null, response),
-      (err: unknown) => callback(toStatus(err)),
-    );
+    run()
+      .then(
+        (response) => callback(null, response),
+        (err: unknown) => callback(stopping ? shuttingDown() : toStatus(err)),
+      )
+      .finally(release);
   };
 }
 
@@ -92,18 +108,27 @@ function ended(stream: Readable): Promise<void> {
  * behind, and requests are not read while the process's stdin is full. A cancelled call (client
  * gone or deadline passed) kills the process; so does the start's timeout, after which the exit
  * code (137) is sent and the call ends DEADLINE_EXCEEDED. A half-close by the client closes the
- * process's stdin and the output keeps coming.
+ * process's stdin and the output keeps coming. When Berth stops, the process is killed and the
+ * call ends UNAVAILABLE (once it is gone, so the server's graceful shutdown waits for the kill).
  */
-export function execHandler(containerizer: Containerizer) {
+export function execHandler(containerizer: Containerizer, streams: WatchStreams) {
   return (call: ServerDuplexStream<ExecRequest, ExecResponse>): void => {
     const abort = new AbortController();
     let session: ExecSession | undefined;
     let started = false;
     let over = false;
 
+    const release = streams.add(() => {
+      if (over) return;
+      over = true;
+      release();
+      abort.abort(new Cancelled("berth is shutting down"));
+      void (session?.cancel() ?? Promise.resolve()).then(() => call.emit("error", shuttingDown()));
+    });
     const finish = (err?: unknown): void => {
       if (over) return;
       over = true;
+      release();
       abort.abort(new Cancelled("Exec ended"));
       void session?.cancel();
       if (err !== undefined) call.emit("error", isStatus(err) ? err : toStatus(err));
@@ -111,6 +136,7 @@ export function execHandler(containerizer: Containerizer) {
     };
     call.on("cancelled", () => {
       over = true;
+      release();
       abort.abort(new Cancelled("Exec was cancelled by its caller; the process was killed"));
       void session?.cancel();
     });
@@ -118,6 +144,7 @@ export function execHandler(containerizer: Containerizer) {
     call.on("error", () => {
       if (over) return;
       over = true;
+      release();
       abort.abort(new Cancelled("Exec failed"));
       void session?.cancel();
     });

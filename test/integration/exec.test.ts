@@ -18,6 +18,7 @@ import {
 } from "../../src/gen/berth/v1/containerizer_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { useBerth } from "../harness/use-berth.js";
+import { startTestBerth } from "../harness/test-berth.js";
 import { launchRequest, newId } from "../harness/launches.js";
 import { pollUntil } from "../harness/engine-control.js";
 import { RawClient } from "../harness/raw-client.js";
@@ -486,5 +487,50 @@ describe("Exec under an operator policy with require_non_root_user (real engine)
     await assert.rejects(call("0:0"), (err: ServiceError) => err.code === status.PERMISSION_DENIED);
     const r = await call("");
     assert.equal(Buffer.from(r.stdout).toString(), "65534\n");
+  });
+});
+
+describe("Exec when Berth stops (real engine)", function () {
+  this.timeout(60_000);
+  let docker: Dockerode;
+  let images: TestImages;
+  let engineId: string | undefined;
+
+  before(async () => {
+    docker = await ensureEngine();
+    images = await ensureTestImages(docker);
+  });
+
+  after(async () => {
+    if (engineId) await docker.getContainer(engineId).remove({ force: true }).catch(() => undefined);
+  });
+
+  it("an open Exec ends UNAVAILABLE and its process is killed; the container keeps running", async () => {
+    const t = await startTestBerth();
+    let stopped = false;
+    try {
+      const id = newId("exec-stop");
+      await t.client.launch(launchRequest(id, { image: images.busybox, shell: "sleep 3600" }));
+      await t.client.collect([id], (e) => e.kind.case === "stateChanged" && e.kind.value.state === State.RUNNING);
+      engineId = (await t.client.status(id)).engineId;
+      const marker = uniqueSleep();
+      const call = (t.client.raw as unknown as { exec(): ClientDuplexStream<ExecRequest, ExecResponse> }).exec();
+      call.on("error", () => undefined);
+      const ended = new Promise<{ code: status; details: string }>((resolve) => call.on("status", resolve));
+      const going = new Promise<void>((resolve) => call.on("data", (r: ExecResponse) => r.kind.case === "stdout" && resolve()));
+      call.write(create(ExecRequestSchema, { kind: { case: "start", value: { containerId: { value: id }, command: ["/bin/sh", "-c", `echo go; exec sleep ${marker}`] } } }));
+      await going;
+      await t.close();
+      stopped = true;
+      const st = await ended;
+      assert.equal(st.code, status.UNAVAILABLE, st.details);
+      assert.match(st.details, /shutting down; the exec'd process was killed/);
+      const engine = new DockerodeEngine({ socketPath: "/var/run/docker.sock", requestTimeoutMs: 10_000 });
+      const ps = await execSync(engine, engineId, { argv: ["ps", "-o", "args"], timeoutMs: 10_000, maxOutputBytes: MIB }, never());
+      assert.doesNotMatch(ps.stdout.toString(), new RegExp(`sleep ${marker}`));
+      assert.match(ps.stdout.toString(), /sleep 3600/);
+    } finally {
+      if (!stopped) await t.close();
+    }
   });
 });
