@@ -121,7 +121,7 @@ export class FetcherCache {
   /**
    * Puts the cached file for `key` at `dest` (a new file, created exclusively, mode 0644), filling
    * the cache with `fill` first when there is no entry (or joining the download in flight).
-   * `onDownloaded` runs with the size once the blob is ready and before it is copied; it may throw
+   * `onReady` runs with the size once the file is ready and before it is copied; it may throw
    * (a per-launch byte budget), which fails this fetch only.
    */
   async fetchInto(key: string, dest: string, fill: CacheFill, signal: AbortSignal, onReady?: (bytes: number) => void): Promise<CachedCopy> {
@@ -144,11 +144,13 @@ export class FetcherCache {
       }
     }
     const blob = await this.join(key, fill, signal);
+    // Whether this download was kept (a later download of the key may replace the entry meanwhile).
+    const kept = blob.kept;
     try {
       onReady?.(blob.size);
       signal.throwIfAborted();
       await this.copyOut(blob, dest);
-      return { outcome: blob.kept ? 'MISS' : 'NOT_CACHED', bytes: blob.size };
+      return { outcome: kept ? 'MISS' : 'NOT_CACHED', bytes: blob.size };
     } finally {
       this.unpin(blob);
     }
