@@ -61,11 +61,19 @@ install_missing() {
   command -v htpasswd >/dev/null 2>&1 || missing+=(htpasswd)
   # The CLI tests render its progress bars and an exec -it session under a pseudo-terminal.
   command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+  # The status page test drives Debian's chromium (headless) with puppeteer-core.
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  # The Python client example (examples/python) runs on Debian's python3-grpcio, with stubs that
+  # Debian's protoc and grpc_python_plugin generate (python3-grpc-tools' bundled protoc 3.5 is too
+  # old for proto3 `optional` and for python3-protobuf 4.21).
+  /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || missing+=(python3-grpcio)
+  command -v protoc >/dev/null 2>&1 || missing+=(protoc)
+  command -v grpc_python_plugin >/dev/null 2>&1 || missing+=(grpc_python_plugin)
   [ ${#missing[@]} -eq 0 ] && return 0
 
   [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]} and not root (uid $(id -u)); cannot apt-get install"
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and apt-get is not available"
-  echo "engine-up: installing docker.io docker-registry busybox-static openssl apache2-utils tmux (missing: ${missing[*]})"
+  echo "engine-up: installing docker.io docker-registry busybox-static openssl apache2-utils tmux chromium python3-grpcio protobuf-compiler protobuf-compiler-grpc (missing: ${missing[*]})"
 
   # Package scripts would start dockerd (with a bridge and iptables) and a registry listening on
   # all interfaces through their init scripts; a policy-rc.d that denies everything prevents that.
@@ -78,12 +86,12 @@ install_missing() {
   local rc=0
   {
     apt-get update -q &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io docker-registry busybox-static openssl apache2-utils tmux
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io docker-registry busybox-static openssl apache2-utils tmux chromium python3-grpcio protobuf-compiler protobuf-compiler-grpc
   } >"$LOG_DIR/apt.log" 2>&1 || rc=$?
   [ "$created_policy" -eq 1 ] && rm -f "$policy"
   if [ "$rc" -ne 0 ]; then
     show_log_tail "$LOG_DIR/apt.log"
-    die "apt-get install of docker.io docker-registry busybox-static openssl apache2-utils tmux failed with exit code $rc"
+    die "apt-get install of docker.io docker-registry busybox-static openssl apache2-utils tmux chromium python3-grpcio protobuf-compiler protobuf-compiler-grpc failed with exit code $rc"
   fi
   command -v dockerd >/dev/null 2>&1 || die "dockerd still missing after installing docker.io"
   command -v docker-registry >/dev/null 2>&1 || die "docker-registry still missing after installing docker-registry"
@@ -91,6 +99,8 @@ install_missing() {
   command -v openssl >/dev/null 2>&1 || die "openssl still missing after installing openssl"
   command -v htpasswd >/dev/null 2>&1 || die "htpasswd still missing after installing apache2-utils"
   command -v tmux >/dev/null 2>&1 || die "tmux still missing after installing tmux"
+  /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || die "python3 module grpc still missing after installing python3-grpcio"
+  command -v grpc_python_plugin >/dev/null 2>&1 || die "grpc_python_plugin still missing after installing protobuf-compiler-grpc"
 }
 
 # wait_ready NAME PID LOG CHECK...: polls CHECK until it succeeds, the process dies, or tries run out.

@@ -34,6 +34,8 @@ export interface ServeConfig {
   tlsClientCa?: string;
   /** One bearer token per line; reloaded on SIGHUP. */
   authTokenFile?: string;
+  /** --http_listen: /metrics and the status page (HOST:PORT; loopback unless TLS is configured). */
+  httpListen?: string;
 
   // What callers may ask for.
   /** The operator policy (JSON or YAML); undefined = the safe defaults. */
@@ -121,6 +123,7 @@ export function buildCli(onServe: (config: ServeConfig) => Promise<void>): Comma
     .addOption(new Option("--tls_cert <file>", "PEM certificate chain for TCP listeners (TLS); required for a non-loopback --listen"))
     .addOption(new Option("--tls_key <file>", "PEM private key of --tls_cert"))
     .addOption(new Option("--tls_client_ca <file>", "PEM CA: clients must present a certificate it signed (mutual TLS)"))
+    .addOption(new Option("--http_listen <host:port>", "serve /metrics (Prometheus) and a live status page at / on this address (off by default; loopback only unless --tls_cert/--tls_key make it HTTPS; --auth_token_file applies)"))
     .addOption(new Option("--auth_token_file <file>", "bearer tokens, one per line (reloaded on SIGHUP); calls without one are UNAUTHENTICATED (Health stays open)"))
     .addOption(new Option("--policy <file>", "operator policy (JSON or YAML) deciding what a Launch may ask for; default: the safe defaults"))
     .addOption(new Option("--fetch_allow_loopback [bool]", "allow http(s) fetches from loopback addresses (local artifact servers)").default("false"))
@@ -182,6 +185,11 @@ function bool(value: string | string[] | boolean, flag: string): boolean {
   throw new Error(`${flag} '${String(value)}' is not true or false`);
 }
 
+function httpListen(value: string | undefined): string | undefined {
+  if (value !== undefined && !/^(\d{1,3}(\.\d{1,3}){3}|localhost|\[[0-9a-f:]+\]):\d{1,5}$/i.test(value)) throw new Error(`--http_listen '${value}' is not HOST:PORT (e.g. 127.0.0.1:9090)`);
+  return value;
+}
+
 function logLevel(value: string): string {
   if (!LOG_LEVELS.includes(value)) throw new Error(`--log_level '${value}' is not one of ${LOG_LEVELS.join(", ")}`);
   return value;
@@ -219,6 +227,7 @@ export function resolveConfig(opts: Record<string, string | string[] | undefined
     tlsKey: optional(opts.tls_key),
     tlsClientCa: optional(opts.tls_client_ca),
     authTokenFile: optional(opts.auth_token_file),
+    httpListen: httpListen(optional(opts.http_listen)),
     policyFile: optional(opts.policy),
     fetchAllowLoopback: bool(opts.fetch_allow_loopback ?? "false", "--fetch_allow_loopback"),
     defaultPidsLimit: count(String(opts.default_pids_limit ?? "4096"), "--default_pids_limit", 0),

@@ -28,6 +28,8 @@ export interface CheckpointStoreOptions {
   write?: DurableWrite;
   /** Where failed and succeeded writes are reported (default: a health of its own). */
   health?: DiskHealth;
+  /** Told of every durable write (the container's record, or undefined for the agent's), its seconds and outcome (metrics). */
+  observer?: (checkpoint: ContainerCheckpoint | undefined, seconds: number, ok: boolean) => void;
 }
 
 /**
@@ -41,6 +43,7 @@ export class CheckpointStore {
   private readonly chains = new Map<string, Promise<void>>();
   private agentChain: Promise<void> = Promise.resolve();
   private readonly write: DurableWrite;
+  private readonly observer: CheckpointStoreOptions["observer"];
   /** Whether writes land: a failed one (ENOSPC, EIO) turns it unhealthy until one succeeds. Share it with the SequenceFile. */
   readonly health: DiskHealth;
 
@@ -51,6 +54,7 @@ export class CheckpointStore {
     this.containersDir = path.join(dir, "containers");
     this.agentFile = path.join(dir, "agent.pb");
     this.write = options.write ?? writeFileAtomic;
+    this.observer = options.observer;
     this.health = options.health ?? new DiskHealth();
   }
 
@@ -64,7 +68,7 @@ export class CheckpointStore {
   save(checkpoint: ContainerCheckpoint): Promise<void> {
     const id = checkpoint.containerId;
     const bytes = toBinary(ContainerCheckpointSchema, checkpoint);
-    return this.chain(id, () => this.durably(`recording container '${id}'`, this.containerFile(id), bytes));
+    return this.chain(id, () => this.durably(`recording container '${id}'`, this.containerFile(id), bytes, checkpoint));
   }
 
   /** Forgets a container (after its termination is no longer retained). */
@@ -144,14 +148,17 @@ export class CheckpointStore {
   }
 
   /** One durable write, its outcome reported to `health`; a failure becomes DiskFailed naming the file. */
-  private async durably(what: string, file: string, bytes: Uint8Array): Promise<void> {
+  private async durably(what: string, file: string, bytes: Uint8Array, checkpoint?: ContainerCheckpoint): Promise<void> {
+    const started = this.observer && performance.now();
     try {
       await this.write(file, bytes);
     } catch (err) {
       const failure = diskFailure(`${what} in '${file}'`, err);
       this.health.failed(failure);
+      if (started !== undefined) this.observer?.(checkpoint, (performance.now() - started) / 1000, false);
       throw failure;
     }
+    if (started !== undefined) this.observer?.(checkpoint, (performance.now() - started) / 1000, true);
     this.health.succeeded();
   }
 

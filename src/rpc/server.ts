@@ -36,6 +36,8 @@ export interface BerthServerOptions {
   maxWatchStreamsPerConnection?: number;
   /** Where refusals and transport warnings go (default: nowhere). */
   log?: Logger;
+  /** Interceptors run before the token check (metrics: they see its refusals too). */
+  interceptors?: ServerInterceptor[];
 }
 
 /** Thrown when an address cannot be bound; the message names it and the cause. */
@@ -69,7 +71,7 @@ export class BerthServer {
     this.log = options.log ?? pino({ level: "silent" });
     // Token checks are an interceptor, so no handler knows about them; without tokens there is no
     // interceptor at all (each one costs every call).
-    const interceptors: ServerInterceptor[] = options.tokens ? [bearerTokenInterceptor(options.tokens, this.log.child({ component: "auth" }))] : [];
+    const interceptors: ServerInterceptor[] = [...(options.interceptors ?? []), ...(options.tokens ? [bearerTokenInterceptor(options.tokens, this.log.child({ component: "auth" }))] : [])];
     this.server = new Server({
       // A request larger than this is RESOURCE_EXHAUSTED from grpc-js as soon as its length prefix
       // is read, before it is buffered (grpc-js words it "Received message larger than max (N vs M)";
