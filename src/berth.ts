@@ -21,6 +21,9 @@ import { BerthServer } from "./rpc/server.js";
 import { CgroupStatsReader } from "./stats/cgroup-stats.js";
 import { TokenStore } from "./rpc/auth.js";
 import { resolveTransport } from "./rpc/transport.js";
+import { checkHttpListen } from "./http/http-server.js";
+import { Observability } from "./metrics/observability.js";
+import { rpcMetricsInterceptor } from "./metrics/rpc-interceptor.js";
 
 /** A start-up problem a person can act on; main prints it and exits 1. */
 export class StartupError extends Error {}
@@ -31,6 +34,8 @@ export interface RunningBerth {
   addresses: string[];
   containerizer: Containerizer;
   server: BerthServer;
+  /** --http_listen's bound address (port 0 resolved), and its metrics and page. */
+  http?: { address: string; observability: Observability };
   /** Stops serving (ending Watch streams) and the engine stream; containers keep running. */
   stop(): Promise<void>;
 }
@@ -99,6 +104,15 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
         throw new StartupError(err.message);
       })
     : undefined;
+  if (config.httpListen !== undefined) {
+    try {
+      checkHttpListen(config.httpListen, transport);
+    } catch (err) {
+      throw new StartupError((err as Error).message);
+    }
+  }
+  // Metrics and the status page: created only with --http_listen (nothing is recorded without it).
+  const observability = config.httpListen !== undefined ? new Observability() : undefined;
   await checkWorkDir(config.workDir);
   const policy = await effectivePolicy(config.policyFile, config.fetchAllowLoopback).catch((err: Error) => {
     throw new StartupError(err.message);
@@ -140,7 +154,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   if (resolved.replaced) log.warn({ agent_id: agentId, replaced: resolved.replaced }, "--force_agent_id replaced the kept agent id; the old id's engine containers are left alone");
   const claim: AgentClaim = await claimAgentId(agentId, { workDir: config.workDir }).catch((err: Error) => failStart(err.message));
   undo.push(() => claim.release());
-  const checkpoints = new CheckpointStore(meta);
+  const checkpoints = new CheckpointStore(meta, { observer: observability?.checkpointObserver });
   await checkpoints.init().catch((err: Error) => failStart(err.message));
   const sequence = await SequenceFile.open(path.join(meta, "sequence"), { health: checkpoints.health }).catch((err: Error) => failStart(err.message));
   // URI.cache = true: the cache's index is rebuilt from its directory (partial downloads removed).
@@ -213,6 +227,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     maxWatchStreams: config.maxWatchStreams,
     maxWatchStreamsPerConnection: config.maxWatchStreamsPerConnection,
     log: log.child({ component: "rpc" }),
+    interceptors: observability ? [rpcMetricsInterceptor(observability.metrics)] : undefined,
   });
   // Bound before recovery; Containerizer calls answer UNAVAILABLE and health NOT_SERVING until it is done.
   try {
@@ -221,6 +236,20 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     }
     undo.push(() => server.stop(0));
     await server.start();
+    if (observability && config.httpListen !== undefined) {
+      // Subscribed before the containerizer and the monitor start, so no event is missed.
+      observability.attach({
+        containerizer,
+        monitor,
+        watchStreamsOpen$: server.watchStreamsOpen$,
+        diskOk$: checkpoints.health.ok$,
+        agentId,
+        engineAddress: config.dockerHost,
+        log: log.child({ component: "http" }),
+      });
+      undo.push(() => observability.stop());
+      await observability.listen({ listen: config.httpListen, transport, tokens, log: log.child({ component: "http" }) });
+    }
   } catch (err) {
     await failStart((err as Error).message);
   }
@@ -269,8 +298,10 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     addresses: server.bound,
     containerizer,
     server,
+    http: observability?.http ? { address: observability.http.bound, observability } : undefined,
     async stop() {
       healthSub.unsubscribe();
+      await observability?.stop();
       // The server ends the Watch streams (UNAVAILABLE: resume with from_sequence) before the
       // containerizer completes its event stream, which would end them OK ("all terminated").
       const serverStopped = server.stop();
