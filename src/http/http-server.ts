@@ -146,6 +146,8 @@ export class StatusHttpServer {
     if (method !== "GET" && method !== "HEAD") return text(res, 405, `${method} is not served; this server is read-only\n`, { Allow: "GET, HEAD" });
     // The stylesheet carries nothing; the login form needs it before a token is given.
     if (url.pathname === "/status.css") return body(res, 200, "text/css; charset=utf-8", PAGE_CSS, method);
+    // Browsers ask for it by themselves; there is none.
+    if (url.pathname === "/favicon.ico") return body(res, 204, "image/x-icon", "", method);
     if (!this.auth.allows(req)) {
       if (url.pathname === "/") return body(res, 401, "text/html; charset=utf-8", LOGIN_HTML(false), method);
       return text(res, 401, "missing or invalid bearer token (Authorization: Bearer <token>, one of --auth_token_file's)\n", { "WWW-Authenticate": 'Bearer realm="berth"' });

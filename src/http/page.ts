@@ -143,8 +143,7 @@ export const PAGE_JS = `"use strict";
       if (s.state === "TERMINATED") continue;
       var last = i === list.length - 1;
       var end = last ? (row.termination ? row.termination.at : now()) : list[i + 1].at;
-      var launchStage = s.state === "FETCHING" || s.state === "PULLING" || s.state === "MOUNTING";
-      var text = s.state + (launchStage || s.state === "DESTROYING" ? " " + duration(end - s.at) : "");
+      var text = s.state + " " + duration(end - s.at);
       var chip = el("span", "stage" + (last && !row.termination ? " current" : ""), text);
       chip.dataset.state = s.state;
       box.appendChild(chip);
@@ -217,7 +216,7 @@ export const PAGE_JS = `"use strict";
   }
   function engine(h) {
     var e = document.getElementById("engine");
-    e.textContent = "engine " + h.engine + ": " + (h.connected ? "connected" : "unreachable") + " (events " + h.eventsReceived + ", reconnects " + h.reconnects + ")";
+    e.textContent = "engine " + h.engine + ": " + (h.connected ? "connected" : "unreachable") + (h.reconnects > 0 ? " (event stream reconnected " + h.reconnects + "×)" : "");
     e.className = "pill " + (h.connected ? "ok" : "bad");
     var d = document.getElementById("disk");
     d.textContent = "checkpoints: " + (h.diskOk ? "ok" : "failing");

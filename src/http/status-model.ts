@@ -30,7 +30,6 @@ export interface EngineHealth {
   connected: boolean;
   diskOk: boolean;
   reconnects: number;
-  eventsReceived: number;
 }
 
 /** What a new page (or SSE client) receives first. */
@@ -63,7 +62,7 @@ export class StatusModel {
     readonly agentId: string,
     engine: string,
   ) {
-    this.health = { engine, connected: false, diskOk: true, reconnects: 0, eventsReceived: 0 };
+    this.health = { engine, connected: false, diskOk: true, reconnects: 0 };
   }
 
   /** Calls `listener` with every change until the returned function is called. */
@@ -156,14 +155,7 @@ export class StatusModel {
     const next = { ...this.health, ...change };
     if (JSON.stringify(next) === JSON.stringify(this.health)) return;
     this.health = next;
-    // Counting engine events is not worth a page update of its own.
-    if (Object.keys(change).every((k) => k === "eventsReceived")) return;
     this.emit({ type: "engine", engine: { ...next } });
-  }
-
-  /** Counts one engine event (shown with the next health change or snapshot). */
-  engineEvent(): void {
-    this.health.eventsReceived += 1;
   }
 
   private row(id: string): ContainerRow {

@@ -54,10 +54,7 @@ export class Observability {
       }),
     );
     this.subscriptions.add(
-      parts.monitor.events$.subscribe(() => {
-        metrics.engineEvents.inc();
-        model.engineEvent();
-      }),
+      parts.monitor.events$.subscribe(() => metrics.engineEvents.inc()),
     );
     let reconnects = 0;
     this.subscriptions.add(
