@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { buildCli } from "./config.js";
 import { startBerth, StartupError, type RunningBerth } from "./berth.js";
 import { createLogger } from "./log.js";
+import { registerClientCommands } from "./cli/commands.js";
 
 /**
  * grpc-js writes its own errors as bare "E …" lines on stderr (e.g. "No address added" before a
@@ -72,6 +73,9 @@ const program = buildCli(async (config) => {
   }
   if (requested) shutdown(requested);
 });
+
+// The client commands (launch, ps, logs, exec, …) next to serve.
+registerClientCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`berth: ${err instanceof Error ? err.message : String(err)}\n`);
