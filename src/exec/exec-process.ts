@@ -39,7 +39,11 @@ export class ExecProcess {
     readonly stdin: Writable | undefined,
     readonly tty: boolean,
     private readonly onDetach: () => void,
-  ) {}
+  ) {
+    // A stdin write that fails means the process (or the connection) is gone; the output's end and
+    // the exit report that, so the error is not the caller's to handle.
+    stdin?.on("error", () => undefined);
+  }
 
   /**
    * Creates and starts the exec in container `engineId`. Engine errors are passed on as the port

@@ -137,10 +137,11 @@ describe("exec against the real engine (domain)", function () {
     const marker = uniqueSleep();
     const running = execSync(engine, id, { ...opts, argv: ["/bin/sh", "-c", `echo go; exec sleep ${marker}`] }, ac.signal);
     // Wait until the process is there, seen from a second exec.
-    for (;;) {
-      const ps = await execSync(engine, id, { ...opts, argv: ["ps", "-o", "args"] }, never());
-      if (ps.stdout.toString().includes(marker)) break;
-    }
+    await pollUntil(
+      async () => (await execSync(engine, id, { ...opts, argv: ["ps", "-o", "args"] }, never())).stdout.toString().includes(`sleep ${marker}`),
+      10_000,
+      `'sleep ${marker}' runs in the container`,
+    );
     ac.abort(new Error("client went away"));
     await assert.rejects(running, /client went away/);
     const ps = await execSync(engine, id, { ...opts, argv: ["ps", "-o", "args"] }, never());
@@ -327,6 +328,20 @@ describe("ExecSync and Exec through Berth (real engine)", function () {
     assert.equal(o.stderr, "done\n");
     assert.equal(o.exitCode, 7);
     call.end();
+  });
+
+  it("Exec carries a large stdin whole (requests wait while the process's stdin is full)", async () => {
+    const id = await running();
+    const call = openExec();
+    const ended = outcome(call);
+    call.write(req({ kind: { case: "start", value: { containerId: { value: id }, command: ["wc", "-c"], stdin: true } } }));
+    const chunk = Buffer.alloc(128 * 1024, 0x61);
+    for (let i = 0; i < 64; i += 1) call.write(req({ kind: { case: "stdin", value: chunk } }));
+    call.end(); // half-close: closes the process's stdin
+    const o = await ended;
+    assert.equal(o.code, status.OK, o.details);
+    assert.equal(o.stdout.trim(), String(64 * chunk.length));
+    assert.equal(o.exitCode, 0);
   });
 
   it("Exec with a TTY: the initial size and a resize reach the terminal", async () => {
