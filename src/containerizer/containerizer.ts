@@ -455,7 +455,8 @@ export class Containerizer {
       // record, removal). Nothing is left to destroy, and its fate is its exit's (MESOS-7975).
       return this.settled(c, signal);
     }
-    const wasRunning = c.state === "RUNNING" || (c.state === "DESTROYING" && c.destroyRequested && c.engineId !== undefined);
+    // A limit kill the engine did not carry out (unreachable then) is stopped again by a Destroy.
+    const wasRunning = c.state === "RUNNING" || (c.state === "DESTROYING" && (c.destroyRequested || limitOf(c.launchAbort.signal) !== undefined) && c.engineId !== undefined);
     if (c.state !== "DESTROYING") c.transition("DESTROYING", "destroy requested");
     if (!c.launchAbort.signal.aborted) c.launchAbort.abort(new DestroyRequested(`container '${c.id}' destroyed`));
     if (wasRunning && c.engineId !== undefined && !c.hasExited) {

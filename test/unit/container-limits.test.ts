@@ -27,6 +27,7 @@ import { measureDiskUsage } from "../../src/containerizer/disk-usage.js";
 import { inspectData } from "../../src/containerizer/running-status.js";
 import type { StatsSource } from "../../src/containerizer/runtime-facts.js";
 import { LABEL_AGENT_ID, LABEL_CONTAINER_ID } from "../../src/docker/names.js";
+import { EngineUnreachable } from "../../src/docker/engine-port.js";
 import { FakeEngine } from "../harness/fake-engine.js";
 import { closeRig, FAKE_AGENT, fakeRig, type FakeRig } from "../harness/fake-rig.js";
 import { pollUntil } from "../harness/engine-control.js";
@@ -119,6 +120,18 @@ describe("container limits, task statuses and orphans (fake engine)", () => {
       const terminal = (await all).map(taskStatusOf).filter((s) => s !== undefined).at(-1)!;
       assert.equal(terminal.state, TaskState.TASK_FAILED);
       assert.equal(terminal.reason, TaskStatus_Reason.MAX_COMPLETION_TIME_REACHED);
+    });
+
+    it("a limit kill the engine could not carry out is stopped again by a Destroy, and keeps the limit's reason", async () => {
+      const r = await rig();
+      const id = newId("killfails");
+      r.engine.failNext("killContainer", new EngineUnreachable("engine down"));
+      assert.equal((await r.cz.launch(input(id, {}, { maxCompletionNs: 20_000_000n }))).result, "LAUNCHED");
+      await eventOf(r, id, (e) => e.kind.type === "state" && e.kind.state === "DESTROYING");
+      await pollUntil(() => r.engine.calls("killContainer").some((c) => c.error !== undefined), 5000, "the kill failed");
+      const t = await r.cz.destroy(id);
+      assert.equal(t.containerTermination.reason, TaskStatus_Reason.MAX_COMPLETION_TIME_REACHED);
+      assert.equal(r.engine.calls("stopContainer").length, 1, "Destroy stopped it");
     });
 
     it("a task that ends first is not killed; its deadline goes with it", async () => {
