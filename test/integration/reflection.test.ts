@@ -12,8 +12,8 @@ import { startTestBerth, type TestBerth } from "../harness/test-berth.js";
 
 const SERVICE = "berth.v1.Containerizer";
 const BERTH_FILE = "berth/v1/containerizer.proto";
-const CLOSURE = [BERTH_FILE, "google/protobuf/timestamp.proto", "mesos/slave/containerizer.proto", "mesos/v1/mesos.proto"];
-const METHODS = ["Launch", "Wait", "Destroy", "Watch", "Containers", "Status", "Update", "Usage", "PruneImages"];
+const CLOSURE = [BERTH_FILE, "google/protobuf/duration.proto", "google/protobuf/timestamp.proto", "mesos/slave/containerizer.proto", "mesos/v1/mesos.proto"];
+const METHODS = ["Launch", "Wait", "Destroy", "Watch", "Containers", "Status", "Update", "Usage", "PruneImages", "Logs", "ExecSync", "Exec"];
 
 /** Every message and enum a file declares (nested included), fully qualified. */
 function declaredTypes(file: FileDescriptorProto): string[] {
@@ -96,7 +96,7 @@ describe("server reflection, resolved the way grpcurl resolves it", function () 
       const client = reflection(version);
       const direct = await client.fileContainingSymbol(SERVICE);
       assert.equal(direct[0]?.name, BERTH_FILE, "the declaring file comes first");
-      assert.deepEqual([...direct[0]!.dependency].sort(), CLOSURE.slice(1).sort(), "berth/v1 imports timestamp, mesos/slave and mesos/v1");
+      assert.deepEqual([...direct[0]!.dependency].sort(), CLOSURE.slice(1).sort(), "berth/v1 imports duration, timestamp, mesos/slave and mesos/v1");
       const resolved = await resolveSymbol(client, SERVICE);
       assert.deepEqual([...resolved.files.keys()].sort(), [...CLOSURE].sort());
       assert.deepEqual(resolved.files.get("mesos/slave/containerizer.proto")!.dependency, ["mesos/v1/mesos.proto"]);
@@ -120,10 +120,10 @@ describe("server reflection, resolved the way grpcurl resolves it", function () 
     await assert.rejects(reflection("v1").fileByFilename("no/such/file.proto"), /answered error 5/);
   });
 
-  it("the resolved service has exactly Berth's nine methods, Watch server-streaming", async () => {
+  it("the resolved service has exactly Berth's twelve methods, Watch and Logs server-streaming, Exec bidi", async () => {
     const service = serviceOf(registryOf(await resolveSymbol(reflection("v1"), SERVICE)));
     assert.deepEqual(service.methods.map((m) => m.name), METHODS);
-    assert.deepEqual(service.methods.filter((m) => m.methodKind !== "unary").map((m) => `${m.name}:${m.methodKind}`), ["Watch:server_streaming"]);
+    assert.deepEqual(service.methods.filter((m) => m.methodKind !== "unary").map((m) => `${m.name}:${m.methodKind}`), ["Watch:server_streaming", "Logs:server_streaming", "Exec:bidi_streaming"]);
   });
 
   it("Update, Usage, Status and PruneImages are callable through the dynamic descriptors and validate their input", async () => {
