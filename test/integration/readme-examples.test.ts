@@ -220,7 +220,7 @@ describe("the README's grpcurl examples, run as written against a real berth ser
       }
       assert.equal(method.methodKind, "unary", call.line);
       // Before a Destroy, the container is RUNNING, as it is by the time a person types the line.
-      if (methodName === "Destroy") await untilRunning(client, registry, call.body as Json);
+      if (methodName === "Destroy" || methodName === "ExecSync") await untilRunning(client, registry, call.body as Json);
       answers.push({ call, json: [toJ(await client.unary(methodName, request, { deadline: Date.now() + 120_000 }))] });
     }
 
@@ -246,6 +246,10 @@ describe("the README's grpcurl examples, run as written against a real berth ser
 
     const listed = named("berth.v1.Containerizer/Containers")[0]!.containers as Json[];
     assert.ok(listed.some((c) => c.containerId?.value === "c2"), `Containers lists c2: ${JSON.stringify(listed)}`);
+
+    const execd = named("berth.v1.Containerizer/ExecSync", "c2")[0]!;
+    assert.equal(execd.exitCode, 3, JSON.stringify(execd));
+    assert.equal(Buffer.from(execd.stdout, "base64").toString(), "hello\n", JSON.stringify(execd));
 
     const destroyed = named("berth.v1.Containerizer/Destroy", "c2")[0]!.termination;
     assert.equal(destroyed.containerTermination.state, "TASK_KILLED", JSON.stringify(destroyed));
