@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import http2 from "node:http2";
 import net from "node:net";
@@ -10,9 +11,10 @@ import { TaskState } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { launchRequest, newId } from "../harness/launches.js";
 import { pollUntil } from "../harness/engine-control.js";
 import { useBerth } from "../harness/use-berth.js";
-import type { TestBerth } from "../harness/test-berth.js";
+import { startTestBerth, type TestBerth } from "../harness/test-berth.js";
 import type { TestImages } from "../support/engine.js";
 import type { EnginePort } from "../../src/docker/engine-port.js";
+import type { OutputRegistry } from "../../src/logger/live-output.js";
 
 const MAX_SIZE = 16 * 1024;
 const MAX_FILES = 4;
@@ -135,7 +137,7 @@ function numbersOf(text: string, prefix: string): number[] {
 }
 
 describe("container output: rotation and Logs against a real engine", function () {
-  this.timeout(180_000);
+  this.timeout(90_000);
   const suite = useBerth({ container_log_max_size: String(MAX_SIZE), container_log_max_files: String(MAX_FILES) }, { wrapEngine: uncappedEngineLog });
   let t: TestBerth;
   let images: TestImages;
@@ -234,6 +236,56 @@ describe("container output: rotation and Logs against a real engine", function (
     assert.equal(outcome.grpcStatus, String(status.RESOURCE_EXHAUSTED), `ended with ${outcome.grpcStatus} ${outcome.grpcMessage}; received ${outcome.bytes} bytes`);
     assert.match(decodeURIComponent(outcome.grpcMessage), /fell behind the rotation/);
     assert.ok(outcome.bytes < 3000 * 2001, "the stream stopped before the end of the output");
+  });
+
+  it("a restarted Berth re-attaches to a running container and keeps appending to its rotated files: no line lost, none repeated", async () => {
+    const workDir = await mkdtemp(path.join(os.tmpdir(), "berth-logs-restart-"));
+    const flags = { work_dir: workDir, container_log_max_size: String(MAX_SIZE), container_log_max_files: "50" };
+    let second: TestBerth | undefined;
+    try {
+      // In-process, a stopped Berth's output capture would go on beside the new one's; a process
+      // that exits takes it along. `endCapture` ends it as that exit would.
+      const endCapture = new AbortController();
+      const first = await startTestBerth(flags, {
+        wrapEngine: (engine) => {
+          const wrapped = uncappedEngineLog(engine);
+          wrapped.followLogs = (id, signal, since, tty) => engine.followLogs(id, AbortSignal.any([signal, endCapture.signal]), since, tty);
+          return wrapped;
+        },
+      });
+      const id = newId("restart");
+      // 100 lines; once the test drops `go1`, 100 more while no Berth runs (then `written`); once it
+      // drops `go2`, 50 more and the exit (each wait bounded).
+      const waitFor = (f: string) => `n=0; while [ ! -f /mnt/mesos/sandbox/${f} ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done`;
+      const upTo = (n: number) => `while [ $i -lt ${n} ]; do echo out-$i-$p; i=$((i+1)); done`;
+      const shell = `p=${PAD}; i=0; ${upTo(100)}; ${waitFor("go1")}; ${upTo(200)}; touch /mnt/mesos/sandbox/written; ${waitFor("go2")}; ${upTo(250)}`;
+      const launched = await first.client.launch(launchRequest(id, { image: images.busybox, shell, taskId: `task-${id}` }));
+      const sandbox = launched.sandboxDirectory;
+      const captured = async () => Buffer.concat((await streamFiles(sandbox, "stdout")).data).toString();
+      await pollUntil(async () => (await captured()) === numbered("out", 0, 100), 60_000, "the first 100 lines are in the sandbox");
+      first.client.close();
+      await first.berth.stop();
+      endCapture.abort();
+      const registry = (first.berth.containerizer as unknown as { outputs: OutputRegistry }).outputs;
+      await pollUntil(() => registry.get(sandbox, "stdout") === undefined, 10_000, "the stopped Berth's capture closed its files");
+      await writeFile(path.join(sandbox, "go1"), "");
+      await pollUntil(() => stat(path.join(sandbox, "written")).then(() => true, () => false), 60_000, "the container wrote its second batch");
+      second = await startTestBerth(flags, { wrapEngine: uncappedEngineLog });
+      // The re-attach fetches what was written meanwhile from the engine's copy.
+      await pollUntil(async () => (await captured()) === numbered("out", 0, 200), 60_000, "the lines written while no Berth ran are in the sandbox");
+      await writeFile(path.join(sandbox, "go2"), "");
+      const { termination } = await second.client.wait(id);
+      assert.equal(termination?.containerTermination?.state, TaskState.TASK_FINISHED);
+      const files = await streamFiles(sandbox, "stdout");
+      assert.ok(files.names.length > 2, `rotated across the restart (${files.names.join(", ")})`);
+      assert.deepEqual(files.data.map((d) => d.length > MAX_SIZE), files.data.map(() => false), `sizes ${files.data.map((d) => d.length).join(", ")}`);
+      assert.deepEqual(numbersOf(await captured(), "out"), Array.from({ length: 250 }, (_, i) => i));
+      const tail = await logs(second, { containerId: { value: id }, stream: LogStream.STDOUT, tail: 3 });
+      assert.equal(tail.stdout, numbered("out", 247, 250));
+    } finally {
+      await second?.close();
+      await rm(workDir, { recursive: true, force: true });
+    }
   });
 
   it("refuses what it cannot serve: NOT_FOUND, INVALID_ARGUMENT naming the field, FAILED_PRECONDITION once the sandbox is gone", async () => {
