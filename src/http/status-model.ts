@@ -47,6 +47,8 @@ export interface ContainerList {
 
 /** Terminated rows kept beyond those the containerizer still lists (for "recent terminations"). */
 const MAX_TERMINATED_ROWS = 200;
+/** Stages one row keeps (a container passes through at most six states). */
+const MAX_STAGES = 16;
 
 export type StatusChange = { type: "row"; row: ContainerRow } | { type: "engine"; engine: EngineHealth };
 
@@ -94,7 +96,8 @@ export class StatusModel {
     switch (kind.type) {
       case "state":
         row.state = kind.state;
-        if (!e.snapshot || row.stages.length === 0) row.stages.push({ state: kind.state, at });
+        // States only move forward, so a row has a handful of stages; the bound is a safeguard.
+        if ((!e.snapshot || row.stages.length === 0) && row.stages.length < MAX_STAGES) row.stages.push({ state: kind.state, at });
         row.launchedAt ??= at;
         break;
       case "pull":
