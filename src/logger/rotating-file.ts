@@ -18,7 +18,9 @@ const INDEX_FLUSH_MS = 1000;
 
 const NEWLINE = 0x0a;
 
-const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
+// The container can write into its sandbox: never through a link it planted, and never blocking on
+// a FIFO it put in a file's place (a blocked open would hold a libuv thread for good).
+const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** The name of the `k`-th file of `name` (0: the live one): `stdout`, `stdout.1`, … */
 export function rotatedName(name: string, k: number): string {
@@ -196,6 +198,10 @@ export class RotatingFile {
       // A live file that could not be moved away (the container put a directory where it goes) is
       // truncated: the bound on the sandbox's output holds even then.
       this.handle = await open(path.join(this.sandbox, this.name), kept ? APPEND : APPEND | constants.O_TRUNC, 0o644);
+      if (!(await this.handle.stat()).isFile()) {
+        await this.handle.close();
+        throw new Error(`sandbox output '${this.name}' was replaced by something that is not a regular file`);
+      }
       this.size = 0;
       this.endsWithNewline = true;
       this.index = new OutputIndex(this.index.maxSegments);
@@ -230,7 +236,7 @@ export class RotatingFile {
     this.indexDirty = false;
     const target = indexName(fileName);
     const temp = `${target}.tmp`;
-    const h = await open(path.join(this.sandbox, temp), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+    const h = await open(path.join(this.sandbox, temp), constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
     try {
       await h.writeFile(this.index.serialize());
     } finally {

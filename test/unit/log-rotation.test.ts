@@ -147,6 +147,12 @@ describe("rotating sandbox output (unit)", () => {
     }
   });
 
+  it("refuses, without blocking, a FIFO the container put in place of its output file", async () => {
+    const { execFileSync } = await import("node:child_process");
+    execFileSync("mkfifo", [path.join(dir, "stdout")]);
+    await assert.rejects(RotatingFile.open(dir, "stdout", { maxSize: 100, maxFiles: 2 }), /ENXIO|not a regular file/);
+  });
+
   it("records when bytes were written in a bounded sidecar that rotates with its file", async () => {
     let now = 1_000_000;
     const w = await RotatingFile.open(dir, "stdout", { maxSize: 20, maxFiles: 3 }, { now: () => now });
