@@ -20,6 +20,7 @@ import { recoverScenario } from "./scenarios/recover.js";
 import { scaleScenario } from "./scenarios/scale.js";
 import { usageScenario } from "./scenarios/usage.js";
 import { watchFanoutScenario } from "./scenarios/watch-fanout.js";
+import { metricsOverheadScenario } from "./scenarios/metrics-overhead.js";
 
 /** Every scenario, in the order a full run takes them. */
 export const SCENARIOS: readonly Scenario[] = [
@@ -30,6 +31,7 @@ export const SCENARIOS: readonly Scenario[] = [
   watchFanoutScenario,
   scaleScenario,
   recoverScenario,
+  metricsOverheadScenario,
 ];
 
 /** What the command line asked for. */

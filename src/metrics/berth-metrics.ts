@@ -59,6 +59,12 @@ export class BerthMetrics {
   private readonly progress = new Map<string, Progress>();
   private readonly methods = new Set<string>();
   private containers: ContainerStates | undefined;
+  /** Label children bound once: observing through them skips prom-client's label hashing. */
+  private readonly stageChild = new Map<LaunchStage, { observe(v: number): void }>();
+  private readonly launchChild = new Map<string, { inc(v?: number): void }>();
+  private readonly cacheChild = new Map<string, { inc(v?: number): void }>();
+  private readonly terminationChild = new Map<string, { inc(v?: number): void }>();
+  private readonly rpcChild = new Map<string, { observe(v: number): void }>();
 
   readonly launches = new Counter({
     name: "berth_launches_total",
@@ -132,8 +138,15 @@ export class BerthMetrics {
     // monitorEventLoopDelay), heap and GC.
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
     // Known label values start at 0, so a rate() sees the first increment.
-    for (const result of ["running", "failed", "destroyed"]) this.launches.inc({ result }, 0);
-    for (const outcome of ["hit", "miss", "not_cached"]) this.fetcherCache.inc({ outcome }, 0);
+    for (const result of ["running", "failed", "destroyed"]) {
+      this.launches.inc({ result }, 0);
+      this.launchChild.set(result, this.launches.labels({ result }));
+    }
+    for (const outcome of ["hit", "miss", "not_cached"]) {
+      this.fetcherCache.inc({ outcome }, 0);
+      this.cacheChild.set(outcome, this.fetcherCache.labels({ outcome }));
+    }
+    for (const stage of ["fetch", "pull", "mount", "start"] as const) this.stageChild.set(stage, this.stageSeconds.labels({ stage }));
   }
 
   /** Where berth_containers is read from. */
@@ -158,15 +171,21 @@ export class BerthMetrics {
         return;
       }
       case "fetch":
-        this.fetcherCache.inc({ outcome: kind.result.cache === "HIT" ? "hit" : kind.result.cache === "MISS" ? "miss" : "not_cached" });
+        this.cacheChild.get(kind.result.cache === "HIT" ? "hit" : kind.result.cache === "MISS" ? "miss" : "not_cached")!.inc();
         return;
       case "termination": {
         const ct = kind.termination.containerTermination;
         const reason = isFieldSet(ct, ContainerTerminationSchema.field.reason) ? ct.reason : undefined;
-        this.terminations.inc({ state: TaskState[ct.state] ?? String(ct.state), reason: reason === undefined ? "none" : (TaskStatus_Reason[reason] ?? String(reason)) });
+        const key = `${ct.state}/${reason ?? ""}`;
+        let child = this.terminationChild.get(key);
+        if (!child) {
+          child = this.terminations.labels({ state: TaskState[ct.state] ?? String(ct.state), reason: reason === undefined ? "none" : (TaskStatus_Reason[reason] ?? String(reason)) });
+          this.terminationChild.set(key, child);
+        }
+        child.inc();
         const p = this.progress.get(e.containerId);
         if (p && !p.running && p.launchedAt !== undefined) {
-          this.launches.inc({ result: reason === TaskStatus_Reason.CONTAINER_LAUNCH_FAILED ? "failed" : "destroyed" });
+          this.launchChild.get(reason === TaskStatus_Reason.CONTAINER_LAUNCH_FAILED ? "failed" : "destroyed")!.inc();
         }
         this.progress.delete(e.containerId);
         return;
@@ -185,12 +204,12 @@ export class BerthMetrics {
       return;
     }
     const step = NEXT_STAGE[p.state];
-    if (step && step.next === state && p.enteredAt !== undefined) this.stageSeconds.observe({ stage: step.stage }, Math.max(0, at - p.enteredAt) / 1000);
+    if (step && step.next === state && p.enteredAt !== undefined) this.stageChild.get(step.stage)!.observe(Math.max(0, at - p.enteredAt) / 1000);
     if (state === "RUNNING" && !p.running) {
       p.running = true;
       if (p.launchedAt !== undefined) {
-        this.stageSeconds.observe({ stage: "start" }, Math.max(0, at - p.launchedAt) / 1000);
-        this.launches.inc({ result: "running" });
+        this.stageChild.get("start")!.observe(Math.max(0, at - p.launchedAt) / 1000);
+        this.launchChild.get("running")!.inc();
       }
     }
     p.state = state;
@@ -204,7 +223,13 @@ export class BerthMetrics {
       if (this.methods.size >= MAX_METHOD_LABELS || !/^\/[A-Za-z0-9_.]+\/[A-Za-z0-9_]+$/.test(method)) label = "other";
       else this.methods.add(method);
     }
-    this.rpcSeconds.observe({ method: label, code }, seconds);
+    const key = `${label} ${code}`;
+    let child = this.rpcChild.get(key);
+    if (!child) {
+      child = this.rpcSeconds.labels({ method: label, code });
+      this.rpcChild.set(key, child);
+    }
+    child.observe(seconds);
   }
 
   /** Records one checkpoint write (the CheckpointStore's observer). */
