@@ -6,6 +6,10 @@ import path from "node:path";
 import { OutputRegistry } from "../../src/logger/live-output.js";
 import { FellBehind, LogReader, type LogChunk, type LogReadOptions, type LogSource } from "../../src/logger/log-reader.js";
 import { RotatingFile, type RotationOptions } from "../../src/logger/rotating-file.js";
+import { create } from "@bufbuild/protobuf";
+import { LogsRequestSchema, LogStream } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { InvalidRequest } from "../../src/containerizer/errors.js";
+import { logsQuery } from "../../src/rpc/logs-handler.js";
 
 function numbered(prefix: string, from: number, to: number): string {
   let s = "";
@@ -205,5 +209,24 @@ describe("log reader (unit)", () => {
     await w.close();
     terminate();
     assert.equal((await done).stderr, "fetched\nran\n");
+  });
+});
+
+describe("Logs request decoding (unit)", () => {
+  const base = { containerId: { value: "c1" } };
+  const decode = (init: Parameters<typeof create<typeof LogsRequestSchema>>[1]) => logsQuery(create(LogsRequestSchema, init));
+
+  it("maps the stream, tail, follow and since to the domain's terms", () => {
+    assert.deepEqual(decode(base).query, { streams: ["stdout", "stderr"], tail: undefined, follow: false, sinceMs: undefined });
+    assert.deepEqual(decode({ ...base, stream: LogStream.STDERR, tail: 0, follow: true }).query.streams, ["stderr"]);
+    assert.equal(decode({ ...base, tail: 0 }).query.tail, 0, "tail 0 is kept (no lines), not unset");
+    assert.equal(decode({ ...base, since: { seconds: 1_700_000_000n, nanos: 987_654_321 } }).query.sinceMs, 1_700_000_000_987);
+  });
+
+  it("refuses what it cannot mean, naming the field and value", () => {
+    assert.throws(() => decode({}), (e: Error) => e instanceof InvalidRequest && /container_id is missing/.test(e.message));
+    assert.throws(() => decode({ ...base, stream: 5 as LogStream }), (e: Error) => e instanceof InvalidRequest && /stream 5 is not a LogStream/.test(e.message));
+    assert.throws(() => decode({ ...base, since: { seconds: -1n, nanos: 0 } }), (e: Error) => e instanceof InvalidRequest && /since -1s/.test(e.message));
+    assert.throws(() => decode({ ...base, since: { seconds: 1n, nanos: 1_000_000_000 } }), (e: Error) => e instanceof InvalidRequest && /nanos/.test(e.message));
   });
 });
