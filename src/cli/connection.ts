@@ -106,6 +106,9 @@ function channelCredentials(opts: ConnectionOptions): ChannelCredentials {
   const tls = opts.tls_ca !== undefined || opts.tls_cert !== undefined || opts.tls_key !== undefined;
   if (!tls) return credentials.createInsecure();
   if ((opts.tls_cert === undefined) !== (opts.tls_key === undefined)) throw new UsageError("--tls_cert and --tls_key go together (a client certificate and its key)");
+  // grpc-js hands an IP address of --addr to TLS as its server name, which Node flags with a
+  // DeprecationWarning (DEP0123) on stderr; a client command's stderr is for its one error line.
+  process.noDeprecation = true;
   const ca = opts.tls_ca !== undefined ? readFlagFile(opts.tls_ca, "--tls_ca") : null;
   const key = opts.tls_key !== undefined ? readFlagFile(opts.tls_key, "--tls_key") : null;
   const cert = opts.tls_cert !== undefined ? readFlagFile(opts.tls_cert, "--tls_cert") : null;

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { create, fromJson, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromJson, isFieldSet, toBinary, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import bytes from "bytes";
 import { LaunchRequestSchema, type LaunchRequest } from "../gen/berth/v1/containerizer_pb.js";
 import { ContainerConfigSchema } from "../gen/mesos/slave/containerizer_pb.js";
@@ -134,19 +134,29 @@ export function requestFromTaskFile(file: string): LaunchRequest {
     if (what === "LaunchRequest") {
       const req = fromJson(LaunchRequestSchema, json);
       if (req.containerConfig === undefined) throw new Error("container_config is empty");
-      return req;
+      if (!isFieldSet(req.containerConfig, ContainerConfigSchema.field.directory)) req.containerConfig.directory = "";
+      return complete(req);
     }
     if (what === "TaskInfo") {
       const task = fromJson(TaskInfoSchema, json);
-      // A TaskInfo carries its command and container itself; the config's directory "" asks Berth to pick the sandbox.
-      return create(LaunchRequestSchema, { containerConfig: { taskInfo: task, directory: "" } });
+      if (!task.command) throw new Error("command is missing (the TaskInfo's CommandInfo)");
+      // Berth runs the task's own command and container; ContainerConfig requires command_info and
+      // directory ("" asks Berth to pick the sandbox).
+      return complete(create(LaunchRequestSchema, { containerConfig: { taskInfo: task, commandInfo: task.command, directory: "" } }));
     }
     const config = fromJson(ContainerConfigSchema, json);
-    return create(LaunchRequestSchema, { containerConfig: config });
+    if (!isFieldSet(config, ContainerConfigSchema.field.directory)) config.directory = "";
+    return complete(create(LaunchRequestSchema, { containerConfig: config }));
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError(`--task '${file}' is not a ${what} in proto JSON: ${(err as Error).message}`);
   }
+}
+
+/** The request as is, once it encodes: a proto2 required field left out is named here, not as an INTERNAL error. */
+function complete(req: LaunchRequest): LaunchRequest {
+  toBinary(LaunchRequestSchema, req);
+  return req;
 }
 
 /** Flags that describe the container itself, which --task replaces. */
