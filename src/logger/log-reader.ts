@@ -3,7 +3,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import type { Subscription } from "rxjs";
 import type { LiveStream, OutputRegistry, OutputStreamName } from "./live-output.js";
-import { OutputIndex } from "./output-index.js";
+import { MAX_INDEX_FILE_BYTES, OutputIndex } from "./output-index.js";
 import { indexName, rotatedName } from "./rotating-file.js";
 
 const readAt = promisify(read);
@@ -15,9 +15,6 @@ export const LOG_CHUNK_BYTES = 64 * 1024;
 
 /** Rotated files looked for when no writer says how many there are (a terminated container). */
 const MAX_ROTATED_SCAN = 1000;
-
-/** Sidecars are small; a larger one (planted by the container) is read only this far. */
-const MAX_INDEX_BYTES = 256 * 1024;
 
 // Never through a link the container planted, and never blocking on a FIFO put in a file's place.
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
@@ -74,6 +71,7 @@ class StreamCursor {
   files: OpenFile[] = [];
   /** The generation to open once `files` is exhausted. */
   nextGen = 0;
+  private scratch: Buffer | undefined;
 
   constructor(
     readonly name: OutputStreamName,
@@ -112,11 +110,12 @@ class StreamCursor {
       // Taken before the read: a file older than the live generation then is final at its end.
       const liveGen = this.live?.generation;
       if (current) {
-        const buf = Buffer.allocUnsafe(LOG_CHUNK_BYTES);
+        // A follow reads at the end of the file on every wake: that read allocates nothing.
+        const buf = (this.scratch ??= Buffer.allocUnsafe(LOG_CHUNK_BYTES));
         const { bytesRead } = await readAt(current.fd, buf, 0, buf.length, current.pos);
         if (bytesRead > 0) {
           current.pos += bytesRead;
-          return buf.subarray(0, bytesRead);
+          return Buffer.from(buf.subarray(0, bytesRead));
         }
         if (this.files.length > 1) {
           await this.closeFirst();
@@ -208,7 +207,7 @@ class StreamCursor {
 
   private async readIndexFd(fd: number | undefined, size: number): Promise<OutputIndex> {
     if (fd === undefined) return new OutputIndex();
-    const buf = Buffer.allocUnsafe(MAX_INDEX_BYTES);
+    const buf = Buffer.allocUnsafe(MAX_INDEX_FILE_BYTES);
     let n = 0;
     while (n < buf.length) {
       const { bytesRead } = await readAt(fd, buf, n, buf.length - n, n);

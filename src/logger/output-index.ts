@@ -20,6 +20,9 @@ export const DEFAULT_MAX_SEGMENTS = 1024;
 
 const HEADER = "berth-output-index 1";
 
+/** A sidecar is at most a few tens of KB; a larger one (planted by the container) is read only this far. */
+export const MAX_INDEX_FILE_BYTES = 256 * 1024;
+
 export class OutputIndex {
   private segments: Segment[] = [];
   /** Bytes the index covers (the file's size when it was last recorded). */

@@ -2,7 +2,7 @@ import { constants } from "node:fs";
 import { lstat, open, rename, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { LiveStream } from "./live-output.js";
-import { OutputIndex } from "./output-index.js";
+import { MAX_INDEX_FILE_BYTES, OutputIndex } from "./output-index.js";
 
 /** How large a sandbox output file grows and how many are kept (the live one included). */
 export interface RotationOptions {
@@ -270,11 +270,9 @@ export async function readIndex(sandbox: string, name: string, size: number, mti
   return index;
 }
 
-/** A sidecar is at most a few tens of KB; a larger one (planted) is read only that far. */
-const MAX_INDEX_BYTES = 256 * 1024;
-
-export async function readBounded(h: FileHandle): Promise<string> {
-  const buf = Buffer.alloc(MAX_INDEX_BYTES);
+/** The start of a sidecar, at most MAX_INDEX_FILE_BYTES of it. */
+async function readBounded(h: FileHandle): Promise<string> {
+  const buf = Buffer.alloc(MAX_INDEX_FILE_BYTES);
   let n = 0;
   for (;;) {
     const { bytesRead } = await h.read(buf, n, buf.length - n, n);
