@@ -29,9 +29,9 @@ interface Reply {
 }
 
 /** One HTTP(S) request; `ca` makes it HTTPS trusting that CA. */
-export function httpGet(url: string, o: { method?: string; headers?: Record<string, string>; body?: string; ca?: Buffer } = {}): Promise<Reply> {
+export function httpGet(url: string, o: { method?: string; headers?: Record<string, string>; body?: string; ca?: Buffer; cert?: Buffer; key?: Buffer } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = (url.startsWith("https:") ? httpsRequest : httpRequest)(url, { method: o.method ?? "GET", headers: o.headers, ca: o.ca }, (res) => {
+    const req = (url.startsWith("https:") ? httpsRequest : httpRequest)(url, { method: o.method ?? "GET", headers: o.headers, ca: o.ca, cert: o.cert, key: o.key }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
@@ -195,6 +195,14 @@ describe("metrics and the HTTP listener (--http_listen) against the real engine"
     assert.equal(r.status, 200);
     assert.ok(parseMetrics(r.body).some((s) => s.name === "berth_launches_total"));
     await assert.rejects(httpGet(`http://127.0.0.1:${port}/metrics`));
+  });
+
+  it("with --tls_client_ca, HTTPS wants a client certificate that CA signed, as gRPC does", async () => {
+    const b = await serve({ listen: ["127.0.0.1:0"], tls_cert: pki.server.certFile, tls_key: pki.server.keyFile, tls_client_ca: pki.ca.certFile, http_listen: "127.0.0.1:0" });
+    const url = `https://localhost:${b.berth.http!.address.split(":")[1]}/metrics`;
+    await assert.rejects(httpGet(url, { ca: pki.ca.cert }), "no client certificate");
+    await assert.rejects(httpGet(url, { ca: pki.ca.cert, cert: pki.otherClient.cert, key: pki.otherClient.key }), "a certificate of another CA");
+    assert.equal((await httpGet(url, { ca: pki.ca.cert, cert: pki.client.cert, key: pki.client.key })).status, 200);
   });
 
   it("with --auth_token_file: bearer header or the login form's cookie; nothing open without; a removed token closes its sessions; gRPC refusals counted", async () => {
