@@ -140,6 +140,15 @@ describe("the Python client (examples/python) against a real berth serve", funct
     }
   });
 
+  it("a launch that fails in the engine (no such image in the registry): the termination says why", async () => {
+    const { addr } = await serve();
+    const missing = images.busybox.replace(/busybox:1$/, "no-such-image:1");
+    assert.notEqual(missing, images.busybox);
+    const run = await runClient(["--addr", addr, "--image", missing, "--", "true"]);
+    assert.equal(run.code, 0, show(run));
+    assert.match(run.stdout, /^terminated: TASK_FAILED, no exit code, REASON_CONTAINER_LAUNCH_FAILED \(Failed to launch container during PULLING: .*no-such-image.*\)\n$/, show(run));
+  });
+
   it("no server at --addr: UNAVAILABLE, exit 1", async () => {
     const socket = path.join(await tempDir(), "nobody.sock");
     const run = await runClient(["--addr", `unix://${socket}`, "--image", images.busybox, "--", "true"]);
