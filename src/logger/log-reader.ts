@@ -3,7 +3,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import type { Subscription } from "rxjs";
 import type { LiveStream, OutputRegistry, OutputStreamName } from "./live-output.js";
-import { MAX_INDEX_FILE_BYTES, OutputIndex } from "./output-index.js";
+import { MAX_INDEX_FILE_BYTES, OutputIndex, type Segment } from "./output-index.js";
 import { indexName, rotatedName } from "./rotating-file.js";
 
 const readAt = promisify(read);
@@ -58,6 +58,9 @@ interface OpenFile {
   indexFd?: number;
   /** The live file's index as the writer held it when the file was opened. */
   liveIndex?: OutputIndex;
+  /** When its bytes were written (files opened at the start, when asked for), up to `indexed`. */
+  segments?: Segment[];
+  indexed?: number;
 }
 
 /**
@@ -103,8 +106,36 @@ class StreamCursor {
     return true;
   }
 
-  /** The next chunk available now; undefined at the end of what is written. Throws FellBehind. */
-  async read(signal: AbortSignal): Promise<Buffer | undefined> {
+  /** The file the next byte comes from and its segment there, when the index knows. */
+  private nextSegment(): { file: OpenFile; index: number } | undefined {
+    for (const [i, f] of this.files.entries()) {
+      // A file read up to what was indexed: the next byte is in the next file (if any).
+      if (f.indexed !== undefined && f.pos >= f.indexed && i < this.files.length - 1) continue;
+      if (!f.segments || f.indexed === undefined || f.pos >= f.indexed) return undefined;
+      const at = segmentAt(f.segments, f.pos);
+      return at && { file: f, index: at.index };
+    }
+    return undefined;
+  }
+
+  /** When the next unread byte was written, as far as the index knows (Infinity: unknown). */
+  nextTime(): number {
+    const next = this.nextSegment();
+    return next ? next.file.segments![next.index]!.lastMs : Infinity;
+  }
+
+  /** Bytes from the read position written no later than `ms` (at least the current segment); undefined: no bound known. */
+  bytesUntil(ms: number): number | undefined {
+    const next = this.nextSegment();
+    if (!next) return undefined;
+    const segs = next.file.segments!;
+    let j = next.index + 1;
+    while (j < segs.length && segs[j]!.lastMs <= ms) j += 1;
+    return j < segs.length ? segs[j]!.offset - next.file.pos : undefined;
+  }
+
+  /** The next chunk (at most `maxBytes`) available now; undefined at the end of what is written. Throws FellBehind. */
+  async read(signal: AbortSignal, maxBytes = LOG_CHUNK_BYTES): Promise<Buffer | undefined> {
     for (;;) {
       const current = this.files[0];
       // Taken before the read: a file older than the live generation then is final at its end.
@@ -112,7 +143,7 @@ class StreamCursor {
       if (current) {
         // A follow reads at the end of the file on every wake: that read allocates nothing.
         const buf = (this.scratch ??= Buffer.allocUnsafe(LOG_CHUNK_BYTES));
-        const { bytesRead } = await readAt(current.fd, buf, 0, buf.length, current.pos);
+        const { bytesRead } = await readAt(current.fd, buf, 0, Math.max(1, Math.min(buf.length, maxBytes)), current.pos);
         if (bytesRead > 0) {
           current.pos += bytesRead;
           return Buffer.from(buf.subarray(0, bytesRead));
@@ -163,19 +194,20 @@ class StreamCursor {
     if (f.indexFd !== undefined) await closeFd(f.indexFd).catch(() => undefined);
   }
 
-  /** Sets where reading starts: since (per file index) and tail (last N lines). */
-  async position(options: LogReadOptions): Promise<void> {
+  /** Sets where reading starts: since (per file index) and tail (last N lines); keeps the files' segments when `withIndex`. */
+  async position(options: LogReadOptions, withIndex: boolean): Promise<void> {
     const sizes = await Promise.all(this.files.map((f) => fstatFd(f.fd)));
     const lows = this.files.map(() => 0);
-    if (options.sinceMs !== undefined) {
-      const since = options.sinceMs;
+    if (withIndex) {
       for (let i = 0; i < this.files.length; i += 1) {
         const f = this.files[i]!;
         const st = sizes[i]!;
         const index = f.liveIndex ?? (await this.readIndexFd(f.indexFd, st.size));
         // Bytes past what the index knows: written since (live) or before it was last saved.
         index.cover(st.size, f.liveIndex ? Date.now() : Math.floor(st.mtimeMs));
-        lows[i] = Math.min(index.startOffset(since), st.size);
+        f.segments = index.entries;
+        f.indexed = st.size;
+        if (options.sinceMs !== undefined) lows[i] = Math.min(index.startOffset(options.sinceMs), st.size);
       }
     }
     let startFile = 0;
@@ -220,6 +252,21 @@ class StreamCursor {
   async close(): Promise<void> {
     while (this.files.length > 0) await this.closeFirst();
   }
+}
+
+/** The segment holding `pos` (the last one starting at or before it). */
+function segmentAt(segments: Segment[], pos: number): { index: number } | undefined {
+  let lo = 0;
+  let hi = segments.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (segments[mid]!.offset <= pos) {
+      found = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found < 0 ? undefined : { index: found };
 }
 
 function openRegular(file: string): number | undefined {
@@ -273,8 +320,9 @@ export async function tailStart(files: Array<{ fd: number; lo: number; size: num
 /**
  * Reads a container's output from its sandbox: each asked stream from where `since`/`tail` put it,
  * across rotated files, then — with `follow` — what the writer appends, told by the writer itself
- * (no polling), until the container has terminated and every byte is read. The streams take turns
- * a chunk at a time, so neither starves the other.
+ * (no polling), until the container has terminated and every byte is read. With both streams, what
+ * was already written comes in the order it was written (to the index's millisecond); newer output
+ * takes turns a chunk at a time, so neither stream starves the other.
  *
  * `overrun` settles when a reader that is not being consumed fell so far behind that output it has
  * not read yet was rotated away; reading then also fails with FellBehind. `return()` (a cancelled
@@ -334,24 +382,30 @@ export class LogReader implements AsyncIterable<LogChunk> {
     const aborted = new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
     aborted.catch(() => undefined);
     try {
+      // The index serves `since`, and with both streams the order of what was already written.
+      const withIndex = this.options.sinceMs !== undefined || this.cursors.length > 1;
       for (const c of this.cursors) {
-        while (!c.openAll(this.options.sinceMs !== undefined)) await c.live!.settled(signal);
-        await c.position(this.options);
+        while (!c.openAll(withIndex)) await c.live!.settled(signal);
+        await c.position(this.options, withIndex);
       }
       for (;;) {
         // Armed before reading: a change during the reads wakes the wait at once.
         const changed = new Promise<void>((resolve) => (this.wake = resolve));
         const ended = this.source.isTerminated() && this.cursors.every((c) => !c.live || c.live.closed);
-        let any = true;
-        while (any) {
-          any = false;
-          for (const c of this.cursors) {
-            const data = await c.read(signal);
-            if (data) {
-              any = true;
-              yield { stream: c.name, data };
-            }
+        // The stream whose next unread byte was written first goes first, up to where the other's
+        // begins; without an index (output newer than the start, or one stream) they take turns.
+        const active = [...this.cursors];
+        for (let turn = 0; active.length > 0; turn += 1) {
+          let pick = turn % active.length;
+          for (let i = 0; i < active.length; i += 1) if (active[i]!.nextTime() < active[pick]!.nextTime()) pick = i;
+          const c = active[pick]!;
+          const otherMs = Math.min(...active.filter((o) => o !== c).map((o) => o.nextTime()));
+          const data = await c.read(signal, Number.isFinite(otherMs) ? c.bytesUntil(otherMs) : undefined);
+          if (!data) {
+            active.splice(pick, 1);
+            continue;
           }
+          yield { stream: c.name, data };
         }
         if (!this.options.follow || ended) return;
         await Promise.race([changed, aborted]);

@@ -59,6 +59,11 @@ export class OutputIndex {
     return this.end;
   }
 
+  /** The segments, oldest first (a copy). */
+  get entries(): Segment[] {
+    return this.segments.map((s) => ({ ...s }));
+  }
+
   /** The time of the last recorded write, if any. */
   get lastMs(): number | undefined {
     return this.segments.at(-1)?.lastMs;

@@ -161,6 +161,31 @@ describe("log reader (unit)", () => {
     assert.equal((await readAll(read(closed, { streams: ["stdout"], sinceMs: 5_000_010 }))).stdout, expected);
   });
 
+  it("with both streams, what was already written comes in the order it was written, across rotations, live and from the sidecars", async () => {
+    let now = 7_000_000;
+    const w = await openWriters(dir, registry, { maxSize: 40, maxFiles: 100 }, () => now);
+    const expected: string[] = [];
+    for (let i = 0; i < 30; i += 1) {
+      now += 1;
+      const out = `out-${i}\n`;
+      await w.stdout.write(Buffer.from(out));
+      expected.push(`stdout:${out}`);
+      if (i % 3 === 0) {
+        now += 1;
+        const err = `err-${i}\n`;
+        await w.stderr.write(Buffer.from(err));
+        expected.push(`stderr:${err}`);
+      }
+    }
+    const order = (chunks: LogChunk[]) => chunks.flatMap((c) => c.data.toString().split(/(?<=\n)/).map((l) => `${c.stream}:${l}`));
+    const { source } = fakeSource(dir, registry);
+    assert.deepEqual(order((await readAll(read(source, {}))).chunks), expected);
+    await w.close();
+    const closed = fakeSource(dir, new OutputRegistry()).source;
+    assert.deepEqual(order((await readAll(read(closed, {}))).chunks), expected);
+    assert.deepEqual(order((await readAll(read(closed, { tail: 2 }))).chunks), ["stderr:err-24\n", "stderr:err-27\n", "stdout:out-28\n", "stdout:out-29\n"]);
+  });
+
   it("a reader that is not being read and falls behind the rotation is told (overrun), and reading then fails", async () => {
     const w = await openWriters(dir, registry, { maxSize: 20, maxFiles: 2 });
     await w.stdout.write(Buffer.from("first\n"));
