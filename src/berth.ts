@@ -185,6 +185,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       engineSocket: engineOptions(config.dockerHost, 0).socketPath,
       limits: { maxContainers: config.maxContainers, maxEnvironmentEntries: config.maxEnvironmentEntries, maxUris: config.maxUris, maxVolumes: config.maxVolumes },
       defaultPidsLimit: config.defaultPidsLimit,
+      fetcherCacheDir: config.fetcherCacheDir,
       execTimeoutMs: config.execTimeoutMs,
       execMaxOutputBytes: config.execMaxOutputBytes,
       seccomp,

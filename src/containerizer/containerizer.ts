@@ -99,6 +99,8 @@ export interface ContainerizerOptions {
   limits?: Partial<LaunchLimits>;
   /** --default_pids_limit: every container's pids limit (0 or unset = none). */
   defaultPidsLimit?: number;
+  /** --fetcher_cache_dir: never mountable nor fetchable, like the work dir. */
+  fetcherCacheDir?: string;
   /** --seccomp_config_dir / --seccomp_profile_name (the default profile already read at start-up). */
   seccomp?: SeccompProfiles;
   /** --container_log_max_size / --container_log_max_files (default 10 MB and 5). */
@@ -391,7 +393,7 @@ export class Containerizer {
    * read it decides synchronously (undefined), so a launch stays registered in the same turn.
    */
   private admit(spec: LaunchSpec, peer: string | undefined): Promise<void> | undefined {
-    const facts = { workDir: this.options.workDir, sandboxesDir: this.sandboxesDir, engineSockets: this.engineSockets, engineLogMaxSize: this.options.containerLogMaxSize };
+    const facts = { workDir: this.options.workDir, sandboxesDir: this.sandboxesDir, engineSockets: this.engineSockets, engineLogMaxSize: this.options.containerLogMaxSize, fetcherCacheDir: this.options.fetcherCacheDir };
     const decide = (resolved: ReadonlyMap<string, string | null>) => {
       try {
         admit(spec, this.policy, { ...facts, resolved });

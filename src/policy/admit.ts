@@ -29,6 +29,8 @@ export interface AdmissionContext {
   resolved: ResolvedPaths;
   /** --container_log_max_size (default 10 MB): the engine's copy of the output keeps at most two such files. */
   engineLogMaxSize?: number;
+  /** --fetcher_cache_dir: Berth's own like the work dir (never mountable, never fetchable), also when it lies elsewhere. */
+  fetcherCacheDir?: string;
 }
 
 /** A host path a launch asks to mount, with the field that names it. */
@@ -69,8 +71,8 @@ export function admissionPaths(spec: LaunchSpec, policy: Policy, ctx: Omit<Admis
   const hostPaths = hostPathRequests(spec);
   if (spec.directory !== undefined) paths.push(clean(spec.directory), ctx.sandboxesDir, ...policy.sandboxRoots);
   if (hostPaths.length > 0) paths.push(...policy.hostPathPrefixes, ...hostPaths.map((h) => clean(h.path)));
-  if (spec.directory !== undefined || hostPaths.length > 0) paths.push(ctx.workDir, ...ctx.engineSockets);
   const files = fileRequests(spec);
+  if (spec.directory !== undefined || hostPaths.length > 0 || files.length > 0) paths.push(...berthDirs(ctx), ...ctx.engineSockets);
   if (files.length > 0) paths.push(...policy.fileUriPrefixes, ...files.map((f) => clean(f.path)));
   return paths;
 }
@@ -181,6 +183,9 @@ export function admit(spec: LaunchSpec, policy: Policy, ctx: AdmissionContext): 
         policy.fileUriPrefixes.length === 0 ? "local files are not fetchable unless the policy lists a prefix" : `not under ${policy.fileUriPrefixes.join(", ")}${r !== null && r !== p ? ` (it resolves to ${r})` : ""}`,
       );
     }
+    // Berth's own files (checkpoints, other tasks' sandboxes, the fetcher cache) are never a
+    // fetch source, whatever prefix the policy opens ('/' included).
+    refuseProtected(p, r, f.field, f.value, ctx, forms, true);
   }
   for (const [i, uri] of spec.uris.entries()) {
     const plan = planFetch(uri, i);
@@ -239,8 +244,19 @@ function refuseProtected(p: string, r: string, field: string, value: string, ctx
   }
   for (const work of forms(ctx.workDir)) {
     if (under(work, p) || under(work, r)) throw new PermissionDenied("work_dir", field, value, `it is or holds Berth's work dir ${work}; never mountable`);
-    if (insideWorkDirToo && (under(p, work) || under(r, work))) throw new PermissionDenied("work_dir", field, value, `it lies inside Berth's work dir ${work}; never mountable`);
+    if (insideWorkDirToo && (under(p, work) || under(r, work))) throw new PermissionDenied("work_dir", field, value, `it lies inside Berth's work dir ${work}; never mountable or fetchable`);
   }
+  // The fetcher cache holds every task's cached downloads: never reachable, not even a folder holding it.
+  for (const cache of ctx.fetcherCacheDir ? forms(ctx.fetcherCacheDir) : []) {
+    if (under(cache, p) || under(cache, r) || under(p, cache) || under(r, cache)) {
+      throw new PermissionDenied("fetcher_cache_dir", field, value, `it is, holds or lies inside Berth's fetcher cache ${cache}; never mountable or fetchable`);
+    }
+  }
+}
+
+/** Berth's own folders admission compares against: the work dir and the fetcher cache. */
+function berthDirs(ctx: Omit<AdmissionContext, "resolved">): string[] {
+  return [ctx.workDir, ...(ctx.fetcherCacheDir ? [ctx.fetcherCacheDir] : [])];
 }
 
 function clean(p: string): string {

@@ -282,6 +282,33 @@ describe("operator policy", () => {
       refused(uri("/srv/artifacts/link"), policy, { rule: "file_uri_prefixes", field, value: "/srv/artifacts/link", detail: /resolves to \/root\/secret/ }, { "/srv/artifacts/link": "/root/secret" });
       refused(uri("/srv/artifacts/x/../../etc/passwd"), policy, { rule: "file_uri_prefixes", field, value: "/srv/artifacts/x/../../etc/passwd" });
     });
+    it("Berth's own files are never fetched, whatever prefix opens them: the work dir (checkpoints, other sandboxes) and the fetcher cache, also through a link", () => {
+      const everything = { fileUriPrefixes: ["/"] };
+      for (const p of ["/var/lib/berth/meta/containers/c1.json", "/var/lib/berth/sandboxes/other/secret", "file:///var/lib/berth/agent_id"]) {
+        refused(uri(p), everything, { rule: "work_dir", field, value: p, detail: /inside Berth's work dir/ });
+      }
+      refused(uri("/srv/a/link"), everything, { rule: "work_dir", field, value: "/srv/a/link", detail: /inside Berth's work dir/ }, { "/srv/a/link": "/var/lib/berth/meta/x" });
+      decide(uri("/srv/a/file"), everything);
+      const cache = { ...FACTS, fetcherCacheDir: "/cache/berth" };
+      const s = spec(uri("/cache/berth/entry-1"));
+      const policy = { ...defaultPolicy(), ...everything };
+      assert.throws(
+        () => admit(s, policy, { ...cache, resolved: fakeResolve(admissionPaths(s, policy, cache), {}) }),
+        (e: unknown) => e instanceof PermissionDenied && e.rule === "fetcher_cache_dir" && e.field === field,
+      );
+    });
+    it("the fetcher cache is never mountable, nor a folder holding it, also outside the work dir", () => {
+      const cache = { ...FACTS, fetcherCacheDir: "/cache/berth" };
+      const policy = { ...defaultPolicy(), hostPathPrefixes: ["/cache", "/"] };
+      for (const p of ["/cache/berth", "/cache/berth/x", "/cache"]) {
+        const s = spec(volumes(hostPath(p)));
+        assert.throws(
+          () => admit(s, policy, { ...cache, resolved: fakeResolve(admissionPaths(s, policy, cache), {}) }),
+          (e: unknown) => e instanceof PermissionDenied && e.rule === "fetcher_cache_dir",
+          p,
+        );
+      }
+    });
     it("http(s) to loopback written as an address or 'localhost' is refused unless fetch.allow_loopback", () => {
       for (const u of ["http://127.0.0.1:8080/a", "https://127.1.2.3/a", "http://[::1]/a", "http://[::ffff:127.0.0.1]/a", "http://[::ffff:7f00:1]/a", "http://localhost/a", "http://LOCALHOST./a", "http://svc.localhost/a", "http://2130706433/a", "http://0x7f.1/a"]) {
         refused(uri(u), {}, { rule: "fetch.allow_loopback", field, value: u });
