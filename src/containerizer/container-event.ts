@@ -4,7 +4,7 @@ import type { FetchedUri } from "../fetcher/fetcher.js";
 import type { ContainerState } from "./state.js";
 import type { Termination } from "./termination.js";
 
-/** What happened, one of four kinds. */
+/** What happened: a state change, pull progress, a fetched URI, a Mesos TaskStatus or the termination. */
 export type EventKind =
   | { type: "state"; state: ContainerState; previous?: ContainerState; message?: string }
   | { type: "pull"; progress: PullProgressSummary }
