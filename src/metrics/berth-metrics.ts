@@ -8,7 +8,8 @@
  * state) are computed when scraped, so the hot path does nothing for them at all.
  */
 import { isFieldSet } from "@bufbuild/protobuf";
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { FastCounter, FastHistogram, type CounterChild, type HistogramChild } from "./fast-metrics.js";
 import { ContainerTerminationSchema } from "../gen/mesos/slave/containerizer_pb.js";
 import { TaskState, TaskStatus_Reason } from "../gen/mesos/v1/mesos_pb.js";
 import type { ContainerEvent } from "../containerizer/container-event.js";
@@ -59,65 +60,52 @@ export class BerthMetrics {
   private readonly progress = new Map<string, Progress>();
   private readonly methods = new Set<string>();
   private containers: ContainerStates | undefined;
-  /** Label children bound once: observing through them skips prom-client's label hashing. */
-  private readonly stageChild = new Map<LaunchStage, { observe(v: number): void }>();
-  private readonly launchChild = new Map<string, { inc(v?: number): void }>();
-  private readonly cacheChild = new Map<string, { inc(v?: number): void }>();
-  private readonly terminationChild = new Map<string, { inc(v?: number): void }>();
-  private readonly rpcChild = new Map<string, { observe(v: number): void }>();
 
-  readonly launches = new Counter({
-    name: "berth_launches_total",
-    help: "Launches by how they ended their launch: running (reached RUNNING), failed (a launch failure or timeout), destroyed (destroyed before RUNNING)",
-    labelNames: ["result"] as const,
-    registers: [this.registry],
-  });
-  readonly stageSeconds = new Histogram({
-    name: "berth_launch_stage_duration_seconds",
-    help: "Time a launch spent in each stage: fetch (FETCHING), pull (PULLING), mount (MOUNTING: sandbox mounts, engine create and start), start (the whole launch, FETCHING to RUNNING); only stages completed on the happy path",
-    labelNames: ["stage"] as const,
-    buckets: STAGE_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly pullBytes = new Counter({
-    name: "berth_pull_bytes_total",
-    help: "Bytes image pulls downloaded, as reported to each launch (a pull two launches share counts for each)",
-    registers: [this.registry],
-  });
-  readonly terminations = new Counter({
-    name: "berth_terminations_total",
-    help: "Container terminations by Mesos task state and reason (reason 'none' when there is none)",
-    labelNames: ["state", "reason"] as const,
-    registers: [this.registry],
-  });
-  readonly fetcherCache = new Counter({
-    name: "berth_fetcher_cache_total",
-    help: "URIs fetched, by fetcher cache outcome: hit, miss, not_cached (URI.cache false)",
-    labelNames: ["outcome"] as const,
-    registers: [this.registry],
-  });
+  readonly launches = new FastCounter(
+    "berth_launches_total",
+    "Launches by how they ended their launch: running (reached RUNNING), failed (a launch failure or timeout), destroyed (destroyed before RUNNING)",
+    ["result"],
+    this.registry,
+  );
+  readonly stageSeconds = new FastHistogram(
+    "berth_launch_stage_duration_seconds",
+    "Time a launch spent in each stage: fetch (FETCHING), pull (PULLING), mount (MOUNTING: sandbox mounts, engine create and start), start (the whole launch, FETCHING to RUNNING); only stages completed on the happy path",
+    ["stage"],
+    STAGE_BUCKETS,
+    this.registry,
+  );
+  readonly pullBytes = new FastCounter("berth_pull_bytes_total", "Bytes image pulls downloaded, as reported to each launch (a pull two launches share counts for each)", [], this.registry);
+  readonly terminations = new FastCounter("berth_terminations_total", "Container terminations by Mesos task state and reason (reason 'none' when there is none)", ["state", "reason"], this.registry);
+  readonly fetcherCache = new FastCounter("berth_fetcher_cache_total", "URIs fetched, by fetcher cache outcome: hit, miss, not_cached (URI.cache false)", ["outcome"], this.registry);
   readonly watchStreams = new Gauge({ name: "berth_watch_streams_open", help: "berth.v1 Watch streams open now", registers: [this.registry] });
-  readonly engineEvents = new Counter({ name: "berth_engine_events_total", help: "Engine (dockerd) container events received on the events stream", registers: [this.registry] });
-  readonly engineReconnects = new Counter({
-    name: "berth_engine_event_stream_reconnects_total",
-    help: "Times the engine events stream came back after a loss (each one is followed by a reconciliation)",
-    registers: [this.registry],
-  });
+  readonly engineEvents = new FastCounter("berth_engine_events_total", "Engine (dockerd) container events received on the events stream", [], this.registry);
+  readonly engineReconnects = new FastCounter(
+    "berth_engine_event_stream_reconnects_total",
+    "Times the engine events stream came back after a loss (each one is followed by a reconciliation)",
+    [],
+    this.registry,
+  );
   readonly engineConnected = new Gauge({ name: "berth_engine_connected", help: "1 while the engine events stream is open, else 0", registers: [this.registry] });
-  readonly rpcSeconds = new Histogram({
-    name: "berth_rpc_duration_seconds",
-    help: "gRPC calls by method and status code, from the call's arrival to its status (streams: their whole life); _count is the number of calls",
-    labelNames: ["method", "code"] as const,
-    buckets: RPC_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly checkpointSeconds = new Histogram({
-    name: "berth_checkpoint_write_duration_seconds",
-    help: "Durable checkpoint writes (write, fsync, rename), by result",
-    labelNames: ["result"] as const,
-    buckets: WRITE_BUCKETS,
-    registers: [this.registry],
-  });
+  readonly rpcSeconds = new FastHistogram(
+    "berth_rpc_duration_seconds",
+    "gRPC calls by method and status code, from the call's arrival to its status (streams: their whole life); _count is the number of calls",
+    ["method", "code"],
+    RPC_BUCKETS,
+    this.registry,
+  );
+  readonly checkpointSeconds = new FastHistogram("berth_checkpoint_write_duration_seconds", "Durable checkpoint writes (write, fsync, rename), by result", ["result"], WRITE_BUCKETS, this.registry);
+
+  /** Label children bound once: the hot paths record through them. */
+  private readonly stageChild = new Map<LaunchStage, HistogramChild>();
+  private readonly launchChild = new Map<string, CounterChild>();
+  private readonly cacheChild = new Map<string, CounterChild>();
+  private readonly terminationChild = new Map<string, CounterChild>();
+  private readonly rpcChild = new Map<string, HistogramChild>();
+  private readonly pulled = this.pullBytes.child();
+  private readonly engineEvent = this.engineEvents.child();
+  private readonly engineReconnect = this.engineReconnects.child();
+  private readonly checkpointOk = this.checkpointSeconds.child({ result: "ok" });
+  private readonly checkpointError = this.checkpointSeconds.child({ result: "error" });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registry = this.registry;
@@ -137,16 +125,12 @@ export class BerthMetrics {
     // Process metrics, among them the event-loop lag (nodejs_eventloop_lag_*, from perf_hooks'
     // monitorEventLoopDelay), heap and GC.
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
-    // Known label values start at 0, so a rate() sees the first increment.
-    for (const result of ["running", "failed", "destroyed"]) {
-      this.launches.inc({ result }, 0);
-      this.launchChild.set(result, this.launches.labels({ result }));
-    }
-    for (const outcome of ["hit", "miss", "not_cached"]) {
-      this.fetcherCache.inc({ outcome }, 0);
-      this.cacheChild.set(outcome, this.fetcherCache.labels({ outcome }));
-    }
-    for (const stage of ["fetch", "pull", "mount", "start"] as const) this.stageChild.set(stage, this.stageSeconds.labels({ stage }));
+    // Known label values are served from the start (at 0), so a rate() sees the first increment.
+    for (const result of ["running", "failed", "destroyed"]) this.launchChild.set(result, this.launches.child({ result }));
+    for (const outcome of ["hit", "miss", "not_cached"]) this.cacheChild.set(outcome, this.fetcherCache.child({ outcome }));
+    for (const stage of ["fetch", "pull", "mount", "start"] as const) this.stageChild.set(stage, this.stageSeconds.child({ stage }));
+    this.engineConnected.set(0);
+    this.watchStreams.set(0);
   }
 
   /** Where berth_containers is read from. */
@@ -166,7 +150,7 @@ export class BerthMetrics {
         const p = this.progress.get(e.containerId);
         const now = kind.progress.bytesCurrent;
         const before = p?.pulledBytes ?? 0;
-        if (now > before) this.pullBytes.inc(now - before);
+        if (now > before) this.pulled.inc(now - before);
         if (p) p.pulledBytes = Math.max(before, now);
         return;
       }
@@ -179,7 +163,7 @@ export class BerthMetrics {
         const key = `${ct.state}/${reason ?? ""}`;
         let child = this.terminationChild.get(key);
         if (!child) {
-          child = this.terminations.labels({ state: TaskState[ct.state] ?? String(ct.state), reason: reason === undefined ? "none" : (TaskStatus_Reason[reason] ?? String(reason)) });
+          child = this.terminations.child({ state: TaskState[ct.state] ?? String(ct.state), reason: reason === undefined ? "none" : (TaskStatus_Reason[reason] ?? String(reason)) });
           this.terminationChild.set(key, child);
         }
         child.inc();
@@ -216,25 +200,36 @@ export class BerthMetrics {
     p.enteredAt = at;
   }
 
+  /** Counts one engine event. */
+  engineEventReceived(): void {
+    this.engineEvent.inc();
+  }
+
+  /** Counts one reconnect of the engine events stream. */
+  engineReconnected(): void {
+    this.engineReconnect.inc();
+  }
+
   /** Records one finished gRPC call. */
   rpc(method: string, code: string, seconds: number): void {
-    let label = method;
-    if (!this.methods.has(method)) {
-      if (this.methods.size >= MAX_METHOD_LABELS || !/^\/[A-Za-z0-9_.]+\/[A-Za-z0-9_]+$/.test(method)) label = "other";
-      else this.methods.add(method);
-    }
-    const key = `${label} ${code}`;
+    const key = `${method} ${code}`;
     let child = this.rpcChild.get(key);
     if (!child) {
-      child = this.rpcSeconds.labels({ method: label, code });
-      this.rpcChild.set(key, child);
+      let label = method;
+      if (!this.methods.has(method)) {
+        if (this.methods.size >= MAX_METHOD_LABELS || !/^\/[A-Za-z0-9_.]+\/[A-Za-z0-9_]+$/.test(method)) label = "other";
+        else this.methods.add(method);
+      }
+      child = this.rpcSeconds.child({ method: label, code });
+      // Unknown methods share "other" but are not remembered one by one (the map stays bounded).
+      if (label !== "other") this.rpcChild.set(key, child);
     }
     child.observe(seconds);
   }
 
   /** Records one checkpoint write (the CheckpointStore's observer). */
   readonly checkpointWritten = (seconds: number, ok: boolean): void => {
-    this.checkpointSeconds.observe({ result: ok ? "ok" : "error" }, seconds);
+    (ok ? this.checkpointOk : this.checkpointError).observe(seconds);
   };
 
   /** Containers the stage bookkeeping holds (for tests: it must not grow without bound). */

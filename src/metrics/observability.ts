@@ -54,12 +54,12 @@ export class Observability {
       }),
     );
     this.subscriptions.add(
-      parts.monitor.events$.subscribe(() => metrics.engineEvents.inc()),
+      parts.monitor.events$.subscribe(() => metrics.engineEventReceived()),
     );
     let reconnects = 0;
     this.subscriptions.add(
       parts.monitor.reconnected$.subscribe(() => {
-        metrics.engineReconnects.inc();
+        metrics.engineReconnected();
         model.setHealth({ reconnects: ++reconnects });
       }),
     );
