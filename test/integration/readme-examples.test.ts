@@ -240,6 +240,9 @@ describe("the README's grpcurl examples, run as written against a real berth ser
     const last = watched.at(-1)!.event;
     assert.equal(last.termination?.containerTermination?.state, "TASK_FINISHED", `Watch ends after the termination: ${JSON.stringify(last)}`);
 
+    const logged = named("berth.v1.Containerizer/Logs", "c1");
+    assert.deepEqual(logged.map((r) => [r.stream, Buffer.from(r.data, "base64").toString()]), [["LOG_STREAM_STDOUT", "hello\n"]], JSON.stringify(logged));
+
     const waited = named("berth.v1.Containerizer/Wait", "c1")[0]!.termination;
     assert.equal(waited.containerTermination.state, "TASK_FINISHED", JSON.stringify(waited));
     assert.equal(waited.exitCode, 0, JSON.stringify(waited));
