@@ -2,7 +2,7 @@
 import { setLogger } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { buildCli } from "./config.js";
-import { startBerth, StartupError, type RunningBerth } from "./berth.js";
+import type { RunningBerth } from "./berth.js";
 import { createLogger } from "./log.js";
 import { registerClientCommands } from "./cli/commands.js";
 
@@ -62,6 +62,8 @@ const program = buildCli(async (config) => {
       (err: unknown) => log.warn({ signal: "SIGHUP", err: (err as Error).message }, "auth token reload failed; the tokens in use stay"),
     );
   });
+  // The server's modules load only for serve: the client commands start without them.
+  const { startBerth, StartupError } = await import("./berth.js");
   try {
     berth = await startBerth(config, log);
   } catch (err) {

@@ -376,8 +376,8 @@ function registerExec(program: Command): void {
     .option("-w, --workdir <dir>", "working directory inside the container")
     .passThroughOptions()
     .action(
-      action(async (connect, id: string, command: string[], flags: { interactive?: boolean; tty?: boolean; env?: string[]; user?: string; workdir?: string }) => {
-        return runExec(connect(), id, withoutSeparator(command), { ...flags, env: parseEnv(flags.env ?? []) });
+      action(async (connect, id: string, command: string[], flags: { interactive?: boolean; tty?: boolean; env?: string[]; user?: string; workdir?: string }, cmd: Command) => {
+        return runExec(connect(), id, withoutSeparator(command), { ...flags, env: parseEnv(flags.env ?? []), json: isJson(cmd) });
       }),
     );
 }

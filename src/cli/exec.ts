@@ -3,9 +3,9 @@
  * raw mode (keys go to the process as typed, Ctrl-C included) and its size follows SIGWINCH; the
  * terminal is restored on every way out (exit code, error, signal, exception).
  */
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, toJson, type MessageInitShape } from "@bufbuild/protobuf";
 import type { ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
-import { ExecRequestSchema, type ExecRequest, type ExecResponse } from "../gen/berth/v1/containerizer_pb.js";
+import { ExecRequestSchema, ExecResponseSchema, type ExecRequest, type ExecResponse } from "../gen/berth/v1/containerizer_pb.js";
 import { rpcFailure, UsageError, type Connection } from "./connection.js";
 
 export interface ExecFlags {
@@ -14,6 +14,8 @@ export interface ExecFlags {
   env?: Record<string, string>;
   user?: string;
   workdir?: string;
+  /** Each ExecResponse as a proto-JSON line on stdout (output chunks base64, the exit code last). */
+  json?: boolean;
 }
 
 interface Io {
@@ -46,6 +48,7 @@ export async function runExec(conn: Connection, id: string, argv: string[], flag
   if (argv.length === 0) throw new UsageError("exec needs a command: berth exec [-i] [-t] ID -- CMD [ARG...]");
   const tty = flags.tty === true;
   if (tty && !io.stdout.isTTY) throw new UsageError("-t needs a terminal on stdout (run without -t when piping)");
+  if (tty && flags.json) throw new UsageError("-t and --output json exclude each other");
   const interactive = flags.interactive === true;
   const call: ClientDuplexStream<ExecRequest, ExecResponse> = conn.exec();
   const send = (kind: MessageInitShape<typeof ExecRequestSchema>["kind"]) => call.write(create(ExecRequestSchema, { kind }));
@@ -114,6 +117,11 @@ export async function runExec(conn: Connection, id: string, argv: string[], flag
       };
       call.on("data", (r: ExecResponse) => {
         const k = r.kind;
+        if (flags.json) {
+          if (k.case === "exitCode") exitCode = k.value;
+          write(io.stdout, Buffer.from(`${JSON.stringify(toJson(ExecResponseSchema, r))}\n`));
+          return;
+        }
         if (k.case === "stdout") write(io.stdout, k.value);
         else if (k.case === "stderr") write(io.stderr, k.value);
         else if (k.case === "exitCode") exitCode = k.value;
