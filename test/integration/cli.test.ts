@@ -449,6 +449,14 @@ describe("the berth CLI (the real binary against berth serve)", function () {
     await waitPane(/BERTH-EXIT=7/, "exec ends with the shell's exit code");
     assert.equal(await readFile(after, "utf8"), await readFile(before, "utf8"), "the terminal's settings are restored");
     await cli(["kill", id]);
+
+    // A refusal that comes after the terminal went raw gives it back too.
+    const refused = await tmux(`stty -g > ${shq(before)}; ${exec}; rc=$?; stty -g > ${shq(after)}; (exit $rc)`, { x: 100, y: 20 });
+    let pane = "";
+    await pollUntil(async () => /BERTH-EXIT=\d+/.test((pane = await refused.pane())), 30_000, `exec -it of a terminated container ends; pane:\n${pane}`);
+    assert.match(pane, /^berth: Exec failed: FAILED_PRECONDITION: .* is TERMINATED/m, pane);
+    assert.match(pane, /BERTH-EXIT=1/, pane);
+    assert.equal(await readFile(after, "utf8"), await readFile(before, "utf8"), "the terminal's settings are restored after a refusal");
   });
 
   it("prune removes an image this Berth pulled once nothing uses it; JSON too", async function () {
