@@ -369,6 +369,13 @@ describe("the berth CLI (the real binary against berth serve)", function () {
       const [header, row] = lines(table.stdout);
       assert.match(header!, /^CONTAINER ID\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+NET I\/O\s+DISK\s+PIDS$/);
       assert.match(row!, new RegExp(`^${id}\\s+\\d+\\.\\d\\d%\\s+[\\d.]+\\w+ / 64\\.0MiB\\s+\\d+\\.\\d\\d%`));
+      // On a terminal the table refreshes in place: first "--" (one sample), then a CPU % from two; Ctrl-C ends it.
+      const live = await tmux(["env", `BERTH_ADDR=${addr}`, process.execPath, MAIN_JS, "stats", "--interval", "300ms", id].map(shq).join(" "));
+      let pane = "";
+      await pollUntil(async () => new RegExp(`^${id}\\s+\\d+\\.\\d\\d%`, "m").test((pane = await live.pane())), 30_000, `a refreshed row with a CPU %; pane:\n${pane}`);
+      assert.equal(pane.match(/CONTAINER ID/g)?.length, 1, `one table, redrawn in place:\n${pane}`);
+      await live.send("C-c");
+      await pollUntil(async () => /BERTH-EXIT=0/.test((pane = await live.pane())), 30_000, `stats ends on Ctrl-C with exit 0; pane:\n${pane}`);
     } finally {
       await cli(["kill", id]);
     }
