@@ -116,13 +116,22 @@ function isJson(cmd: Command): boolean {
   return cmd.opts<CommonFlags>().output === "json";
 }
 
-/** Reads a server stream to its end, writing each message with `each`; stdout back-pressure pauses the stream. */
-function drain<T>(rpc: string, stream: ClientReadableStream<T>, each: (m: T) => boolean | void): Promise<void> {
+/** Writes to stdout or stderr; returns the stream when it is behind (its write returned false). */
+function emit(to: NodeJS.WriteStream, data: string | Uint8Array): NodeJS.WriteStream | undefined {
+  return to.write(data) ? undefined : to;
+}
+
+/**
+ * Reads a server stream to its end, writing each message with `each`; a local stream that is
+ * behind (a slow pipe) pauses the gRPC stream until it drains.
+ */
+function drain<T>(rpc: string, stream: ClientReadableStream<T>, each: (m: T) => NodeJS.WriteStream | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     stream.on("data", (m: T) => {
-      if (each(m) === false) {
+      const behind = each(m);
+      if (behind) {
         stream.pause();
-        process.stdout.once("drain", () => stream.resume());
+        behind.once("drain", () => stream.resume());
       }
     });
     stream.on("end", resolve);
@@ -358,8 +367,8 @@ function registerLogs(program: Command): void {
         });
         const json = isJson(cmd);
         await drain("Logs", stream, (r) => {
-          if (json) return process.stdout.write(`${JSON.stringify(protoJson(LogsResponseSchema, r))}\n`);
-          return (r.stream === LogStream.STDERR ? process.stderr : process.stdout).write(r.data);
+          if (json) return emit(process.stdout, `${JSON.stringify(protoJson(LogsResponseSchema, r))}\n`);
+          return emit(r.stream === LogStream.STDERR ? process.stderr : process.stdout, r.data);
         });
       }),
     );
@@ -395,8 +404,8 @@ function registerWatch(program: Command): void {
         });
         const json = isJson(cmd);
         await drain("Watch", stream, (r) => {
-          if (!r.event) return;
-          return process.stdout.write(json ? `${JSON.stringify(protoJson(ContainerEventSchema, r.event))}\n` : `${describeEvent(r.event)}\n`);
+          if (!r.event) return undefined;
+          return emit(process.stdout, json ? `${JSON.stringify(protoJson(ContainerEventSchema, r.event))}\n` : `${describeEvent(r.event)}\n`);
         });
       }),
     );
