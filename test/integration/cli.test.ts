@@ -470,7 +470,10 @@ describe("the berth CLI (the real binary against berth serve)", function () {
     this.timeout(120_000);
     const ref = `${REGISTRY}/${await pushFreshImage(docker, 1)}`;
     pulledRefs.push(ref);
-    assert.equal((await cli([...launchArgs(newId("prune"), "--wait"), ref, "true"])).code, 0);
+    const launched = await cli([...launchArgs(newId("prune"), "--wait"), ref, "true"]);
+    assert.equal(launched.code, 0, launched.stderr);
+    // Not a terminal: the pull is one plain line with its size once it is over.
+    assert.match(launched.stdout, new RegExp(`  PULLING\n.*  pulled ${ref.replace(/[.]/g, "\\.")} [\\d.]+MiB \\(\\d+ layers?\\) in [\\d.]+m?s\n.*  MOUNTING\n`), launched.stdout);
     const pruned = await cli(["prune", "--keep", images.busybox, "-o", "json"]);
     assert.equal(pruned.code, 0, pruned.stderr);
     const removed = (jsonLines(pruned.stdout)[0]!.removedImages as string[] | undefined) ?? [];
