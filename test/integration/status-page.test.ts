@@ -7,12 +7,17 @@
 // hostile text travels in a field a caller controls and the page shows: a URI, which a failed
 // fetch's termination message quotes verbatim.
 import assert from "node:assert/strict";
-import { access, mkdtemp, mkdir, rm, writeFile, copyFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { access, mkdtemp, mkdir, rm, symlink, writeFile, copyFile } from "node:fs/promises";
+import type { Readable } from "node:stream";
+import type Dockerode from "dockerode";
+import * as tar from "tar";
 import os from "node:os";
 import path from "node:path";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { TaskState } from "../../src/gen/mesos/v1/mesos_pb.js";
-import { ensureEngine, ensureTestImages, type TestImages } from "../support/engine.js";
+import { ensureEngine, ensureTestImages, REGISTRY, removeImage, startThrottledRegistry, type TestImages } from "../support/engine.js";
+import { parseMetrics, sampleValue } from "../harness/metrics-text.js";
 import { startCapturedBerth, type CapturedBerth } from "../harness/in-process-berth.js";
 import { BerthClient } from "../harness/berth-client.js";
 import { launchRequest, newId } from "../harness/launches.js";
@@ -20,6 +25,41 @@ import { launchRequest, newId } from "../harness/launches.js";
 const CHROMIUM = process.env.BERTH_CHROMIUM ?? "/usr/bin/chromium";
 /** Where the README's screenshot is copied (when the folder exists). */
 const NOTES_SCREENSHOT = "/tmp/notes/status-page.png";
+const NOTES_PULL_SCREENSHOT = "/tmp/notes/status-page-pull.png";
+
+/** Reads a dockerode progress stream to its end; rejects on an error line. */
+function followProgress(docker: Dockerode, stream: NodeJS.ReadableStream, what: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    docker.modem.followProgress(stream, (err: Error | null, out: Array<{ error?: string }>) => {
+      const failed = err ?? out.find((l) => l.error);
+      if (failed) reject(new Error(`${what} failed: ${failed instanceof Error ? failed.message : failed.error}`));
+      else resolve();
+    }),
+  );
+}
+
+/**
+ * Pushes an image no engine has seen to the local registry (busybox plus `mib` MiB of random bytes
+ * in a fresh layer), so a launch of it really pulls; returns `name:tag` without the registry.
+ */
+async function pushFreshImage(docker: Dockerode, mib: number): Promise<string> {
+  const name = `berth-test/page-${process.pid}-${Date.now().toString(36)}`;
+  const repo = `${REGISTRY}/${name}`;
+  const root = await mkdtemp(path.join(os.tmpdir(), "berth-page-image-"));
+  try {
+    await mkdir(path.join(root, "bin"));
+    await copyFile("/bin/busybox", path.join(root, "bin", "busybox"));
+    for (const applet of ["sh", "sleep", "true"]) await symlink("busybox", path.join(root, "bin", applet));
+    await writeFile(path.join(root, "fresh.bin"), randomBytes(mib * 1024 * 1024));
+    const archive = tar.create({ cwd: root, portable: true }, ["bin", "fresh.bin"]) as unknown as Readable;
+    await followProgress(docker, await docker.importImage(archive, { repo, tag: "1", changes: ['CMD ["/bin/sh"]'] } as object), `import of ${repo}:1`);
+    await followProgress(docker, await docker.getImage(repo).push({ tag: "1", authconfig: {} } as object), `push of ${repo}:1`);
+    await removeImage(docker, `${repo}:1`);
+    return `${name}:1`;
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
 
 /** The text of a cell of a container's row on the page (or undefined while there is no row). */
 function cellText(page: Page, table: "containers" | "terminations", id: string, cell: string): Promise<string | undefined> {
@@ -37,6 +77,7 @@ function cellText(page: Page, table: "containers" | "terminations", id: string, 
 describe("the live status page in headless chromium", function () {
   this.timeout(180_000);
   let images: TestImages;
+  let docker: Dockerode;
   let b: CapturedBerth;
   let client: BerthClient;
   let browser: Browser;
@@ -46,7 +87,7 @@ describe("the live status page in headless chromium", function () {
     await access(CHROMIUM).catch(() => {
       throw new Error(`${CHROMIUM} is missing: scripts/engine-up.sh installs Debian's chromium (or set BERTH_CHROMIUM)`);
     });
-    const docker = await ensureEngine();
+    docker = await ensureEngine();
     images = await ensureTestImages(docker);
     dir = await mkdtemp(path.join(os.tmpdir(), "berth-status-page-"));
     // A file:// prefix lets a launch name a local file: the hostile URI below is one.
@@ -160,6 +201,62 @@ describe("the live status page in headless chromium", function () {
     assert.deepEqual(pageErrors, []);
 
     await page.close();
+  });
+
+  it("shows a pull's progress live (a bar part-way, then full), and /metrics counts the pulled bytes", async () => {
+    const name = await pushFreshImage(docker, 6);
+    // Throttled, the pull lasts a few seconds: the page is seen part-way.
+    const throttled = await startThrottledRegistry({ bytesPerSecond: 2 * 1024 * 1024 });
+    const ref = `${throttled.host}/${name}`;
+    const page = await browser.newPage();
+    try {
+      const base = `http://${b.berth.http!.address}`;
+      const before = parseMetrics((await (await fetch(`${base}/metrics`)).text()));
+      await page.goto(`${base}/`);
+      await page.waitForFunction(() => document.body.dataset.ready === "true");
+      const id = newId("pull");
+      await client.launch(launchRequest(id, { image: ref, shell: "sleep 600" }));
+      // Part-way: PULLING, some bytes in, not all.
+      await page.waitForFunction(
+        (id) => {
+          const bar = [...document.querySelectorAll<HTMLTableRowElement>("#containers-body tr")].find((r) => r.dataset.id === id)?.querySelector<HTMLProgressElement>("td.pull progress");
+          return bar !== null && bar !== undefined && bar.value > 0 && bar.value < bar.max && bar.max > 1;
+        },
+        { timeout: 120_000 },
+        id,
+      );
+      assert.equal(await cellText(page, "containers", id, ".state"), "PULLING");
+      // A second picture for the README: a pull in progress.
+      await page.setViewport({ width: 1400, height: 500 });
+      const shots = await mkdtemp(path.join(os.tmpdir(), "berth-status-shot-"));
+      await page.screenshot({ path: path.join(shots, "pull.png") });
+      await copyFile(path.join(shots, "pull.png"), NOTES_PULL_SCREENSHOT).catch(() => undefined);
+      await rm(shots, { recursive: true, force: true });
+      const partial = (await cellText(page, "containers", id, "td.pull")) ?? "";
+      // The layer is the 6 MiB of random bytes plus busybox, compressed: about 7 MiB.
+      assert.match(partial, /^ [\d.]+ (B|KiB|MiB) \/ [67]\.\d MiB, 0\/1 layers$/);
+      await page.waitForFunction(
+        (id) => [...document.querySelectorAll<HTMLTableRowElement>("#containers-body tr")].find((r) => r.dataset.id === id)?.querySelector(".state")?.textContent === "RUNNING",
+        { timeout: 120_000 },
+        id,
+      );
+      const full = await page.evaluate((id) => {
+        const bar = [...document.querySelectorAll<HTMLTableRowElement>("#containers-body tr")].find((r) => r.dataset.id === id)?.querySelector<HTMLProgressElement>("td.pull progress");
+        return bar ? [bar.value, bar.max] : undefined;
+      }, id);
+      assert.ok(full && full[0] === full[1], `the bar is full once RUNNING: ${JSON.stringify(full)}`);
+      const after = parseMetrics((await (await fetch(`${base}/metrics`)).text()));
+      const pulled = sampleValue(after, "berth_pull_bytes_total") - sampleValue(before, "berth_pull_bytes_total");
+      assert.ok(pulled >= 6 * 1024 * 1024, `pull bytes ${pulled}`);
+      assert.equal(sampleValue(after, "berth_launch_stage_duration_seconds_count", { stage: "pull" }) - sampleValue(before, "berth_launch_stage_duration_seconds_count", { stage: "pull" }), 1);
+      // 6 MiB at 2 MiB/s: the pull stage took seconds, and the histogram says so.
+      assert.ok(sampleValue(after, "berth_launch_stage_duration_seconds_sum", { stage: "pull" }) - sampleValue(before, "berth_launch_stage_duration_seconds_sum", { stage: "pull" }) >= 1);
+      await client.destroy(id);
+    } finally {
+      await page.close();
+      await throttled.close();
+      await removeImage(docker, ref).catch(() => undefined);
+    }
   });
 
   it("a live page of a Berth with tokens shows the login form, and the page after signing in", async () => {
