@@ -109,7 +109,8 @@ export class Recovery {
     report.sandboxesRemoved = await this.removeOrphanSandboxes(new Set(loaded.containers.map((cp) => cp.sandbox)));
     const rows = await this.deps.engine.listContainers(agentLabels(this.options.agentId));
     const plan = planRecovery(loaded.containers, rows, this.options.agentId);
-    const inspections: Array<{ c: Container }> = [];
+    /** Adopted containers; `listedRunning`: counted as adopted (the others, once exited, as exited meanwhile). */
+    const inspections: Array<{ c: Container; listedRunning: boolean }> = [];
     /** Adopted running tasks: their TASK_RUNNING is published again, with the engine's inspect. */
     const runningTasks: Container[] = [];
     const removals: string[] = [];
@@ -162,10 +163,12 @@ export class Recovery {
           host.containers.set(c.id, c);
           host.bind(c, action.row.id);
           removals.push(...action.leftovers.map((r) => r.id));
-          // A task's TASK_RUNNING is published again with its inspect (so a Watch snapshot has it).
-          if (action.row.state !== "running") inspections.push({ c });
-          else {
+          // Every adopted container is inspected once bound, the ones listed running too: an exit
+          // between the listing and the inspect is learnt there, one after it by its `die` event.
+          inspections.push({ c, listedRunning: action.row.state === "running" });
+          if (action.row.state === "running") {
             report.adopted += 1;
+            // A task's TASK_RUNNING is published again with its inspect (so a Watch snapshot has it).
             if (spec.taskId !== undefined && action.state === "RUNNING") runningTasks.push(c);
           }
           break;
@@ -206,8 +209,15 @@ export class Recovery {
       c.markRemoved();
       host.retain(c);
     }
-    await forEachBounded(inspections, ENGINE_CONCURRENCY, async ({ c }) => {
-      if (await this.learnExit(c)) report.exitedMeanwhile += 1;
+    await forEachBounded(inspections, ENGINE_CONCURRENCY, async ({ c, listedRunning }) => {
+      // Already known (its `die` came, or was kept unclaimed until the bind): nothing to ask.
+      // For one listed running the inspect is a second look: if it fails, the `die` event still comes.
+      const look = () =>
+        listedRunning
+          ? this.learnExit(c).catch((err: unknown) => (this.deps.log.warn({ err, container_id: c.id }, "recovery: could not inspect an adopted container; its exit is left to the engine's events"), false))
+          : this.learnExit(c);
+      const exited = c.hasExited || (await look());
+      if (exited && !listedRunning) report.exitedMeanwhile += 1;
     });
     // Before serving, so a Watch snapshot of an adopted task holds its TASK_RUNNING. One that died
     // meanwhile is left to its `die` event (bound above): its terminal status follows.

@@ -65,7 +65,10 @@ export class EventMonitor {
     this.events$ = this.subject.asObservable();
   }
 
-  /** Opens the stream (idempotent). Subscribe to events$ first, then list, to miss nothing. */
+  /**
+   * Opens the stream (idempotent). Subscribe to events$ first, then list, to miss nothing: every
+   * stream, the first included, asks the engine to replay from when it was opened.
+   */
   start(): void {
     if (this.stopped) throw new Error("EventMonitor.start() after stop(): create a new monitor");
     this.loop ??= this.run(this.abort.signal);
@@ -102,7 +105,10 @@ export class EventMonitor {
           this.reconnected$.next();
         }
       };
-      const since = lost ? (this.lastSeenNano ?? fallbackSince) : undefined;
+      // The first stream replays from its own opening too: the engine answers a subscription
+      // (flushes its headers) before it subscribes, so without `since` an event in between —
+      // a recovered container's `die` just after recovery listed it — would be lost for good.
+      const since = lost ? (this.lastSeenNano ?? fallbackSince) : openedAt;
       let cause: unknown = "stream ended";
       try {
         for await (const ev of this.engine.events(this.labels, since, signal, onSubscribed)) {

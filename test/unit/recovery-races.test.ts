@@ -1,0 +1,196 @@
+/**
+ * An exit at any point of a recovery is seen (issue 10, "possible missed exit after a restart"),
+ * forced with the fake engine: the container dies while recovery's calls are held, just after its
+ * listing, or while the engine has answered the events subscription but not yet subscribed (the
+ * real engine flushes its answer's headers before it subscribes: a `die` in between is lost unless
+ * the stream asks for a replay with `since`).
+ */
+import assert from "node:assert/strict";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { filter, firstValueFrom } from "rxjs";
+import { pino } from "pino";
+import { CheckpointStore } from "../../src/checkpoint/checkpoint-store.js";
+import type { ContainerizerOptions, LaunchInput } from "../../src/containerizer/containerizer.js";
+import type { EngineEvent } from "../../src/docker/engine-port.js";
+import { EventMonitor } from "../../src/docker/event-monitor.js";
+import { agentLabels } from "../../src/docker/names.js";
+import { ContainerConfigSchema } from "../../src/gen/mesos/slave/containerizer_pb.js";
+import { TaskState } from "../../src/gen/mesos/v1/mesos_pb.js";
+import { FakeEngine } from "../harness/fake-engine.js";
+import { closeRig, FAKE_AGENT, fakeRig, type FakeRig } from "../harness/fake-rig.js";
+import { launchRequest, newId, type LaunchOptions } from "../harness/launches.js";
+
+const IMAGE = "registry.invalid/fake/busybox:1";
+
+interface Rig extends FakeRig {
+  workDir: string;
+}
+
+const open: Rig[] = [];
+
+/** A rig with checkpoints under <workDir>/meta; a second rig over the same dir and engine is a restart. */
+async function rig(reuse?: { engine: FakeEngine; workDir: string }, options: Partial<ContainerizerOptions> = {}): Promise<Rig> {
+  const engine = reuse?.engine ?? new FakeEngine({ images: [IMAGE] });
+  const workDir = reuse?.workDir ?? (await mkdtemp(path.join(tmpdir(), "berth-recovery-races-")));
+  const store = new CheckpointStore(path.join(workDir, "meta"));
+  await store.init();
+  const r = { ...(await fakeRig(engine, workDir, options, { checkpoints: store, log: pino({ level: "silent" }) })), workDir };
+  open.push(r);
+  return r;
+}
+
+/** Stops a rig as a killed Berth leaves things: containers keep running, nothing destroyed. */
+async function crash(r: Rig): Promise<void> {
+  open.splice(open.indexOf(r), 1);
+  r.cz.shutdown();
+  await r.monitor.stop();
+}
+
+function input(id: string, o: Partial<LaunchOptions> = {}): LaunchInput {
+  const req = launchRequest(id, { image: IMAGE, taskId: `task-${id}`, ...o });
+  return { containerId: id, nested: false, config: create(ContainerConfigSchema, req.containerConfig), environment: {} };
+}
+
+/** Launches on `r` and waits for RUNNING; the engine id. */
+async function launchRunning(r: Rig, id: string): Promise<string> {
+  assert.equal((await r.cz.launch(input(id))).result, "LAUNCHED");
+  await firstValueFrom(r.cz.watch([id]).pipe(filter((e) => e.kind.type === "state" && e.kind.state === "RUNNING")));
+  return (await r.cz.status(id)).engineId!;
+}
+
+/**
+ * Makes the next events subscription behave as the real engine's: it answers first (the monitor is
+ * connected) and subscribes only once `subscribe()` is called, replaying from `since` then.
+ */
+function answerBeforeSubscribing(engine: FakeEngine): { subscribe(): void } {
+  const inner = engine.events.bind(engine);
+  let subscribe!: () => void;
+  const subscribed = new Promise<void>((resolve) => (subscribe = resolve));
+  let used = false;
+  engine.events = (labels, since, signal, onSubscribed) => {
+    if (used) return inner(labels, since, signal, onSubscribed);
+    used = true;
+    return (async function* () {
+      onSubscribed?.();
+      await subscribed;
+      yield* inner(labels, since, signal);
+    })();
+  };
+  return { subscribe };
+}
+
+/** Runs `after(rows)` once the next listing has been answered, before recovery sees the rows. */
+function afterListing(engine: FakeEngine, after: () => void): void {
+  const inner = engine.listContainers.bind(engine);
+  engine.listContainers = async (labels) => {
+    engine.listContainers = inner;
+    const rows = await inner(labels);
+    after();
+    return rows;
+  };
+}
+
+describe("recovery races: an exit at any point of a recovery is seen (fake engine)", () => {
+  afterEach(async () => {
+    for (const r of open.splice(0)) await closeRig(r, r.workDir);
+  });
+
+  it("the first events stream asks for a replay from its opening: a die between the engine's answer and its subscription is delivered", async () => {
+    const engine = new FakeEngine({ images: [IMAGE] });
+    const late = answerBeforeSubscribing(engine);
+    const monitor = new EventMonitor({ engine, labels: agentLabels(FAKE_AGENT), backoff: { initialMs: 2, maxMs: 10 } });
+    const seen: EngineEvent[] = [];
+    monitor.events$.subscribe((e) => seen.push(e));
+    try {
+      monitor.start();
+      await firstValueFrom(monitor.connected$.pipe(filter(Boolean)));
+      const labels = agentLabels(FAKE_AGENT);
+      const id = await engine.createContainer({ name: "victim", Image: IMAGE, Labels: labels } as never);
+      await engine.startContainer(id);
+      engine.exit(id, 3);
+      late.subscribe();
+      // A later event marks the point by which the earlier ones, replayed, have come through.
+      const markerSeen = firstValueFrom(monitor.events$.pipe(filter((e) => e.attributes.name === "marker")));
+      await engine.createContainer({ name: "marker", Image: IMAGE, Labels: labels } as never);
+      await markerSeen;
+      assert.deepEqual(
+        seen.filter((e) => e.id === id).map((e) => [e.action, e.attributes.exitCode]),
+        [
+          ["create", undefined],
+          ["start", undefined],
+          ["die", "3"],
+        ],
+      );
+      assert.equal(engine.calls("events")[0]!.args[1] !== undefined, true, "the first stream names a since");
+    } finally {
+      engine.releaseAll();
+      await monitor.stop();
+    }
+  });
+
+  it("a container that dies just after recovery listed it, while the engine has answered the events subscription but not subscribed, terminates", async () => {
+    const first = await rig();
+    const id = newId("after-listing");
+    const engineId = await launchRunning(first, id);
+    await crash(first);
+    const late = answerBeforeSubscribing(first.engine);
+    const second = await rig({ engine: first.engine, workDir: first.workDir });
+    afterListing(first.engine, () => {
+      first.engine.exit(engineId, 7);
+      late.subscribe();
+    });
+    const report = await second.cz.recover();
+    assert.equal(report.adopted, 1, "listed running, adopted");
+    const t = await second.cz.wait(id);
+    assert.equal(t.exitCode, 7);
+    assert.equal(t.containerTermination.state, TaskState.TASK_FAILED);
+  });
+
+  it("a die the engine's stream never delivers (between the listing and the bind, its replay ring moved on) is learnt by recovery's inspect of the adopted container", async () => {
+    const first = await rig();
+    const id = newId("lost-die");
+    const engineId = await launchRunning(first, id);
+    await crash(first);
+    const late = answerBeforeSubscribing(first.engine);
+    const second = await rig({ engine: first.engine, workDir: first.workDir });
+    afterListing(first.engine, () => {
+      first.engine.exit(engineId, 0);
+      first.engine.forgetHistory();
+      late.subscribe();
+    });
+    const report = await second.cz.recover();
+    assert.equal(report.adopted, 1);
+    const inspected = first.engine.calls("inspectContainer").filter((c) => c.args[0] === engineId);
+    assert.ok(inspected.length >= 1, "the adopted container was inspected after its bind");
+    const t = await second.cz.wait(id);
+    assert.equal(t.containerTermination.state, TaskState.TASK_FINISHED);
+  });
+
+  for (const [what, method] of [
+    ["the listing is held (the die comes before it: listed exited)", "listContainers"],
+    ["recovery's inspect of the adopted container is held", "inspectContainer"],
+    ["the checkpoint load is over and the removal of a leftover is held", "removeContainer"],
+  ] as const) {
+    it(`a container that dies while ${what} terminates`, async () => {
+      const first = await rig();
+      const id = newId("held");
+      const engineId = await launchRunning(first, id);
+      await crash(first);
+      // A leftover of this agent without a record: recovery removes it (a removal to hold).
+      const orphan = await first.engine.createContainer({ name: `orphan-${id}`, Image: IMAGE, Labels: agentLabels(FAKE_AGENT) } as never);
+      const second = await rig({ engine: first.engine, workDir: first.workDir });
+      const hold = first.engine.hold(method);
+      const recovered = second.cz.recover();
+      await hold.entered;
+      first.engine.exit(engineId, 0);
+      hold();
+      await recovered;
+      const t = await second.cz.wait(id);
+      assert.equal(t.containerTermination.state, TaskState.TASK_FINISHED);
+      assert.equal(first.engine.containers.has(orphan), false, "the leftover was removed");
+    });
+  }
+});
