@@ -160,6 +160,8 @@ export class StatusHttpServer {
       case "/metrics":
         return void this.metrics(res, method);
       case "/events":
+        // A stream has no HEAD: only GET opens one.
+        if (method !== "GET") return text(res, 405, "GET /events opens the live stream\n", { Allow: "GET" });
         return this.events(req, res);
       default:
         return text(res, 404, `no such page: ${url.pathname.length > 100 ? "(long path)" : JSON.stringify(url.pathname)}\n`);
