@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { isFieldSet } from "@bufbuild/protobuf";
 import { ContainerTerminationSchema } from "../gen/mesos/slave/containerizer_pb.js";
 import { TaskState } from "../gen/mesos/v1/mesos_pb.js";
-import { EngineRequestFailed, EngineUnreachable, type EnginePort } from "../docker/engine-port.js";
+import { EngineRequestFailed, EngineUnreachable, type EnginePort, type LogStreams } from "../docker/engine-port.js";
 import type { ImagePuller } from "../docker/image-puller.js";
 import type { FetchUri, FetchOptions } from "../fetcher/fetcher.js";
 import { followOutput, outputWatermark, STDERR_FILE, STDOUT_FILE } from "../logger/sandbox-output.js";
@@ -163,6 +163,11 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     c.engineId = engineId;
     deps.bindEngineId(c, engineId);
     signal.throwIfAborted();
+    // The output is captured through the engine's attach, opened before the start so that no byte
+    // is missed (the engine's own copy, capped and rotating, is never read back for a launch). It
+    // overlaps the launch record's fsync and the RUNNING checkpoint; the start waits for it.
+    const attached = output.attach(deps, c, log, signal);
+    attached.catch(() => undefined);
     // Nothing runs before the launch itself is durable. The create overlaps the record's fsync
     // (one disk flush off every launch): a crash before it is durable leaves at most a created,
     // never started container of a launch that was never answered LAUNCHED, which recovery
@@ -174,12 +179,13 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     // engine shows as "created": recovery treats that as a launch caught mid-way.
     const running = deps.checkpoint(c, { state: "RUNNING" });
     running.catch(() => undefined);
+    // An attach the engine refused fails the launch before anything runs.
+    await attached;
     deadline.pause();
     // Starts go before queued creates: a launch storm then brings containers up one by one
     // instead of creating all of them before starting any.
     await deps.engineSlots(inSlot(() => deps.engine.startContainer(engineId)), { signal, urgent: true });
     started = true;
-    output.follow(deps, c, log);
     // TASK_RUNNING carries the engine's inspect, as Mesos' docker executor sends it: the inspect
     // runs while the RUNNING record is made durable, and never fails (it is left out instead).
     const runningStatus = c.spec.taskId !== undefined ? runningTaskStatus(c, deps.engine, deps.agentId, log) : undefined;
@@ -194,6 +200,7 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     deadline.clear();
     const reason: unknown = signal.aborted ? signal.reason : err;
     if (!started) {
+      await output.close();
       await finishBeforeRunning(c, deps, log, stage, reason);
       return;
     }
@@ -275,14 +282,50 @@ class OutputCapture {
   private readonly abort = new AbortController();
 
   /**
-   * Starts copying the output; resolves once the engine answered the logs request. A logs stream
-   * that breaks while the container runs (an engine restart) is re-attached from the sandbox files' watermark.
+   * Attaches to a created container's output and starts copying it; resolves once the engine has
+   * subscribed the attach (the container may then start), rejects when the engine refused it or
+   * `launch` aborted first. A stream that breaks while the container runs (an engine restart) is
+   * followed again through the engine's logs from the sandbox files' watermark.
    */
-  follow(deps: PipelineDeps, c: Container, log: Logger, sinceSeconds?: number): Promise<void> {
+  attach(deps: PipelineDeps, c: Container, log: Logger, launch: AbortSignal): Promise<void> {
+    const tty = c.spec.containerInfo.ttyInfo !== undefined;
+    const first = deps.engine.attachOutput(c.engineId!, this.abort.signal, tty);
+    first.catch(() => undefined);
+    this.follow(deps, c, log, undefined, first);
+    if (launch.aborted) return Promise.reject(launch.reason);
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(launch.reason);
+      launch.addEventListener("abort", onAbort, { once: true });
+      first.then(
+        () => {
+          launch.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        (err: unknown) => {
+          launch.removeEventListener("abort", onAbort);
+          reject(new Error(`could not attach to the container's output: ${messageOf(err)}`, { cause: err }));
+        },
+      );
+    });
+  }
+
+  /** Ends the capture (a launch that never started) and waits for its files to be closed. */
+  async close(): Promise<void> {
+    this.abort.abort(new Error("the container never started"));
+    await this.done;
+  }
+
+  /**
+   * Starts copying the output; resolves once the engine answered the first request (`first`, an
+   * attach, or the engine's logs from `sinceSeconds`). A stream that breaks while the container
+   * runs (an engine restart) is followed again from the sandbox files' watermark.
+   */
+  follow(deps: PipelineDeps, c: Container, log: Logger, sinceSeconds?: number, first?: Promise<LogStreams>): Promise<void> {
     const tty = c.spec.containerInfo.ttyInfo !== undefined;
     const capture = followOutput((since) => deps.engine.followLogs(c.engineId!, this.abort.signal, since, tty), c.sandbox, {
       signal: this.abort.signal,
       since: sinceSeconds,
+      first,
       onReattach: (err, since) => log.warn({ err, since }, "output stream broke; re-attaching from where the sandbox files stopped"),
       rotation: deps.logRotation,
       registry: deps.outputs,

@@ -512,37 +512,39 @@ export class DockerodeEngine implements EnginePort {
       if (signal.aborted) throw signal.reason;
       throw this.mapError(`follow logs of container '${id}'`, err);
     }
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let done = false;
-    let ended = false;
-    let reportInterruption!: (err: Error | undefined) => void;
-    const interrupted = new Promise<Error | undefined>((resolve) => (reportInterruption = resolve));
-    const finish = (err?: Error): void => {
-      if (done) return;
-      done = true;
-      signal.removeEventListener("abort", onAbort);
-      reportInterruption(ended || signal.aborted ? undefined : (err ?? new Error(`log stream of container '${id}' closed before its end`)));
-      stdout.end();
-      stderr.end();
-    };
-    const onAbort = (): void => {
-      source.destroy();
-      finish();
-    };
-    // Both honour the capture's back-pressure (the source pauses while a sandbox file is behind).
-    if (tty) copyRawOutput(source, stdout);
-    else demuxOutput(source, stdout, stderr);
-    // The handlers write synchronously on each chunk, so by 'end' everything has been written.
-    source.on("end", () => {
-      ended = true;
-      finish();
+    return outputStreams(source, tty, signal, () => new Error(`log stream of container '${id}' closed before its end`));
+  }
+
+  /**
+   * Attaches to a container's output (`POST /containers/{id}/attach?stream=1&stdout=1&stderr=1`,
+   * upgraded to a raw connection). The engine subscribes the connection to the container's output
+   * before it answers, so an attach answered before the start misses no byte; the streams end when
+   * the container's output is over. The connection carries no end marker of its own (the engine
+   * just closes it, at an exit as at an engine shutdown), so its end is checked with an inspect:
+   * a container still running (or an engine that does not answer) means the stream broke.
+   */
+  async attachOutput(id: string, signal: AbortSignal, tty: boolean): Promise<LogStreams> {
+    const op = `attach to the output of container '${id}'`;
+    if (signal.aborted) throw signal.reason;
+    // The upgrade is short; the stream it yields lives as long as the container's output.
+    let socket: Duplex;
+    try {
+      socket = (await this.short(op, this.requestTimeoutMs, (abortSignal) =>
+        this.docker.getContainer(id).attach({ stream: true, stdout: true, stderr: true, hijack: true, abortSignal: AbortSignal.any([abortSignal, signal]) } as WithSignal<Docker.ContainerAttachOptions>),
+      )) as unknown as Duplex;
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw err;
+    }
+    // Nothing is ever written to the container: its stdin is not attached.
+    return outputStreams(socket, tty, signal, undefined, async () => {
+      try {
+        const state = await this.inspectContainer(id);
+        return state?.running === true ? new Error(`attach stream of container '${id}' ended while the container still runs`) : undefined;
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err));
+      }
     });
-    source.on("close", () => finish());
-    source.on("error", (err: Error) => finish(err));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-    return { stdout, stderr, interrupted };
   }
 
   private async rawInspect(id: string): Promise<RawInspect | undefined> {
@@ -722,4 +724,49 @@ function ipAddressesOf(net: RawInspect["NetworkSettings"]): string[] {
   const all = [net.IPAddress, net.GlobalIPv6Address];
   for (const n of Object.values(net.Networks ?? {})) all.push(n?.IPAddress, n?.GlobalIPv6Address);
   return [...new Set(all.filter((ip): ip is string => typeof ip === "string" && ip !== ""))];
+}
+
+/**
+ * Splits an engine output stream (multiplexed, or raw with a TTY) into stdout and stderr with
+ * back-pressure. `interrupted` says whether it broke before its end: `broken()` makes the error
+ * for a stream that closed or failed without its end; `checkEnd()`, when given, judges an end
+ * that carries no end marker of its own.
+ */
+function outputStreams(source: Readable, tty: boolean, signal: AbortSignal, broken?: () => Error, checkEnd?: () => Promise<Error | undefined>): LogStreams {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let done = false;
+  let ended = false;
+  let reportInterruption!: (err: Error | undefined | Promise<Error | undefined>) => void;
+  const interrupted = new Promise<Error | undefined>((resolve) => (reportInterruption = resolve));
+  const finish = (err?: Error): void => {
+    if (done) return;
+    done = true;
+    signal.removeEventListener("abort", onAbort);
+    if (signal.aborted) reportInterruption(undefined);
+    else if (ended) reportInterruption(checkEnd?.() ?? undefined);
+    else if (checkEnd && err === undefined) reportInterruption(checkEnd());
+    else reportInterruption(err ?? broken?.() ?? new Error("output stream closed before its end"));
+    stdout.end();
+    stderr.end();
+    // A raw (upgraded) connection is half-open on Berth's side: close it with the stream.
+    if (checkEnd) source.destroy();
+  };
+  const onAbort = (): void => {
+    source.destroy();
+    finish();
+  };
+  // Both honour the capture's back-pressure (the source pauses while a sandbox file is behind).
+  if (tty) copyRawOutput(source, stdout);
+  else demuxOutput(source, stdout, stderr);
+  // The handlers write synchronously on each chunk, so by 'end' everything has been written.
+  source.on("end", () => {
+    ended = true;
+    finish();
+  });
+  source.on("close", () => finish());
+  source.on("error", (err: Error) => finish(err));
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return { stdout, stderr, interrupted };
 }

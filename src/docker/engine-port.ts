@@ -230,6 +230,15 @@ export interface EnginePort {
    * the caller knows it, saves the inspect that would otherwise tell whether output is multiplexed.
    */
   followLogs(id: string, signal: AbortSignal, sinceSeconds?: number, tty?: boolean): Promise<LogStreams>;
+  /**
+   * Attaches to the container's output as it is written (the engine's attach, no stdin). Once it
+   * resolves, the engine has subscribed it to the container's stdout/stderr: called between create
+   * and start, it misses no byte, and it does not read the engine's own (rotating, capped) copy.
+   * Both streams end when the container's output is over; `interrupted` tells a stream that broke
+   * while the container still runs (an engine restart) from one that ended. Aborting `signal`
+   * closes it (the container is left alone).
+   */
+  attachOutput(id: string, signal: AbortSignal, tty: boolean): Promise<LogStreams>;
   /** Changes a running container's cpu shares/quota and memory limits. */
   updateContainer(id: string, resources: ResourceUpdate): Promise<void>;
   /** Removes an image by reference; an image in use or already gone is reported, not thrown. */

@@ -38,18 +38,55 @@ export async function captureOutput(streams: LogStreams, files: OutputFiles, war
   await Promise.all([copy(streams.stdout, files.stdout, warn), copy(streams.stderr, files.stderr, warn)]);
 }
 
+/**
+ * How long the unfinished last line of a chunk is held back for the rest of it. An attach hands
+ * the output over in the pieces the engine read it in (a line may span two), and a rotation cuts
+ * only at a line end it has seen: a line whose two pieces arrive within this time is never split
+ * across files. A line still unfinished after it (a prompt) is written as it is.
+ */
+const PARTIAL_LINE_HOLD_MS = 50;
+/** An unfinished line longer than this is written at once (a rotation would cut it anyway). */
+const PARTIAL_LINE_MAX = 64 * 1024;
+const NEWLINE = 0x0a;
+
 // A file that cannot be written (a full disk) loses that stream's output, but the stream is still
 // read to its end: the engine's two streams share one connection, and a stalled one would stall both.
 async function copy(source: Readable, file: RotatingFile, warn?: WriterWarning): Promise<void> {
   let failed = false;
-  for await (const chunk of source as AsyncIterable<Buffer | string>) {
-    if (failed) continue;
+  let held: Buffer | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  // Writes are applied in call order, so a held piece written by the timer stays in place.
+  const write = async (data: Buffer): Promise<void> => {
+    if (failed || data.length === 0) return;
     try {
-      await file.write(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+      await file.write(data);
     } catch (err) {
       failed = true;
       warn?.("could not write container output to the sandbox; the rest of this stream is dropped", err);
     }
+  };
+  const release = (): Buffer => {
+    clearTimeout(timer);
+    timer = undefined;
+    const piece = held ?? Buffer.alloc(0);
+    held = undefined;
+    return piece;
+  };
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer | string>) {
+      if (failed) continue;
+      const piece = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+      let data = held ? Buffer.concat([release(), piece]) : piece;
+      const lineEnd = data.lastIndexOf(NEWLINE);
+      if (lineEnd < data.length - 1 && data.length - lineEnd - 1 <= PARTIAL_LINE_MAX) {
+        held = Buffer.from(data.subarray(lineEnd + 1));
+        data = data.subarray(0, lineEnd + 1);
+        timer = setTimeout(() => void write(release()), PARTIAL_LINE_HOLD_MS);
+      }
+      await write(data);
+    }
+  } finally {
+    await write(release());
   }
 }
 
@@ -77,6 +114,11 @@ export interface FollowOutputOptions {
   signal: AbortSignal;
   /** Where the first follow starts (a fractional Unix time); undefined: from the container's start. */
   since?: number;
+  /**
+   * The first streams, already asked for (an attach made before the container's start); `open`
+   * then serves only the re-attaches after a broken stream.
+   */
+  first?: Promise<LogStreams>;
   /** Told each time the logs stream broke and capture re-attaches. */
   onReattach?: (err: Error, since: number | undefined) => void;
   /** Size rotation of the files (default: none). */
@@ -88,15 +130,17 @@ export interface FollowOutputOptions {
 }
 
 /**
- * Captures a container's output into its sandbox (rotating the files by size) for as long as the engine has some: `open(since)`
- * asks the engine for the logs; when the stream breaks before its end (an engine restart with
- * live-restore: the container still runs), capture re-attaches from where the sandbox files stopped,
+ * Captures a container's output into its sandbox (rotating the files by size) for as long as the
+ * engine has some: the first streams are `options.first` (a launch's attach, made before the
+ * start) or `open(since)` (the engine's logs, for a container adopted after a restart); when a
+ * stream breaks before its end (an engine restart with live-restore: the container still runs),
+ * capture follows the engine's logs again from where the sandbox files stopped,
  * retrying while the engine is unreachable, until the stream ends or `signal` aborts. `attached`
  * settles once the first request is answered; `done` once capture is over (rejecting when the first
  * request failed).
  */
 export function followOutput(open: (since: number | undefined) => Promise<LogStreams>, sandbox: string, options: FollowOutputOptions): { attached: Promise<void>; done: Promise<void> } {
-  const first = open(options.since);
+  const first = options.first ?? open(options.since);
   const done = (async () => {
     let streams = await first;
     let files: OutputFiles;

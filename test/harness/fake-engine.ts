@@ -508,6 +508,28 @@ export class FakeEngine implements EnginePort {
     );
   }
 
+  /**
+   * The container's output as the engine's attach gives it: the same streams the test writes (and
+   * `die` ends), taken before or after the start; `failNext("attachOutput", ...)` refuses it.
+   */
+  async attachOutput(id: string, signal: AbortSignal, tty: boolean): Promise<LogStreams> {
+    return this.call(
+      "attachOutput",
+      [id, signal, tty],
+      () => {
+        const c = this.mustHave(id);
+        const drop = (): void => {
+          c.stdout.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+          c.stderr.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+        };
+        if (signal.aborted) drop();
+        else signal.addEventListener("abort", drop, { once: true });
+        return { stdout: c.stdout, stderr: c.stderr };
+      },
+      signal,
+    );
+  }
+
   // ---- internals --------------------------------------------------------------------------
 
   private record(method: EngineMethod, args: unknown[]): EngineCall {

@@ -89,6 +89,7 @@ class FakeEngine implements EnginePort {
   inspectContainer = unused;
   listContainers = unused;
   followLogs = unused;
+  attachOutput = unused;
   updateContainer = unused;
   removeImage = unused;
   createExec = unused;

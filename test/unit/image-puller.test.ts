@@ -57,6 +57,7 @@ class FakeEngine implements EnginePort {
   listContainers = unused;
   events = unused;
   followLogs = unused;
+  attachOutput = unused;
   updateContainer = unused;
   removeImage = unused;
   createExec = unused;

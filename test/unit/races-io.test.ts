@@ -383,6 +383,12 @@ describe("output capture re-attaches after the logs stream breaks (issue 9 item 
       return { stdout, stderr, interrupted };
     }
 
+    // A launch's first stream is its attach; it breaks and ends like the logs streams.
+    override async attachOutput(id: string, signal: AbortSignal, tty: boolean): Promise<LogStreams> {
+      await super.attachOutput(id, signal, tty);
+      return this.followLogs(id, signal, undefined);
+    }
+
     async follow(n: number) {
       while (this.follows.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
       return this.follows[n - 1]!;
