@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Readable } from "node:stream";
@@ -83,6 +83,7 @@ describe("the berth CLI (the real binary against berth serve)", function () {
   let dir: string;
   let addr: string;
   let server: BerthProcess;
+  let served: string;
   const agents = new Set<string>();
   const background: BerthProcess[] = [];
   const dirs: string[] = [];
@@ -156,7 +157,14 @@ describe("the berth CLI (the real binary against berth serve)", function () {
     dirs.push(dir);
     const socket = path.join(dir, "berth.sock");
     addr = `unix://${socket}`;
-    server = await startServe(["--work_dir", dir, "--listen", addr]);
+    // The operator policy lets launches fetch file:// URIs from one folder outside the work dir (for --uri).
+    served = await mkdtemp(path.join(os.tmpdir(), "berth-cli-served-"));
+    dirs.push(served);
+    // The file is read as the task's user (nobody): the folder must let it through.
+    await chmod(served, 0o755);
+    const policy = path.join(dir, "policy.json");
+    await writeFile(policy, JSON.stringify({ file_uri_prefixes: [served] }));
+    server = await startServe(["--work_dir", dir, "--listen", addr, "--policy", policy]);
   });
 
   after(async function () {
@@ -320,6 +328,23 @@ describe("the berth CLI (the real binary against berth serve)", function () {
     const sequences = events.map((e) => BigInt(String(e.sequence)));
     assert.deepEqual([...sequences].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), sequences, "in sequence order");
     assert.equal((events.at(-1)!.termination as { exitCode: number }).exitCode, 2);
+  });
+
+  it("launch flags reach the container: --uri, -e, --user, --workdir, --mem; -v goes through the operator policy", async () => {
+    await writeFile(path.join(served, "data.txt"), "fetched-content\n", { mode: 0o644 });
+    const id = newId("flags");
+    const script = 'cat "$MESOS_SANDBOX/data.txt"; echo "$MODE"; id -u; pwd; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max';
+    const r = await cli([...launchArgs(id, "--wait", "--shell", "--uri", `file://${served}/data.txt`, "-e", "MODE=demo", "--user", "65534", "--workdir", "/tmp", "--mem", "48m"), images.busybox, script]);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`${id}  fetched file://.*data\\.txt \\(16B, cache NOT_CACHED\\)`), r.stdout);
+    const logs = await cli(["logs", "--stdout", id]);
+    assert.equal(logs.stdout, `fetched-content\ndemo\n65534\n/tmp\n${48 * 1024 * 1024}\n`);
+    // A host path no policy allows: refused by the server, one line, nothing launched.
+    const refused = newId("vol");
+    const vol = await cli([...launchArgs(refused, "-v", "/etc:/host-etc:ro"), images.busybox, "true"]);
+    assert.equal(vol.code, 1, vol.stderr);
+    assert.match(lines(vol.stderr)[0]!, /^berth: Launch failed: (PERMISSION_DENIED|INVALID_ARGUMENT): .*\/etc/);
+    assertFailure(await cli(["inspect", refused]), 1, /^berth: Status failed: NOT_FOUND: /);
   });
 
   it("launch -o json: every line is a JSON object, from the launch to the termination", async () => {
