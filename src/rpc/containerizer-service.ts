@@ -173,7 +173,7 @@ export function containerizerService(containerizer: Containerizer, options: Serv
       return create(PruneImagesResponseSchema, { removedImages: await containerizer.pruneImages(excluded) });
     }),
 
-    logs: logsHandler(containerizer, streams),
+    logs: logsHandler(containerizer, streams, options.watchLimits),
     execSync: execSyncHandler(containerizer, streams),
     exec: execHandler(containerizer, streams),
   };

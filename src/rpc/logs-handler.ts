@@ -6,6 +6,7 @@ import { InvalidRequest } from "../containerizer/errors.js";
 import type { LogReadOptions } from "../logger/log-reader.js";
 import { toStatus, type StatusError } from "./error-status.js";
 import { SHUTDOWN_REASON, type WatchStreams } from "./watch-writer.js";
+import type { WatchLimits } from "./watch-limits.js";
 
 /** The request's selection in the domain's terms; InvalidRequest names the field and value. */
 export function logsQuery(req: LogsRequest): { containerId: string; query: LogReadOptions } {
@@ -33,20 +34,25 @@ const STREAMS = { stdout: LogStream.STDOUT, stderr: LogStream.STDERR } as const;
  * transport's back-pressure (the next chunk is read only once the last was taken, so a stream holds
  * one chunk in memory). A client that stops reading while the container keeps writing is cut with
  * RESOURCE_EXHAUSTED once output it has not received was rotated away; a cancelled call closes
- * every file; server shutdown ends the stream with UNAVAILABLE.
+ * every file; server shutdown ends the stream with UNAVAILABLE. A Logs stream holds files open for as
+ * long as it follows, so it counts against the same limits as a Watch stream (--max_watch_streams
+ * and --max_watch_streams_per_connection).
  */
-export function logsHandler(containerizer: Containerizer, open?: WatchStreams) {
+export function logsHandler(containerizer: Containerizer, open?: WatchStreams, limits?: WatchLimits) {
   return (call: ServerWritableStream<LogsRequest, unknown>): void => {
-    void serveLogs(containerizer, call, open);
+    void serveLogs(containerizer, call, open, limits);
   };
 }
 
-async function serveLogs(containerizer: Containerizer, call: ServerWritableStream<LogsRequest, unknown>, open: WatchStreams | undefined): Promise<void> {
+async function serveLogs(containerizer: Containerizer, call: ServerWritableStream<LogsRequest, unknown>, open: WatchStreams | undefined, limits: WatchLimits | undefined): Promise<void> {
   let logs: ContainerLogs;
+  let release: (() => void) | undefined;
   try {
     const { containerId, query } = logsQuery(call.request);
+    release = limits?.acquire(call.getPeer());
     logs = await containerizer.logs(containerId, query);
   } catch (err) {
+    release?.();
     call.emit("error", toStatus(err));
     return;
   }
@@ -57,6 +63,7 @@ async function serveLogs(containerizer: Containerizer, call: ServerWritableStrea
     if (done) return;
     done = true;
     unregister?.();
+    release?.();
     logs.close();
     void iterator.return?.(undefined).catch(() => undefined);
     wakeDrain?.();

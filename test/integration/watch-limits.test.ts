@@ -5,12 +5,13 @@ import path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { filter, firstValueFrom } from "rxjs";
-import { WatchRequestSchema } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { LogsRequestSchema, WatchRequestSchema } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { ensureEngine } from "../support/engine.js";
 import { startCapturedBerth, type CapturedBerth } from "../harness/in-process-berth.js";
 import { RawClient } from "../harness/raw-client.js";
 
 const WATCH = "/berth.v1.Containerizer/Watch";
+const LOGS = "/berth.v1.Containerizer/Logs";
 /** WatchRequest {}: every container, now and later — a stream that stays open. */
 const ALL = Buffer.alloc(0);
 
@@ -78,6 +79,23 @@ describe("Watch stream limits: --max_watch_streams and --max_watch_streams_per_c
       await openStreams(0);
     });
   }
+
+  it("a Logs stream counts against the same limits: past them RESOURCE_EXHAUSTED naming the flag; a refused one (unknown container) holds no slot", async () => {
+    const logs = (id: string) => Buffer.from(toBinary(LogsRequestSchema, create(LogsRequestSchema, { containerId: { value: id }, follow: true })));
+    const a = connection(b.berth.addresses[0]!);
+    watch(a);
+    watch(a);
+    await openStreams(2);
+    const refused = await a.serverStream(LOGS, logs("never-launched"));
+    assert.equal(refused.code, status.RESOURCE_EXHAUSTED, `${status[refused.code]} ${refused.details}`);
+    assert.match(refused.details, /\(limit --max_watch_streams_per_connection\)$/);
+    const other = connection(b.berth.addresses[0]!);
+    const unknown = await other.serverStream(LOGS, logs("never-launched"));
+    assert.equal(unknown.code, status.NOT_FOUND, `${status[unknown.code]} ${unknown.details}`);
+    await openStreams(2);
+    for (const s of open.splice(0)) s.cancel();
+    await openStreams(0);
+  });
 
   it("a Watch refused for a bad request holds no slot; one of a container not launched yet waits, holding a slot until it ends", async () => {
     const c = connection(b.berth.addresses[0]!);
