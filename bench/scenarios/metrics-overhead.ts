@@ -50,7 +50,7 @@ const COMMAND = "sleep 0.2";
 function launchEvents(): EventKind[] {
   const progress = (bytesCurrent: number, layersDone: number): EventKind => ({
     type: "pull",
-    progress: { ref: "127.0.0.1:5000/berth-test/busybox:1", layersTotal: 1, layersDone, bytesCurrent, bytesTotal: 1_000_000, status: "Downloading" },
+    progress: { ref: "127.0.0.1:5000/berth-test/busybox:1", layersTotal: 1, layersDone, bytesCurrent, bytesTotal: 1_000_000, status: "Downloading", layers: [{ id: "0123456789ab", bytesCurrent, bytesTotal: 1_000_000, status: "Downloading", done: false }] },
   });
   const ct = create(ContainerTerminationSchema, { state: TaskState.TASK_FINISHED, message: "Container exited with status 0", status: 0 });
   return [

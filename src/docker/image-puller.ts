@@ -14,7 +14,7 @@ import { Observable, ReplaySubject, share, type Subscription } from "rxjs";
 import { EngineRequestFailed, EngineUnreachable, type EnginePort, type PullProgress } from "./engine-port.js";
 import { redactCredentials, registryOfImage, type RegistryCredentials } from "./registry-auth.js";
 
-/** Progress of one pull, aggregated across its layers. */
+/** Progress of one pull, aggregated across its layers, with the first MAX_LAYERS_REPORTED layers one by one. */
 export interface PullProgressSummary {
   ref: string;
   layersTotal: number;
@@ -24,7 +24,33 @@ export interface PullProgressSummary {
   bytesTotal: number;
   /** The latest status line, e.g. "Downloading" or "Status: Downloaded newer image for …". */
   status: string;
+  /**
+   * Layer by layer, in the order the engine first named them; at most MAX_LAYERS_REPORTED entries
+   * (an image with more lists its first ones; the totals above still count every layer).
+   */
+  layers: LayerProgressSummary[];
 }
+
+/** One layer of a pull. */
+export interface LayerProgressSummary {
+  /** The engine's short layer id. */
+  id: string;
+  /** Bytes downloaded so far (the layer's size once it is in place). */
+  bytesCurrent: number;
+  /** Compressed size; 0 until the engine reports it (never, for a layer that already exists). */
+  bytesTotal: number;
+  /** The engine's latest status for the layer ("Waiting", "Downloading", "Extracting", "Pull complete", "Already exists", …). */
+  status: string;
+  /** The layer is in place ("Pull complete" or "Already exists"). */
+  done: boolean;
+}
+
+/**
+ * Layers listed one by one in a summary. Summaries are copied into every waiting container's
+ * events (and the event journal), so a many-layer image must not multiply their size; images
+ * rarely have more than a few dozen layers.
+ */
+export const MAX_LAYERS_REPORTED = 64;
 
 /** A pull that made no progress for too long, or did not finish in time; the transfer was dropped. */
 export class PullTimedOut extends Error {
@@ -339,12 +365,15 @@ class ProgressTracker {
     let layersDone = 0;
     let bytesCurrent = 0;
     let bytesTotal = 0;
-    for (const l of this.layers.values()) {
+    const layers: LayerProgressSummary[] = [];
+    for (const [id, l] of this.layers) {
       if (l.done) layersDone++;
       bytesCurrent += l.downloaded;
       bytesTotal += l.total;
+      // Fresh objects: a summary handed out is never changed by later lines.
+      if (layers.length < MAX_LAYERS_REPORTED) layers.push({ id, bytesCurrent: l.downloaded, bytesTotal: l.total, status: l.status, done: l.done });
     }
-    return { ref: this.ref, layersTotal: this.layers.size, layersDone, bytesCurrent, bytesTotal, status: this.status };
+    return { ref: this.ref, layersTotal: this.layers.size, layersDone, bytesCurrent, bytesTotal, status: this.status, layers };
   }
 }
 

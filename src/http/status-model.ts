@@ -101,7 +101,11 @@ export class StatusModel {
         row.launchedAt ??= at;
         break;
       case "pull":
-        row.pull = { ...kind.progress };
+        {
+          // Totals only: the page shows one bar per pull, so the per-layer list stays off the wire.
+          const { ref, bytesCurrent, bytesTotal, layersDone, layersTotal, status } = kind.progress;
+          row.pull = { ref, bytesCurrent, bytesTotal, layersDone, layersTotal, status };
+        }
         break;
       case "fetch":
         return;

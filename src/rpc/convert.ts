@@ -77,6 +77,13 @@ export function eventToProto(e: ContainerEvent): ContainerEventMessage {
           bytesCurrent: BigInt(Math.max(0, Math.floor(k.progress.bytesCurrent))),
           bytesTotal: BigInt(Math.max(0, Math.floor(k.progress.bytesTotal))),
           status: k.progress.status,
+          layers: k.progress.layers.map((l) => ({
+            $typeName: "berth.v1.LayerProgress" as const,
+            id: l.id,
+            bytesCurrent: BigInt(Math.max(0, Math.floor(l.bytesCurrent))),
+            bytesTotal: BigInt(Math.max(0, Math.floor(l.bytesTotal))),
+            status: l.status,
+          })),
         },
       };
       break;

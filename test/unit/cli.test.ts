@@ -5,7 +5,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { ContainerEventSchema, State, TerminationSchema, type ContainerEvent } from "../../src/gen/berth/v1/containerizer_pb.js";
+import { ContainerEventSchema, LayerProgressSchema, PullProgressSchema, State, TerminationSchema, type ContainerEvent, type LayerProgress } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { ContainerInfo_DockerInfo_Network, ResourceStatisticsSchema, TaskState, Volume_Mode } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { parseSince } from "../../src/cli/commands.js";
 import { pollUntil } from "../harness/engine-control.js";
@@ -198,20 +198,36 @@ describe("berth CLI: output", () => {
     assert.match(t, /^c2\s+--.*NOT_FOUND: gone$/m);
   });
 
-  it("a pipe gets one plain line per state, the pull's size, and the termination", () => {
+  it("a pipe gets one plain line per state, a line per layer pulled (none for layers already present), the pull's size, and the termination", () => {
     let text = "";
     let clock = 1000;
     const view = new PlainView({ write: (s: string) => (text += s) }, () => clock);
     view.event(event("c", state(State.FETCHING)));
     view.event(event("c", state(State.PULLING, State.FETCHING)));
-    view.event(event("c", { case: "pullProgress", value: { $typeName: "berth.v1.PullProgress", image: "img:1", layersTotal: 2, layersDone: 1, bytesCurrent: 10n, bytesTotal: 2n * 1024n * 1024n, status: "Downloading" } }));
+    const mib = 1024n * 1024n;
+    view.event(event("c", pullProgress({ layersTotal: 3, layersDone: 1, bytesCurrent: 10n, bytesTotal: 3n * mib, status: "Downloading" }, [layerA("Downloading", 10n, mib), layerB("Pull complete", 2n * mib, 2n * mib), layerC])));
+    // A later summary naming the same finished layer again adds no line.
+    view.event(event("c", pullProgress({ layersTotal: 3, layersDone: 3, bytesCurrent: 3n * mib, bytesTotal: 3n * mib, status: "Pull complete" }, [layerA("Pull complete", mib, mib), layerB("Pull complete", 2n * mib, 2n * mib), layerC])));
     clock += 1500;
     view.event(event("c", state(State.MOUNTING, State.PULLING)));
     view.event(event("c", { case: "termination", value: create(TerminationSchema, { exitCode: 0, containerTermination: { state: TaskState.TASK_FINISHED } }) }));
-    assert.equal(text, "c  FETCHING\nc  PULLING\nc  pulled img:1 2.0MiB (2 layers) in 1.5s\nc  MOUNTING\nc  terminated: exit 0, TASK_FINISHED\n");
+    assert.equal(
+      text,
+      [
+        "c  FETCHING",
+        "c  PULLING",
+        "c  layer bbbbbbbbbbbb pulled 2.0MiB",
+        "c  layer aaaaaaaaaaaa pulled 1.0MiB",
+        "c  pulled img:1 3.0MiB (3 layers, 1 already present) in 1.5s",
+        "c  MOUNTING",
+        "c  terminated: exit 0, TASK_FINISHED",
+        "",
+      ].join("\n"),
+    );
   });
 
-  it("a terminal gets bars that end full once the pull is done", async () => {
+  /** A stream that looks like a terminal of `rows` rows and keeps everything written to it. */
+  function fakeTerminal(rows = 20): { stream: NodeJS.WriteStream; screen: () => string } {
     let screen = "";
     const stream = Object.assign(
       new Writable({
@@ -220,16 +236,69 @@ describe("berth CLI: output", () => {
           cb();
         },
       }),
-      { isTTY: true, columns: 150, rows: 20, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, clearScreenDown: () => true },
+      { isTTY: true, columns: 150, rows, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, clearScreenDown: () => true },
     );
-    const view = new TtyView(stream as unknown as NodeJS.WriteStream, "c");
+    return { stream: stream as unknown as NodeJS.WriteStream, screen: () => screen };
+  }
+
+  it("a terminal gets a bar for the image and one per layer, which all end full once the pull is done", async () => {
+    const term = fakeTerminal();
+    const view = new TtyView(term.stream, "c");
     view.event(event("c", state(State.PULLING)));
-    view.event(event("c", { case: "pullProgress", value: { $typeName: "berth.v1.PullProgress", image: "img:1", layersTotal: 1, layersDone: 0, bytesCurrent: 512n * 1024n, bytesTotal: 1024n * 1024n, status: "Downloading" } }));
+    view.event(event("c", pullProgress({ layersTotal: 3, layersDone: 1, bytesCurrent: 512n * 1024n, bytesTotal: 1024n * 1024n, status: "Downloading" }, [layerA("Downloading", 512n * 1024n, 1024n * 1024n), layerB("Waiting", 0n, 0n), layerC])));
     // cli-progress redraws on its own timer (10 fps): wait for the frame, bounded.
-    await pollUntil(() => /img:1  █{15}░{15}  50%  512\.0KiB\/1\.0MiB  layers 0\/1  Downloading/.test(screen), 5000, `the 50% frame; screen: ${JSON.stringify(screen)}`);
+    const frame = /img:1  █{15}░{15}  50%  512\.0KiB\/1\.0MiB  layers 1\/3  Downloading/;
+    await pollUntil(() => frame.test(term.screen()), 5000, `the 50% frame; screen: ${JSON.stringify(term.screen())}`);
+    const screen = term.screen();
+    assert.match(screen, /    aaaaaaaaaaaa  █{15}░{15}  50%  512\.0KiB\/1\.0MiB\s+Downloading/);
+    assert.match(screen, /    bbbbbbbbbbbb  ░{30}   0%\s+Waiting/);
+    // Already present: full, no byte count (the engine gives none).
+    assert.match(screen, /    cccccccccccc  █{30} 100%\s+Already exists/);
+    // The image's line comes first, then the layers in the server's order.
+    const at = (re: RegExp) => screen.search(re);
+    assert.ok(at(/img:1  █/) < at(/aaaaaaaaaaaa  /) && at(/aaaaaaaaaaaa  /) < at(/bbbbbbbbbbbb  /) && at(/bbbbbbbbbbbb  /) < at(/cccccccccccc  /), screen);
     view.event(event("c", state(State.MOUNTING, State.PULLING)));
     view.close();
-    assert.match(screen, /img:1  █{30} 100%  1\.0MiB\/1\.0MiB  layers 1\/1  done/);
-    assert.match(screen, /c  MOUNTING/);
+    const final = term.screen();
+    assert.match(final, /img:1  █{30} 100%  1\.0MiB\/1\.0MiB  layers 3\/3  done/);
+    assert.match(final, /aaaaaaaaaaaa  █{30} 100%  1\.0MiB\/1\.0MiB\s+done/);
+    assert.match(final, /bbbbbbbbbbbb  █{30} 100%\s+done/);
+    assert.match(final, /c  MOUNTING/);
+  });
+
+  it("a failed pull leaves its bars where they were, marked failed", async () => {
+    const term = fakeTerminal();
+    const view = new TtyView(term.stream, "c");
+    view.event(event("c", state(State.PULLING)));
+    view.event(event("c", pullProgress({ layersTotal: 1, layersDone: 0, bytesCurrent: 256n * 1024n, bytesTotal: 1024n * 1024n, status: "Downloading" }, [layerA("Downloading", 256n * 1024n, 1024n * 1024n)])));
+    view.event(event("c", state(State.DESTROYING, State.PULLING)));
+    view.close();
+    assert.match(term.screen(), /img:1  █{8}░{22}  25%  256\.0KiB\/1\.0MiB  layers 0\/1  failed/);
+    assert.match(term.screen(), /aaaaaaaaaaaa  █{8}░{22}  25%  256\.0KiB\/1\.0MiB\s+failed/);
+  });
+
+  it("layer bars are bounded by the terminal's height; the rest are counted on the image's line", async () => {
+    const term = fakeTerminal(6);
+    const view = new TtyView(term.stream, "c");
+    view.event(event("c", state(State.PULLING)));
+    const many = Array.from({ length: 10 }, (_, i) => layer(`${i}`.repeat(12), "Waiting", 0n, 0n));
+    view.event(event("c", pullProgress({ layersTotal: 70, layersDone: 0, bytesCurrent: 0n, bytesTotal: 0n, status: "Waiting" }, many)));
+    view.close();
+    const screen = term.screen();
+    // Six rows: the state line, the image line, three layer bars (and the cursor's line).
+    assert.match(screen, /layers 0\/70 \(67 not shown\)  Waiting/);
+    for (const i of [0, 1, 2]) assert.match(screen, new RegExp(`    ${`${i}`.repeat(12)}  `));
+    assert.doesNotMatch(screen, /    333333333333  /);
   });
 });
+
+function layer(id: string, status: string, bytesCurrent: bigint, bytesTotal: bigint): LayerProgress {
+  return create(LayerProgressSchema, { id, status, bytesCurrent, bytesTotal });
+}
+const layerA = (status: string, current: bigint, total: bigint) => layer("aaaaaaaaaaaa", status, current, total);
+const layerB = (status: string, current: bigint, total: bigint) => layer("bbbbbbbbbbbb", status, current, total);
+const layerC = layer("cccccccccccc", "Already exists", 0n, 0n);
+
+function pullProgress(totals: { layersTotal: number; layersDone: number; bytesCurrent: bigint; bytesTotal: bigint; status: string }, layers: LayerProgress[]): ContainerEvent["kind"] {
+  return { case: "pullProgress", value: create(PullProgressSchema, { image: "img:1", ...totals, layers }) };
+}

@@ -3,7 +3,7 @@ import { mock } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import type { EnginePort, PullProgress, RegistryAuth } from "../../src/docker/engine-port.js";
 import { EngineRequestFailed, EngineUnreachable } from "../../src/docker/engine-port.js";
-import { ImagePuller, PullFailed, PullTimedOut, type CredentialsSource, type PullProgressSummary } from "../../src/docker/image-puller.js";
+import { ImagePuller, MAX_LAYERS_REPORTED, PullFailed, PullTimedOut, type CredentialsSource, type PullProgressSummary } from "../../src/docker/image-puller.js";
 import { DockerConfigError, type RegistryCredentials } from "../../src/docker/registry-auth.js";
 
 /** One engine pull on the fake engine, driven by the test. */
@@ -227,6 +227,35 @@ describe("ImagePuller", () => {
       assert.equal(w.state, "resolved");
     });
 
+    it("per-layer detail rides on the coalesced summaries: 2000 engine lines over 1 s of four layers give at most one summary per interval plus the final one", async () => {
+      const engine = new FakeEngine();
+      const p = new ImagePuller({ engine, overallTimeoutMs: 10_000, activityTimeoutMs: 10_000, progressIntervalMs: 250 });
+      const seen: PullProgressSummary[] = [];
+      const w = track(p.pull(REF, { signal: new AbortController().signal, onProgress: (s) => seen.push(s) }));
+      const pull = engine.pulls[0]!;
+      const layers = ["l1", "l2", "l3", "l4"];
+      // 2000 lines, one every half millisecond of the driven clock, every layer downloading 500 times.
+      for (let i = 0; i < 2000; i++) {
+        const layer = layers[i % 4]!;
+        pull.progress({ status: "Downloading", layer, current: Math.floor(i / 4) + 1, total: 500 });
+        if (i % 2 === 1) mock.timers.tick(1);
+      }
+      for (const layer of layers) pull.progress({ status: "Pull complete", layer });
+      pull.finish();
+      await turn();
+      assert.equal(w.state, "resolved");
+      // The first line at once, one per 250 ms over the 1000 ms, and the final summary.
+      assert.ok(seen.length <= 1 + 1000 / 250 + 1, `${seen.length} summaries`);
+      assert.ok(seen.length >= 3, `${seen.length} summaries`);
+      assert.deepEqual(seen[0]?.layers, [{ id: "l1", bytesCurrent: 1, bytesTotal: 500, status: "Downloading", done: false }]);
+      // A middle summary carries every layer's bytes as of its time.
+      assert.deepEqual(seen[1]?.layers.map((l) => l.id), layers);
+      assert.ok(seen[1]!.layers.every((l) => l.bytesCurrent > 1 && l.bytesCurrent < 500 && l.status === "Downloading"), JSON.stringify(seen[1]?.layers));
+      const final = seen.at(-1)!;
+      assert.deepEqual(final.layers, layers.map((id) => ({ id, bytesCurrent: 500, bytesTotal: 500, status: "Pull complete", done: true })));
+      assert.equal(final.layersDone, 4);
+    });
+
     it("the same pull with one silent stretch longer than the activity timeout is aborted (the driven clock is the puller's)", async () => {
       const engine = new FakeEngine();
       const p = puller(engine, 10_000, 150);
@@ -294,11 +323,59 @@ describe("ImagePuller", () => {
     pull.progress({ status: "Already exists", layer: "c" });
     pull.progress({ status: "Downloading", layer: "a", current: 40, total: 100 });
     pull.progress({ status: "Downloading", layer: "b", current: 10, total: 50 });
-    assert.deepEqual(last, { ref: REF, layersTotal: 3, layersDone: 1, bytesCurrent: 50, bytesTotal: 150, status: "Downloading" });
+    const before = last;
+    assert.deepEqual(last, {
+      ref: REF,
+      layersTotal: 3,
+      layersDone: 1,
+      bytesCurrent: 50,
+      bytesTotal: 150,
+      status: "Downloading",
+      // Layer by layer, in the order the engine first named them; the "Pulling from" line is no layer.
+      layers: [
+        { id: "a", bytesCurrent: 40, bytesTotal: 100, status: "Downloading", done: false },
+        { id: "b", bytesCurrent: 10, bytesTotal: 50, status: "Downloading", done: false },
+        { id: "c", bytesCurrent: 0, bytesTotal: 0, status: "Already exists", done: true },
+      ],
+    });
     pull.progress({ status: "Download complete", layer: "a" });
-    pull.progress({ status: "Extracting", layer: "a", current: 100, total: 100 });
+    // Extraction reports its own counter: the layer's bytes stay its downloaded size.
+    pull.progress({ status: "Extracting", layer: "a", current: 30, total: 100 });
+    assert.deepEqual(last?.layers[0], { id: "a", bytesCurrent: 100, bytesTotal: 100, status: "Extracting", done: false });
     pull.progress({ status: "Pull complete", layer: "a" });
-    assert.deepEqual(last, { ref: REF, layersTotal: 3, layersDone: 2, bytesCurrent: 110, bytesTotal: 150, status: "Pull complete" });
+    assert.deepEqual(last, {
+      ref: REF,
+      layersTotal: 3,
+      layersDone: 2,
+      bytesCurrent: 110,
+      bytesTotal: 150,
+      status: "Pull complete",
+      layers: [
+        { id: "a", bytesCurrent: 100, bytesTotal: 100, status: "Pull complete", done: true },
+        { id: "b", bytesCurrent: 10, bytesTotal: 50, status: "Downloading", done: false },
+        { id: "c", bytesCurrent: 0, bytesTotal: 0, status: "Already exists", done: true },
+      ],
+    });
+    // A summary handed out is not changed by later lines.
+    assert.equal(before?.layers[0]?.status, "Downloading");
+    pull.finish();
+    await w;
+  });
+
+  it(`lists at most ${MAX_LAYERS_REPORTED} layers one by one (the first named); the totals count every layer`, async () => {
+    const engine = new FakeEngine();
+    const p = new ImagePuller({ engine, overallTimeoutMs: 10_000, activityTimeoutMs: 10_000, progressIntervalMs: 0 });
+    let last: PullProgressSummary | undefined;
+    const w = p.pull(REF, { signal: new AbortController().signal, onProgress: (s) => (last = s) });
+    const pull = engine.pulls[0]!;
+    const ids = Array.from({ length: 200 }, (_, i) => `layer${String(i).padStart(3, "0")}`);
+    for (const id of ids) pull.progress({ status: "Pulling fs layer", layer: id });
+    for (const id of ids) pull.progress({ status: "Downloading", layer: id, current: 1, total: 2 });
+    assert.equal(last?.layersTotal, 200);
+    assert.equal(last?.bytesCurrent, 200);
+    assert.equal(last?.bytesTotal, 400);
+    assert.equal(last?.layers.length, MAX_LAYERS_REPORTED);
+    assert.deepEqual(last?.layers.map((l) => l.id), ids.slice(0, MAX_LAYERS_REPORTED));
     pull.finish();
     await w;
   });

@@ -25,7 +25,7 @@ function termination(id: string, at: number, st: TaskState, reason?: TaskStatus_
   return ev(id, at, { type: "termination", termination: { containerTermination: ct, time: new Date(at) } });
 }
 const pull = (id: string, at: number, bytesCurrent: number) =>
-  ev(id, at, { type: "pull", progress: { ref: "img", layersTotal: 2, layersDone: 0, bytesCurrent, bytesTotal: 1000, status: "Downloading" } });
+  ev(id, at, { type: "pull", progress: { ref: "img", layersTotal: 2, layersDone: 0, bytesCurrent, bytesTotal: 1000, status: "Downloading", layers: [] } });
 
 async function scrape(m: BerthMetrics) {
   return parseMetrics(await m.text());
