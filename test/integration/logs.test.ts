@@ -324,6 +324,27 @@ describe("container output: rotation and Logs against a real engine", function (
     }
   });
 
+  it("a TTY container's output (one raw stream through the attach) lands in stdout, rotated, every line once", async () => {
+    const id = newId("tty");
+    const count = 300; // ~63 KB: rotated several times
+    const shell = `p=${PAD}; i=0; while [ $i -lt ${count} ]; do echo out-$i-$p; echo err-$i-$p >&2; i=$((i+1)); done`;
+    const req = launchRequest(id, { image: images.busybox, shell, taskId: `task-${id}` });
+    // One object serves containerConfig and the task: both ask for a TTY.
+    (req.containerConfig!.containerInfo as { ttyInfo?: object }).ttyInfo = {};
+    const launched = await t.client.launch(req);
+    const { termination } = await t.client.wait(id);
+    assert.equal(termination?.containerTermination?.state, TaskState.TASK_FINISHED, termination?.containerTermination?.message);
+    const files = await streamFiles(launched.sandboxDirectory, "stdout");
+    assert.ok(files.names.length > 2, `rotated (${files.names.join(", ")})`);
+    // The terminal turns each line end into CR LF; both streams go to the one terminal.
+    const lines = Buffer.concat(files.data).toString().split("\r\n");
+    assert.equal(lines.pop(), "");
+    assert.deepEqual(lines.filter((l) => l.startsWith("out-")), numbered("out", 0, count).trimEnd().split("\n"));
+    assert.deepEqual(lines.filter((l) => l.startsWith("err-")), numbered("err", 0, count).trimEnd().split("\n"));
+    assert.equal(lines.length, 2 * count);
+    assert.equal(Buffer.concat((await streamFiles(launched.sandboxDirectory, "stderr")).data).length, 0);
+  });
+
   it("refuses what it cannot serve: NOT_FOUND, INVALID_ARGUMENT naming the field, FAILED_PRECONDITION once the sandbox is gone", async () => {
     assert.equal((await expectStatus(t, { containerId: { value: newId("nobody") } })).code, status.NOT_FOUND);
     const missing = await expectStatus(t, {});
