@@ -51,10 +51,12 @@ let imageCounter = 0;
 
 /**
  * Pushes an image no engine has ever seen to the local registry: busybox plus `mib` MiB of random
- * bytes in one fresh layer, so launching it must really pull (no "Already exists"). Returns
- * its name and tag without the registry (`berth-test/cli-…:1`); the engine keeps no copy.
+ * bytes in one fresh layer, so launching it must really pull (no "Already exists"); with `topMib`,
+ * a second fresh layer of that many random MiB on top (written into a created, never started,
+ * container and committed). Returns its name and tag without the registry (`berth-test/cli-…:1`);
+ * the engine keeps no copy.
  */
-async function pushFreshImage(docker: Dockerode, mib: number): Promise<string> {
+async function pushFreshImage(docker: Dockerode, mib: number, topMib = 0): Promise<string> {
   imageCounter += 1;
   const name = `berth-test/cli-${process.pid}-${Date.now().toString(36)}-${imageCounter}`;
   const repo = `${REGISTRY}/${name}`;
@@ -64,9 +66,24 @@ async function pushFreshImage(docker: Dockerode, mib: number): Promise<string> {
     await copyFile("/bin/busybox", path.join(root, "bin", "busybox"));
     for (const applet of ["sh", "echo", "sleep", "cat", "true", "ls"]) await symlink("busybox", path.join(root, "bin", applet));
     await writeFile(path.join(root, "fresh.bin"), randomBytes(mib * 1024 * 1024));
+    const changes = ['CMD ["/bin/sh"]', "LABEL berth.test.image=cli"];
     const archive = tar.create({ cwd: root, portable: true }, ["bin", "fresh.bin"]) as unknown as Readable;
-    const imported = await docker.importImage(archive, { repo, tag: "1", changes: ['CMD ["/bin/sh"]', "LABEL berth.test.image=cli"] } as object);
-    await readProgress(imported, `import of ${repo}:1`);
+    const baseTag = topMib > 0 ? "base" : "1";
+    const imported = await docker.importImage(archive, { repo, tag: baseTag, changes } as object);
+    await readProgress(imported, `import of ${repo}:${baseTag}`);
+    if (topMib > 0) {
+      await writeFile(path.join(root, "top.bin"), randomBytes(topMib * 1024 * 1024));
+      const top = path.join(root, "top.tar");
+      await tar.create({ cwd: root, portable: true, file: top }, ["top.bin"]);
+      const container = await docker.createContainer({ Image: `${repo}:base`, Cmd: ["true"], Labels: { "berth.test.image": "cli" }, HostConfig: { NetworkMode: "none" } });
+      try {
+        await container.putArchive(top, { path: "/" });
+        await container.commit({ repo, tag: "1", changes } as object);
+      } finally {
+        await container.remove({ force: true });
+      }
+      await removeImage(docker, `${repo}:base`);
+    }
     const pushed = await docker.getImage(repo).push({ tag: "1", authconfig: {} } as object);
     await readProgress(pushed, `push of ${repo}:1`);
     await removeImage(docker, `${repo}:1`);
@@ -74,6 +91,18 @@ async function pushFreshImage(docker: Dockerode, mib: number): Promise<string> {
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+}
+
+/** The short ids (12 hex digits of the blob digest, as the engine's pull names them) of a pushed image's layers, bottom first. */
+async function registryLayerIds(nameAndTag: string): Promise<string[]> {
+  const [name, tag] = nameAndTag.split(":") as [string, string];
+  const res = await fetch(`http://${REGISTRY}/v2/${name}/manifests/${tag}`, {
+    headers: { accept: "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json" },
+    signal: AbortSignal.timeout(10_000),
+  });
+  assert.equal(res.status, 200, `manifest of ${nameAndTag}`);
+  const manifest = (await res.json()) as { layers: Array<{ digest: string }> };
+  return manifest.layers.map((l) => l.digest.replace(/^sha256:/, "").slice(0, 12));
 }
 
 describe("the berth CLI (the real binary against berth serve)", function () {
@@ -421,9 +450,11 @@ describe("the berth CLI (the real binary against berth serve)", function () {
     assertFailure(await cli([...launchArgs(id), images.busybox, "true"]), 1, new RegExp(`^berth: Launch failed: container ${id} already exists \\(ALREADY_LAUNCHED\\)`));
   });
 
-  it("under a terminal (tmux): launch --wait of an image that must be pulled shows live progress bars that finish at 100%", async function () {
+  it("under a terminal (tmux): launch --wait of a two-layer image that must be pulled shows live bars, in total and per layer, that finish at 100%", async function () {
     this.timeout(180_000);
-    const name = await pushFreshImage(docker, 8);
+    const name = await pushFreshImage(docker, 4, 4);
+    const layers = await registryLayerIds(name);
+    assert.equal(layers.length, 2, `the test image has two layers: ${layers.join(", ")}`);
     // A throttled way to the registry makes the pull last a few seconds, so the bars are seen moving.
     const throttled = await startThrottledRegistry({ bytesPerSecond: 2 * 1024 * 1024 });
     try {
@@ -432,24 +463,34 @@ describe("the berth CLI (the real binary against berth serve)", function () {
       const id = newId("tty");
       const command = ["env", `BERTH_ADDR=${addr}`, process.execPath, MAIN_JS, ...launchArgs(id, "--wait", "--shell"), ref, "echo hi; exit 5"].map(shq).join(" ");
       const term = await tmux(command, { x: 160, y: 30 });
+      // A layer's bar part-way: its id, a bar, under 100%, bytes so far of its size, Downloading.
+      const layerMoving = new RegExp(`^    (${layers.join("|")})  [█░]{30}\\s+\\d{1,2}%  [\\d.]+\\w*B/[\\d.]+MiB\\s+Downloading\\s*$`, "m");
       let partial = "";
       let pane = "";
       await pollUntil(
         async () => {
           pane = await term.pane();
-          const moving = /(\d{1,2})%\s+[\d.]+\w*B\/[\d.]+MiB\s+layers \d\/\d/.exec(pane);
-          if (moving && !partial) partial = pane;
+          if (!partial && layerMoving.test(pane) && /\d{1,2}%\s+[\d.]+\w*B\/[\d.]+MiB\s+layers \d\/2/.test(pane)) partial = pane;
           return /BERTH-EXIT=\d+/.test(pane);
         },
         150_000,
         "launch --wait ends under tmux",
       );
-      assert.ok(partial, `a bar below 100% was seen while pulling; final pane:\n${pane}`);
+      assert.ok(partial, `a layer's bar below 100% was seen while pulling; final pane:\n${pane}`);
       assert.match(partial, new RegExp(`${id}  PULLING`), partial);
       assert.match(pane, /BERTH-EXIT=5/, pane);
-      // The final frame: the state line says how it ended, the bar is full with every byte and layer.
+      // The final frame: the state line says how it ended, the image's bar is full with every byte
+      // and layer, and under it each layer's bar is full with its whole size, pulled.
       assert.match(pane, new RegExp(`${id}  TERMINATED  [\\d.]+m?s  exit 5, TASK_FAILED`), pane);
-      assert.match(pane, new RegExp(`${ref.replace(/[.]/g, "\\.")}  █+ 100%  ([\\d.]+MiB)/\\1  layers 1/1  done`), pane);
+      const total = new RegExp(`^  ${ref.replace(/[.]/g, "\\.")}  █{30} 100%  ([\\d.]+MiB)/\\1  layers 2/2  done$`, "m");
+      assert.match(pane, total, pane);
+      const paneLines = pane.split("\n");
+      const totalAt = paneLines.findIndex((l) => total.test(l));
+      for (const layer of layers) {
+        const line = new RegExp(`^    ${layer}  █{30} 100%  ([\\d.]+MiB)/\\1\\s+Pull complete\\s*$`);
+        const at = paneLines.findIndex((l) => line.test(l));
+        assert.ok(at > totalAt, `layer ${layer} has a full bar under the image's line:\n${pane}`);
+      }
       assert.ok(throttled.bytesSent() >= 8 * 1024 * 1024, `the image came through the registry (${throttled.bytesSent()} bytes)`);
     } finally {
       await throttled.close();
@@ -497,8 +538,8 @@ describe("the berth CLI (the real binary against berth serve)", function () {
     pulledRefs.push(ref);
     const launched = await cli([...launchArgs(newId("prune"), "--wait"), ref, "true"]);
     assert.equal(launched.code, 0, launched.stderr);
-    // Not a terminal: the pull is one plain line with its size once it is over.
-    assert.match(launched.stdout, new RegExp(`  PULLING\n.*  pulled ${ref.replace(/[.]/g, "\\.")} [\\d.]+MiB \\(\\d+ layers?\\) in [\\d.]+m?s\n.*  MOUNTING\n`), launched.stdout);
+    // Not a terminal: a line per layer downloaded, then the pull as one line with its size once it is over.
+    assert.match(launched.stdout, new RegExp(`  PULLING\n(?:.*  layer [0-9a-f]{12} pulled [\\d.]+\\w*B\n)+.*  pulled ${ref.replace(/[.]/g, "\\.")} [\\d.]+MiB \\(\\d+ layers?\\) in [\\d.]+m?s\n.*  MOUNTING\n`), launched.stdout);
     const pruned = await cli(["prune", "--keep", images.busybox, "-o", "json"]);
     assert.equal(pruned.code, 0, pruned.stderr);
     const removed = (jsonLines(pruned.stdout)[0]!.removedImages as string[] | undefined) ?? [];
