@@ -509,8 +509,10 @@ export class FakeEngine implements EnginePort {
   }
 
   /**
-   * The container's output as the engine's attach gives it: the same streams the test writes (and
-   * `die` ends), taken before or after the start; `failNext("attachOutput", ...)` refuses it.
+   * The container's output as the engine's attach gives it: what the test writes to the
+   * container's streams (ended by `die`), taken before or after the start. Aborting detaches: the
+   * attach's streams end (as the adapter's do) and the container's streams are left to a later
+   * reader. `failNext("attachOutput", ...)` refuses it.
    */
   async attachOutput(id: string, signal: AbortSignal, tty: boolean): Promise<LogStreams> {
     return this.call(
@@ -518,13 +520,19 @@ export class FakeEngine implements EnginePort {
       [id, signal, tty],
       () => {
         const c = this.mustHave(id);
-        const drop = (): void => {
-          c.stdout.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-          c.stderr.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+        const stdout = new PassThrough();
+        const stderr = new PassThrough();
+        c.stdout.pipe(stdout);
+        c.stderr.pipe(stderr);
+        const detach = (): void => {
+          c.stdout.unpipe(stdout);
+          c.stderr.unpipe(stderr);
+          stdout.end();
+          stderr.end();
         };
-        if (signal.aborted) drop();
-        else signal.addEventListener("abort", drop, { once: true });
-        return { stdout: c.stdout, stderr: c.stderr };
+        if (signal.aborted) detach();
+        else signal.addEventListener("abort", detach, { once: true });
+        return { stdout, stderr };
       },
       signal,
     );
