@@ -4,12 +4,13 @@
 // while the attach is in flight.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
-import { PassThrough, Readable } from "node:stream";
+import { PassThrough, Readable, type Duplex } from "node:stream";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { filter, firstValueFrom } from "rxjs";
 import type { LaunchInput } from "../../src/containerizer/containerizer.js";
+import { DockerodeEngine } from "../../src/docker/dockerode-engine.js";
 import { EngineRequestFailed } from "../../src/docker/engine-port.js";
 import { ContainerConfigSchema } from "../../src/gen/mesos/slave/containerizer_pb.js";
 import { TaskState, TaskStatus_Reason } from "../../src/gen/mesos/v1/mesos_pb.js";
@@ -118,5 +119,60 @@ describe("output in pieces (as an attach delivers it) still rotates at line ends
     await done;
     await Promise.all([files.stdout.close(), files.stderr.close()]);
     assert.equal(await readFile(path.join(dir, "stdout"), "utf8"), "done\nname? berth\n");
+  });
+});
+
+describe("the dockerode adapter tells an attach that ended from one that broke", () => {
+  /** An adapter whose engine answers the attach with `source` and inspects as `running` says (or fails). */
+  function engineAttaching(source: Duplex, inspect: () => Promise<unknown>): DockerodeEngine {
+    const engine = new DockerodeEngine({ socketPath: "/nonexistent/berth-test.sock", requestTimeoutMs: 1000 });
+    (engine as unknown as { docker: unknown }).docker = { getContainer: () => ({ attach: async () => source, inspect }) };
+    return engine;
+  }
+  const state = (running: boolean) => async () => ({ Id: "c", Name: "/c", Config: {}, State: { Running: running, Status: running ? "running" : "exited" } });
+
+  /** A multiplexed frame of the engine's attach stream. */
+  function frame(type: 1 | 2, text: string): Buffer {
+    const header = Buffer.alloc(8);
+    header[0] = type;
+    header.writeUInt32BE(Buffer.byteLength(text), 4);
+    return Buffer.concat([header, Buffer.from(text)]);
+  }
+
+  async function drain(stream: Readable): Promise<string> {
+    let s = "";
+    for await (const chunk of stream) s += String(chunk);
+    return s;
+  }
+
+  it("ended with the container exited: over; the frames split into stdout and stderr", async () => {
+    const socket = new PassThrough();
+    const streams = await engineAttaching(socket, state(false)).attachOutput("c", new AbortController().signal, false);
+    socket.write(frame(1, "out\n"));
+    socket.end(frame(2, "err\n"));
+    assert.deepEqual(await Promise.all([drain(streams.stdout), drain(streams.stderr)]), ["out\n", "err\n"]);
+    assert.equal(await streams.interrupted, undefined);
+  });
+
+  it("ended while the container still runs (an engine restart with live-restore): broken", async () => {
+    const socket = new PassThrough();
+    const streams = await engineAttaching(socket, state(true)).attachOutput("c", new AbortController().signal, true);
+    socket.end("raw tty bytes");
+    assert.equal(await drain(streams.stdout), "raw tty bytes");
+    assert.match(String(await streams.interrupted), /ended while the container still runs/);
+  });
+
+  it("ended and the engine does not answer the inspect: broken; aborted by Berth: over, the connection closed", async () => {
+    const gone = new PassThrough();
+    const unanswered = await engineAttaching(gone, async () => Promise.reject(Object.assign(new Error("connect ENOENT"), { code: "ENOENT" }))).attachOutput("c", new AbortController().signal, true);
+    gone.end();
+    unanswered.stdout.resume();
+    assert.match(String(await unanswered.interrupted), /unreachable/);
+    const ac = new AbortController();
+    const open = new PassThrough();
+    const aborted = await engineAttaching(open, state(true)).attachOutput("c", ac.signal, false);
+    ac.abort(new Error("output grace period over"));
+    assert.equal(await aborted.interrupted, undefined);
+    assert.equal(open.destroyed, true);
   });
 });
