@@ -145,10 +145,15 @@ async function main(): Promise<number> {
     }
     const keepsFleet = scenario.name === "scale" && ctx.selected.has("recover");
     if (!keepsFleet) {
-      const left = await countBenchContainers(docker, LABEL_AGENT_ID);
-      if (left > 0) {
-        figures.push({ scenario: scenario.name, figure: "(containers left behind)", unit: "ms", berthText: "FAILED", error: `${scenario.name} left ${left} container(s) in the engine; they were removed before the next scenario` });
-        await sweepBenchContainers(docker, LABEL_AGENT_ID);
+      try {
+        const left = await countBenchContainers(docker, LABEL_AGENT_ID);
+        if (left > 0) {
+          figures.push({ scenario: scenario.name, figure: "(containers left behind)", unit: "ms", berthText: "FAILED", error: `${scenario.name} left ${left} container(s) in the engine; they were removed before the next scenario` });
+          await sweepBenchContainers(docker, LABEL_AGENT_ID);
+        }
+      } catch (err) {
+        // The figures taken so far are still printed; the run fails.
+        figures.push({ scenario: scenario.name, figure: "(leftover check failed)", unit: "ms", berthText: "FAILED", error: `${scenario.name}: the check for containers left behind failed: ${(err as Error).message}` });
       }
     }
   }
