@@ -309,6 +309,8 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       containerizer.shutdown();
       await serverStopped;
       await monitor.stop();
+      // Every output capture ends with its files closed (as a process exit would end them).
+      await containerizer.closed();
       stats.close();
       await checkpoints.flush();
       await claim.release();

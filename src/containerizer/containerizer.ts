@@ -198,6 +198,10 @@ export class Containerizer {
   private readonly disk: DiskWatcher;
   /** TaskInfo.health_check of the running tasks. */
   private readonly health: HealthSupervisor<Container>;
+  /** Aborted by shutdown(): every output capture ends (the containers keep running). */
+  private readonly stopping = new AbortController();
+  /** The ends of the output captures still running, for closed() to await. */
+  private readonly captures = new Set<Promise<void>>();
 
   constructor(
     private readonly options: ContainerizerOptions,
@@ -255,6 +259,13 @@ export class Containerizer {
       bindEngineId: (c, engineId) => this.engineEvents.bind(c, engineId),
       checkpoint: (c, overrides) => this.checkpoint(c, overrides),
       engineSlots: gate(ENGINE_LAUNCH_CONCURRENCY),
+      shutdown: {
+        signal: this.stopping.signal,
+        track: (done) => {
+          this.captures.add(done);
+          void done.finally(() => this.captures.delete(done));
+        },
+      },
     };
     this.recovery = new Recovery(
       { agentId: options.agentId, sandboxesDir: this.sandboxesDir, removeDelayMs: options.removeDelayMs, killOrphans: options.killOrphans ?? true },
@@ -282,13 +293,22 @@ export class Containerizer {
     );
   }
 
-  /** Ends every Watch stream and stops listening; containers keep running. */
+  /**
+   * Ends every Watch stream, stops listening and ends every output capture (closed() resolves once
+   * their files are closed); containers keep running, as after the exit of Berth's process.
+   */
   shutdown(): void {
     for (const s of this.subscriptions) s.unsubscribe();
+    if (!this.stopping.signal.aborted) this.stopping.abort(new Error("Berth is stopping; the container keeps running"));
     this.deadlines.close();
     void this.disk.close();
     this.health.stopAll();
     this.hub.complete();
+  }
+
+  /** After shutdown(): resolves once every output capture has closed its files. */
+  async closed(): Promise<void> {
+    while (this.captures.size > 0) await Promise.allSettled([...this.captures]);
   }
 
   /** The last sequence number handed out. */

@@ -74,6 +74,11 @@ export interface PipelineDeps {
    * does not run while a launch waits for a slot.
    */
   engineSlots: Gate;
+  /**
+   * Berth stopping (in-process, as a process exit would): ends every output capture and closes its
+   * files (the containers keep running); `track` is handed each capture's end, for stop() to await.
+   */
+  shutdown?: { signal: AbortSignal; track(done: Promise<void>): void };
 }
 
 /**
@@ -322,6 +327,10 @@ class OutputCapture {
    */
   follow(deps: PipelineDeps, c: Container, log: Logger, sinceSeconds?: number, first?: Promise<LogStreams>): Promise<void> {
     const tty = c.spec.containerInfo.ttyInfo !== undefined;
+    const stopping = deps.shutdown;
+    const stop = () => this.abort.abort(stopping!.signal.reason);
+    if (stopping?.signal.aborted) stop();
+    else stopping?.signal.addEventListener("abort", stop, { once: true });
     const capture = followOutput((since) => deps.engine.followLogs(c.engineId!, this.abort.signal, since, tty), c.sandbox, {
       signal: this.abort.signal,
       since: sinceSeconds,
@@ -331,7 +340,10 @@ class OutputCapture {
       registry: deps.outputs,
       warn: (message, err) => log.warn({ err }, message),
     });
-    this.done = capture.done.catch((err: unknown) => log.warn({ err }, "could not capture container output"));
+    this.done = capture.done
+      .catch((err: unknown) => log.warn({ err }, "could not capture container output"))
+      .finally(() => stopping?.signal.removeEventListener("abort", stop));
+    stopping?.track(this.done);
     return capture.attached;
   }
 

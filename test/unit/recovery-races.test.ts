@@ -6,7 +6,7 @@
  * the stream asks for a replay with `since`).
  */
 import assert from "node:assert/strict";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -22,6 +22,8 @@ import { TaskState } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { FakeEngine } from "../harness/fake-engine.js";
 import { closeRig, FAKE_AGENT, fakeRig, type FakeRig } from "../harness/fake-rig.js";
 import { launchRequest, newId, type LaunchOptions } from "../harness/launches.js";
+import { pollUntil } from "../harness/engine-control.js";
+import type { OutputRegistry } from "../../src/logger/live-output.js";
 
 const IMAGE = "registry.invalid/fake/busybox:1";
 
@@ -193,4 +195,29 @@ describe("recovery races: an exit at any point of a recovery is seen (fake engin
       assert.equal(first.engine.containers.has(orphan), false, "the leftover was removed");
     });
   }
+
+  it("shutdown() ends every output capture and closes its files without a termination; the container keeps running and a restart adopts it", async () => {
+    const first = await rig();
+    const id = newId("shutdown");
+    const engineId = await launchRunning(first, id);
+    const sandbox = (await first.cz.status(id)).sandbox;
+    const c = first.engine.container(engineId);
+    c.stdout.write("before\n");
+    const registry = (first.cz as unknown as { outputs: OutputRegistry }).outputs;
+    await pollUntil(async () => (await readFile(path.join(sandbox, "stdout"), "utf8").catch(() => "")) === "before\n", 10_000, "output reaches the sandbox");
+    assert.ok(registry.get(sandbox, "stdout"), "the capture's writer is open while Berth runs");
+    const events: string[] = [];
+    first.cz.watch([id]).subscribe((e) => events.push(e.kind.type));
+    await crash(first);
+    await first.cz.closed();
+    assert.equal(registry.get(sandbox, "stdout"), undefined, "the capture's files are closed");
+    assert.equal(registry.get(sandbox, "stderr"), undefined);
+    assert.equal(c.status, "running", "the container keeps running");
+    assert.ok(!events.includes("termination"), "no termination was published");
+    assert.equal(first.engine.calls("stopContainer").length + first.engine.calls("killContainer").length + first.engine.calls("removeContainer").length, 0);
+    const second = await rig({ engine: first.engine, workDir: first.workDir });
+    assert.equal((await second.cz.recover()).adopted, 1);
+    first.engine.exit(engineId, 0);
+    assert.equal((await second.cz.wait(id)).containerTermination.state, TaskState.TASK_FINISHED);
+  });
 });
