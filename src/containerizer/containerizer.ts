@@ -301,13 +301,17 @@ export class Containerizer {
     for (const s of this.subscriptions) s.unsubscribe();
     if (!this.stopping.signal.aborted) this.stopping.abort(new Error("Berth is stopping; the container keeps running"));
     this.deadlines.close();
-    void this.disk.close();
+    this.diskClosed = this.disk.close();
     this.health.stopAll();
     this.hub.complete();
   }
 
-  /** After shutdown(): resolves once every output capture has closed its files. */
+  /** The disk watcher's close (its walk in progress ends), once shutdown() began it. */
+  private diskClosed: Promise<void> | undefined;
+
+  /** After shutdown(): resolves once every output capture has closed its files and the disk watcher's walk is over. */
   async closed(): Promise<void> {
+    await this.diskClosed?.catch(() => undefined);
     while (this.captures.size > 0) await Promise.allSettled([...this.captures]);
   }
 

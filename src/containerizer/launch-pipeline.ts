@@ -394,8 +394,21 @@ async function removeFromEngine(c: Container, deps: PipelineDeps, log: Logger, n
   const id = c.engineId;
   if (id === undefined) return;
   const remove = () => deps.engine.removeContainer(id).catch((err: unknown) => log.warn({ err, engine_id: id }, "could not remove container"));
-  if (now || deps.removeDelayMs <= 0) await remove();
-  else setTimeout(() => void remove(), deps.removeDelayMs).unref();
+  if (now || deps.removeDelayMs <= 0) {
+    await remove();
+    return;
+  }
+  // A Berth that stops (in-process) forgets the delayed removal, as a process exit would: the
+  // next start's recovery removes the terminated container's engine leftover.
+  const stopping = deps.shutdown?.signal;
+  if (stopping?.aborted) return;
+  const cancel = () => clearTimeout(timer);
+  const timer = setTimeout(() => {
+    stopping?.removeEventListener("abort", cancel);
+    void remove();
+  }, deps.removeDelayMs);
+  timer.unref();
+  stopping?.addEventListener("abort", cancel, { once: true });
 }
 
 function finalTaskStatus(c: Container, deps: PipelineDeps, t: Termination) {

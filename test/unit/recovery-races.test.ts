@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { mock } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { filter, firstValueFrom } from "rxjs";
 import { pino } from "pino";
@@ -219,5 +220,31 @@ describe("recovery races: an exit at any point of a recovery is seen (fake engin
     assert.equal((await second.cz.recover()).adopted, 1);
     first.engine.exit(engineId, 0);
     assert.equal((await second.cz.wait(id)).containerTermination.state, TaskState.TASK_FINISHED);
+  });
+
+  it("shutdown() forgets a removal waiting for --docker_remove_delay: the stopped Berth removes nothing afterwards", async () => {
+    const r = await rig(undefined, { removeDelayMs: 60_000 });
+    const id = newId("delayed-remove");
+    const engineId = await launchRunning(r, id);
+    // Node's mock timers stand in for the 60 s (only setTimeout; the test passes none of its own).
+    mock.timers.enable({ apis: ["setTimeout"] });
+    try {
+      r.engine.exit(engineId, 0);
+      assert.equal((await r.cz.wait(id)).containerTermination.state, TaskState.TASK_FINISHED);
+      // Destroy of a terminated container answers once its removal is scheduled.
+      await r.cz.destroy(id);
+      assert.equal(r.engine.calls("removeContainer").length, 0, "the removal waits for the delay");
+      await crash(r);
+      await r.cz.closed();
+      mock.timers.tick(60_000);
+      assert.equal(r.engine.calls("removeContainer").length, 0, "nothing was removed after the stop");
+      assert.ok(r.engine.containers.has(engineId), "the exited engine container is left for the next start's recovery");
+    } finally {
+      mock.timers.reset();
+    }
+    const second = await rig({ engine: r.engine, workDir: r.workDir });
+    const report = await second.cz.recover();
+    assert.equal(report.restoredTerminated, 1);
+    assert.ok(!r.engine.containers.has(engineId), "recovery removed the leftover");
   });
 });
