@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import Dockerode from "dockerode";
-import { TaskState } from "../../src/gen/mesos/v1/mesos_pb.js";
+import { HealthCheck_Type, TaskState } from "../../src/gen/mesos/v1/mesos_pb.js";
 import type { EnginePort } from "../../src/docker/engine-port.js";
 import type { OutputRegistry } from "../../src/logger/live-output.js";
 import { ENGINE_SOCKET, pollUntil } from "../harness/engine-control.js";
@@ -107,26 +107,54 @@ describe("recovery and stop on the real engine (issue 10)", function () {
     const dir = await workDir();
     // Settle what the suite itself holds (the engine's client, mocha) before counting.
     const before = activeResources();
-    const b = await startTestBerth({ work_dir: dir });
+    // Counts the engine calls made after stop(): none may come (health checks' execs, deadline kills, removals).
+    let stopped = false;
+    const afterStop: string[] = [];
+    const b = await startTestBerth(
+      { work_dir: dir, container_disk_watch_interval: "100ms" },
+      {
+        wrapEngine: (engine: EnginePort) =>
+          new Proxy(engine, {
+            get(target, prop, receiver) {
+              const v = Reflect.get(target, prop, receiver) as unknown;
+              if (typeof v !== "function") return v;
+              return (...args: unknown[]) => {
+                if (stopped) afterStop.push(String(prop));
+                return (v as (...a: unknown[]) => unknown).apply(target, args);
+              };
+            },
+          }),
+      },
+    );
     const id = newId("stop-capture");
     // One line a tick on stdout, and the tick count in a file the test reads (bounded).
     const shell = `i=0; while [ $i -lt 2400 ]; do echo line-$i; echo $i > /mnt/mesos/sandbox/count; i=$((i+1)); sleep 0.05; done`;
-    const launched = await b.client.launch(launchRequest(id, { image: images.busybox, shell, taskId: `task-${id}` }));
+    const req = launchRequest(id, { image: images.busybox, shell, taskId: `task-${id}` });
+    // A COMMAND health check every 0.1 s, and a max_completion_time that passes while the test
+    // watches the stopped Berth: neither may act once it has stopped.
+    const task = req.containerConfig!.taskInfo as { healthCheck?: unknown; maxCompletionTime?: unknown };
+    task.healthCheck = { type: HealthCheck_Type.COMMAND, command: { shell: true, value: "true" }, delaySeconds: 0, intervalSeconds: 0.1, timeoutSeconds: 5, consecutiveFailures: 3 };
+    task.maxCompletionTime = { nanoseconds: 3_000_000_000n };
+    const launched = await b.client.launch(req);
     const sandbox = launched.sandboxDirectory;
     const engineId = await runningEngineId(b, id);
     engineIds.push(engineId);
     const stdout = path.join(sandbox, "stdout");
     await pollUntil(async () => (await stat(stdout).catch(() => undefined))?.size! > 0, 60_000, "output reaches the sandbox");
+    await pollUntil(() => b.berth.containerizer.list().length === 1 && b.berth.containerizer.list()[0]!.state === "RUNNING", 60_000, "RUNNING");
     b.client.close();
+    stopped = true;
     await b.berth.stop();
     const registry = (b.berth.containerizer as unknown as { outputs: OutputRegistry }).outputs;
     assert.equal(registry.get(sandbox, "stdout"), undefined, "stop() closed the capture's files before it returned");
     const sizeAtStop = (await stat(stdout)).size;
     const count = async () => Number((await readFile(path.join(sandbox, "count"), "utf8").catch(() => "0")).trim() || 0);
     const tickAtStop = await count();
-    await pollUntil(async () => (await count()) >= tickAtStop + 20, 60_000, "the container printed 20 more lines after the stop");
+    // Past the max_completion_time (3 s from the start), 60 lines (~3 s and more) after the stop.
+    await pollUntil(async () => (await count()) >= tickAtStop + 60, 60_000, "the container printed 60 more lines after the stop");
     assert.equal((await docker.getContainer(engineId).inspect()).State.Running, true, "the container keeps running");
     assert.equal((await stat(stdout)).size, sizeAtStop, "nothing wrote the sandbox's stdout after stop()");
     assert.deepEqual(grownBeyond(before, activeResources()), {}, "stop() left timers, sockets or files of its own");
+    assert.deepEqual(afterStop, [], "no engine call after stop() (no health check exec, no deadline kill)");
   });
 });
