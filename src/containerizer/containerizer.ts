@@ -20,7 +20,7 @@ import { checkLaunchLimits, checkLiveContainers, DEFAULT_LAUNCH_LIMITS, type Lau
 import { defaultPolicy, WELL_KNOWN_ENGINE_SOCKETS, type Policy } from "../policy/policy.js";
 import { resolvePaths } from "../policy/resolve-paths.js";
 import { isInside } from "../fetcher/sandbox-paths.js";
-import { adoptContainer, KilledUnhealthy, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
+import { adoptContainer, BerthStopping, KilledUnhealthy, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
 import { HealthSupervisor } from "../health/health-supervisor.js";
 import { execSync } from "../exec/exec-sync.js";
 import { healthStatus } from "./task-status.js";
@@ -300,6 +300,13 @@ export class Containerizer {
   shutdown(): void {
     for (const s of this.subscriptions) s.unsubscribe();
     if (!this.stopping.signal.aborted) this.stopping.abort(new Error("Berth is stopping; the container keeps running"));
+    // Launches under way stop where they are, as a process exit would stop them.
+    for (const c of this.containers.values()) {
+      if (c.terminated || c.launchAbort.signal.aborted || !(c.state === "FETCHING" || c.state === "PULLING" || c.state === "MOUNTING")) continue;
+      c.launchAbort.abort(new BerthStopping(`Berth is stopping during ${c.state}`));
+      const pipeline = this.pipelines.get(c);
+      if (pipeline) this.stoppedLaunches.push(pipeline);
+    }
     this.deadlines.close();
     this.diskClosed = this.disk.close();
     this.health.stopAll();
@@ -309,8 +316,17 @@ export class Containerizer {
   /** The disk watcher's close (its walk in progress ends), once shutdown() began it. */
   private diskClosed: Promise<void> | undefined;
 
-  /** After shutdown(): resolves once every output capture has closed its files and the disk watcher's walk is over. */
+  /** Each container's pipeline while it runs. */
+  private readonly pipelines = new Map<Container, Promise<void>>();
+  /** The pipelines of the launches shutdown() stopped. */
+  private readonly stoppedLaunches: Promise<void>[] = [];
+
+  /**
+   * After shutdown(): resolves once the launches under way have stopped, every output capture has
+   * closed its files and the disk watcher's walk is over.
+   */
   async closed(): Promise<void> {
+    await Promise.allSettled(this.stoppedLaunches);
     await this.diskClosed?.catch(() => undefined);
     while (this.captures.size > 0) await Promise.allSettled([...this.captures]);
   }
@@ -702,10 +718,12 @@ export class Containerizer {
       .catch((err: unknown) => this.deps.log.error({ err, container_id: c.id }, "container pipeline crashed"))
       .finally(() => {
         this.running.delete(tracked);
+        this.pipelines.delete(c);
         if (c.engineId) this.engineEvents.unbind(c.engineId);
         this.retention.retain(c);
       });
     this.running.add(tracked);
+    this.pipelines.set(c, tracked);
   }
 
   /**

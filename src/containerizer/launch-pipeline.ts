@@ -33,6 +33,15 @@ export class KilledUnhealthy extends DestroyRequested {
   }
 }
 
+/**
+ * Why a launch stopped where it was: Berth itself is stopping (in-process). As after a process
+ * exit, nothing more is recorded, published or removed; the next start's recovery abandons the
+ * launch (or adopts a container whose start was already recorded).
+ */
+export class BerthStopping extends Error {
+  override readonly name = "BerthStopping";
+}
+
 /** Fetches URIs into a sandbox (the fetcher's signature, injectable for tests). */
 export type FetchFn = (uris: FetchUri[], sandbox: string, options: FetchOptions) => Promise<void>;
 
@@ -204,6 +213,11 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
   } catch (err) {
     deadline.clear();
     const reason: unknown = signal.aborted ? signal.reason : err;
+    if (reason instanceof BerthStopping) {
+      await output.close();
+      log.info({ stage }, "Berth is stopping; the launch is left to the next start's recovery");
+      return;
+    }
     if (!started) {
       await output.close();
       await finishBeforeRunning(c, deps, log, stage, reason);

@@ -247,4 +247,39 @@ describe("recovery races: an exit at any point of a recovery is seen (fake engin
     assert.equal(report.restoredTerminated, 1);
     assert.ok(!r.engine.containers.has(engineId), "recovery removed the leftover");
   });
+
+  for (const [stage, method] of [
+    ["PULLING", "pullImage"],
+    ["MOUNTING", "createContainer"],
+  ] as const) {
+    it(`shutdown() stops a launch in ${stage} where it is, recording and publishing nothing more; the next start abandons it`, async () => {
+      const r = await rig();
+      const id = newId(`stopped-${stage.toLowerCase()}`);
+      if (method === "pullImage") r.engine.images.clear();
+      const hold = r.engine.hold(method);
+      const kinds: string[] = [];
+      r.cz.watch([id]).subscribe((e) => kinds.push(e.kind.type === "state" ? `state:${e.kind.state}` : e.kind.type));
+      assert.equal((await r.cz.launch(input(id))).result, "LAUNCHED");
+      await hold.entered;
+      const seenAtStop = kinds.length;
+      await crash(r);
+      hold(); // the engine answers after all (a create it carried out leaves a container behind)
+      await r.cz.closed();
+      await r.cz.idle(); // the launch's pipeline is over
+      assert.deepEqual(kinds.slice(seenAtStop), [], "nothing published after the stop");
+      assert.ok(!kinds.includes("termination"));
+      const record = (await new CheckpointStore(path.join(r.workDir, "meta")).load()).containers.find((cp) => cp.containerId === id)!;
+      assert.equal(record.termination, undefined, "no termination recorded");
+      assert.equal(r.engine.calls("startContainer").length, 0, "nothing started");
+      assert.equal(r.engine.calls("removeContainer").length, 0, "nothing removed by the stopped Berth");
+      if (method === "pullImage") assert.equal(r.engine.calls("createContainer").length, 0, "nothing created");
+      const second = await rig({ engine: r.engine, workDir: r.workDir });
+      r.engine.addImage(IMAGE);
+      assert.equal((await second.cz.recover()).abandoned, 1);
+      const t = await second.cz.wait(id);
+      assert.equal(t.containerTermination.state, TaskState.TASK_FAILED);
+      assert.match(t.containerTermination.message, /Berth restarted during/);
+      assert.equal([...r.engine.containers.values()].filter((c) => c.labels["berth.container_id"] === id).length, 0, "recovery removed what the launch had created");
+    });
+  }
 });
