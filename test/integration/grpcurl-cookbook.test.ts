@@ -11,6 +11,7 @@ import { ensureEngine, ensureTestImages, removeTestContainers } from "../support
 import { makeTestPki, type TestPki } from "../support/certs.js";
 import { ReflectionClient, resolveSymbol } from "../harness/reflection-client.js";
 import { BerthProcess } from "../harness/process-berth.js";
+import { shellCommands } from "../harness/shell-words.js";
 
 /**
  * The grpcurl cookbook (examples/grpcurl/README.md), run as written: every grpcurl line of its sh
@@ -30,47 +31,6 @@ const CALL_DEADLINE_MS = 120_000;
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-/** Splits shell text into commands of words: quotes, `\`-newline, comments; `$(…)` stays literal. */
-function shellCommands(text: string): string[][] {
-  const commands: string[][] = [];
-  let words: string[] = [];
-  let word: string | undefined;
-  let quote: "'" | '"' | undefined;
-  const endWord = () => {
-    if (word !== undefined) words.push(word);
-    word = undefined;
-  };
-  const endCommand = () => {
-    endWord();
-    if (words.length > 0) commands.push(words);
-    words = [];
-  };
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quote) {
-      if (c === quote) quote = undefined;
-      else if (quote === '"' && c === "\\" && i + 1 < text.length) word += text[++i]!;
-      else word += c;
-    } else if (c === "'" || c === '"') {
-      quote = c;
-      word ??= "";
-    } else if (c === "\\" && text[i + 1] === "\n") {
-      i++;
-      endWord();
-    } else if (c === "#" && word === undefined) {
-      while (i + 1 < text.length && text[i + 1] !== "\n") i++;
-    } else if (c === "\n") {
-      endCommand();
-    } else if (c === " " || c === "\t") {
-      endWord();
-    } else {
-      word = (word ?? "") + c;
-    }
-  }
-  assert.equal(quote, undefined, "a quote in the cookbook's sh block is never closed");
-  endCommand();
-  return commands;
-}
 
 /** grpcurl's `-d @` input: a stream of JSON values, one after another (whitespace between). */
 function jsonStream(text: string): JsonValue[] {

@@ -11,6 +11,7 @@ import { ensureEngine, ensureTestImages, removeTestContainers } from "../support
 import { DynamicClient } from "../harness/reflection-dynamic-client.js";
 import { ReflectionClient, resolveSymbol } from "../harness/reflection-client.js";
 import { BerthProcess, runBerth } from "../harness/process-berth.js";
+import { shellCommands } from "../harness/shell-words.js";
 
 /**
  * The README's grpcurl examples, run as written: every command of the sh blocks in "The API at a
@@ -24,48 +25,6 @@ const DEFAULT_WORK_DIR = "/var/lib/berth";
 
 /** One shell command of a README code block, split into words (single/double quotes honoured). */
 type Command = string[];
-
-/** Splits shell text into commands (newlines outside quotes end one) of words. */
-function shellCommands(text: string): Command[] {
-  const commands: Command[] = [];
-  let words: string[] = [];
-  let word: string | undefined;
-  let quote: "'" | '"' | undefined;
-  const endWord = () => {
-    if (word !== undefined) words.push(word);
-    word = undefined;
-  };
-  const endCommand = () => {
-    endWord();
-    if (words.length > 0) commands.push(words);
-    words = [];
-  };
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quote) {
-      if (c === quote) quote = undefined;
-      else if (quote === '"' && c === "\\" && i + 1 < text.length) word += text[++i]!;
-      else word += c;
-    } else if (c === "'" || c === '"') {
-      quote = c;
-      word ??= "";
-    } else if (c === "\\" && text[i + 1] === "\n") {
-      i++;
-      endWord();
-    } else if (c === "#" && word === undefined) {
-      while (i + 1 < text.length && text[i + 1] !== "\n") i++;
-    } else if (c === "\n") {
-      endCommand();
-    } else if (c === " " || c === "\t") {
-      endWord();
-    } else {
-      word = (word ?? "") + c;
-    }
-  }
-  assert.equal(quote, undefined, "a quote in the README's sh block is never closed");
-  endCommand();
-  return commands;
-}
 
 /** A grpcurl line, understood as grpcurl understands it. */
 interface GrpcurlCall {
