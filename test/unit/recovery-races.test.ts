@@ -184,8 +184,10 @@ describe("recovery races: an exit at any point of a recovery is seen (fake engin
       await crash(first);
       // A leftover of this agent without a record: recovery removes it (a removal to hold).
       const orphan = await first.engine.createContainer({ name: `orphan-${id}`, Image: IMAGE, Labels: agentLabels(FAKE_AGENT) } as never);
-      const second = await rig({ engine: first.engine, workDir: first.workDir });
+      // Held before the second Berth exists: its events stream may see the leftover's creation and
+      // remove it before recovery does; whichever removes it is the one held.
       const hold = first.engine.hold(method);
+      const second = await rig({ engine: first.engine, workDir: first.workDir });
       const recovered = second.cz.recover();
       await hold.entered;
       first.engine.exit(engineId, 0);
