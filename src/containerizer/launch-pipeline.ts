@@ -308,7 +308,9 @@ class OutputCapture {
    */
   attach(deps: PipelineDeps, c: Container, log: Logger, launch: AbortSignal): Promise<void> {
     const tty = c.spec.containerInfo.ttyInfo !== undefined;
-    const first = deps.engine.attachOutput(c.engineId!, this.abort.signal, tty);
+    // The exit, once the engine's `die` reached the container, tells the attach's end from a broken
+    // connection without another engine round trip on the exit's path.
+    const first = deps.engine.attachOutput(c.engineId!, this.abort.signal, tty, c.exit);
     first.catch(() => undefined);
     this.follow(deps, c, log, undefined, first);
     if (launch.aborted) return Promise.reject(launch.reason);

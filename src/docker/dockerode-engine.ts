@@ -10,6 +10,7 @@
 import Docker from "dockerode";
 import { PassThrough, Writable, type Duplex, type Readable } from "node:stream";
 import {
+  attachEndCheck,
   EngineRequestFailed,
   EngineUnreachable,
   type ContainerInspect,
@@ -521,9 +522,12 @@ export class DockerodeEngine implements EnginePort {
    * before it answers, so an attach answered before the start misses no byte; the streams end when
    * the container's output is over. The connection carries no end marker of its own (the engine
    * just closes it, at an exit as at an engine shutdown), so its end is checked with an inspect:
-   * a container still running (or an engine that does not answer) means the stream broke.
+   * a container still running (or an engine that does not answer) means the stream broke. When
+   * the caller already knows the container exited (`exited` settled: the `die` event came first,
+   * as it usually does), that inspect is skipped; one in flight when the exit becomes known is not
+   * waited for.
    */
-  async attachOutput(id: string, signal: AbortSignal, tty: boolean): Promise<LogStreams> {
+  async attachOutput(id: string, signal: AbortSignal, tty: boolean, exited?: Promise<unknown>): Promise<LogStreams> {
     const op = `attach to the output of container '${id}'`;
     if (signal.aborted) throw signal.reason;
     // The upgrade is short; the stream it yields lives as long as the container's output.
@@ -536,15 +540,14 @@ export class DockerodeEngine implements EnginePort {
       if (signal.aborted) throw signal.reason;
       throw err;
     }
+    const checkEnd = attachEndCheck(exited, () =>
+      this.inspectContainer(id).then(
+        (state) => (state?.running === true ? new Error(`attach stream of container '${id}' ended while the container still runs`) : undefined),
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      ),
+    );
     // Nothing is ever written to the container: its stdin is not attached.
-    return outputStreams(socket, tty, signal, undefined, async () => {
-      try {
-        const state = await this.inspectContainer(id);
-        return state?.running === true ? new Error(`attach stream of container '${id}' ended while the container still runs`) : undefined;
-      } catch (err) {
-        return err instanceof Error ? err : new Error(String(err));
-      }
-    });
+    return outputStreams(socket, tty, signal, undefined, checkEnd);
   }
 
   private async rawInspect(id: string): Promise<RawInspect | undefined> {

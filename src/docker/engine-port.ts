@@ -171,6 +171,30 @@ export interface LogStreams {
   interrupted?: Promise<Error | undefined>;
 }
 
+/**
+ * How an adapter tells an attach stream's end (the container's output is over) from a broken
+ * connection (an engine restart with live-restore: the container still runs), since the engine's
+ * attach carries no end marker: once `exited` has settled (the caller saw the container's exit,
+ * its `die` event, which usually arrives before the stream ends) the end is real and nothing is
+ * asked; before it, `askEngine` decides (an error: broken), unless the exit is seen while it is in
+ * flight. The returned function is called once, when the stream ended.
+ */
+export function attachEndCheck(exited: Promise<unknown> | undefined, askEngine: () => Promise<Error | undefined>): () => Promise<Error | undefined> {
+  let exitSeen = false;
+  // An exit that never comes (or fails) leaves the decision to the engine.
+  const exit = exited?.then(
+    () => {
+      exitSeen = true;
+    },
+    () => new Promise<never>(() => undefined),
+  );
+  return async () => {
+    if (exitSeen) return undefined;
+    const answer = askEngine();
+    return exit ? Promise.race([answer, exit.then(() => undefined)]) : answer;
+  };
+}
+
 /** Error raised by an adapter when the engine cannot be reached at all (socket refused, timeout). */
 export class EngineUnreachable extends Error {
   override readonly name = "EngineUnreachable";
@@ -236,9 +260,12 @@ export interface EnginePort {
    * and start, it misses no byte, and it does not read the engine's own (rotating, capped) copy.
    * Both streams end when the container's output is over; `interrupted` tells a stream that broke
    * while the container still runs (an engine restart) from one that ended. Aborting `signal`
-   * closes it (the container is left alone).
+   * closes it (the container is left alone). `exited`, when given, settles once the caller knows
+   * the container exited (the engine's `die` event): an end of the stream after it is the output's
+   * end without asking the engine (an exited container's attach only ends); before it, the engine's
+   * answer decides, or the exit if it comes first.
    */
-  attachOutput(id: string, signal: AbortSignal, tty: boolean): Promise<LogStreams>;
+  attachOutput(id: string, signal: AbortSignal, tty: boolean, exited?: Promise<unknown>): Promise<LogStreams>;
   /** Changes a running container's cpu shares/quota and memory limits. */
   updateContainer(id: string, resources: ResourceUpdate): Promise<void>;
   /** Removes an image by reference; an image in use or already gone is reported, not thrown. */

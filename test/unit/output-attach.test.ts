@@ -5,13 +5,14 @@
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { PassThrough, Readable, type Duplex } from "node:stream";
+import { finished } from "node:stream/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { filter, firstValueFrom } from "rxjs";
 import type { LaunchInput } from "../../src/containerizer/containerizer.js";
 import { DockerodeEngine } from "../../src/docker/dockerode-engine.js";
-import { EngineRequestFailed } from "../../src/docker/engine-port.js";
+import { attachEndCheck, EngineRequestFailed, type LogStreams } from "../../src/docker/engine-port.js";
 import { ContainerConfigSchema } from "../../src/gen/mesos/slave/containerizer_pb.js";
 import { TaskState, TaskStatus_Reason } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { captureOutput, openOutputFiles } from "../../src/logger/sandbox-output.js";
@@ -91,6 +92,78 @@ describe("a launch's output is captured through the engine's attach, opened befo
   });
 });
 
+/**
+ * A fake engine whose attach ends as the adapter's does: its end is checked with the port's
+ * attachEndCheck, asking this engine's (logged) inspect unless the exit the launch passed is seen.
+ */
+class EndCheckingEngine extends FakeEngine {
+  readonly exitsPassed: Array<Promise<unknown> | undefined> = [];
+  override async attachOutput(id: string, signal: AbortSignal, tty: boolean, exited?: Promise<unknown>): Promise<LogStreams> {
+    this.exitsPassed.push(exited);
+    const streams = await super.attachOutput(id, signal, tty);
+    const checkEnd = attachEndCheck(exited, async () => ((await this.inspectContainer(id))?.running === true ? new Error("attach ended while the container still runs") : undefined));
+    const ended = Promise.all([finished(streams.stdout), finished(streams.stderr)]).then(() => undefined);
+    return { ...streams, interrupted: ended.then(() => (signal.aborted ? undefined : checkEnd())) };
+  }
+}
+
+describe("the end of a launch's attach after the container's die needs no engine round trip", () => {
+  let r: FakeRig<EndCheckingEngine>;
+  let workDir: string;
+  beforeEach(async () => {
+    workDir = await mkdtemp(path.join(tmpdir(), "berth-attach-end-"));
+    r = await fakeRig(new EndCheckingEngine({ images: [PRESENT] }), workDir);
+  });
+  afterEach(() => closeRig(r, workDir));
+
+  async function running(id: string): Promise<string> {
+    const seen = firstValueFrom(r.cz.watch([id]).pipe(filter((e) => e.kind.type === "state" && e.kind.state === "RUNNING")));
+    assert.equal((await r.cz.launch(input(id))).result, "LAUNCHED");
+    await seen;
+    return r.engine.calls("createContainer")[0]!.result as string;
+  }
+
+  it("die seen, then the attach ends: the termination is published with the last bytes in the sandbox and no inspect", async () => {
+    const engineId = await running("seen");
+    const c = r.engine.container(engineId);
+    c.keepsOutputOpen = true;
+    const inspectsBefore = r.engine.calls("inspectContainer").length;
+    c.stdout.write("before exit\n");
+    r.engine.exit(engineId, 0);
+    // The launch's exit settles when the die reached the container: only then does the output end.
+    const exited = r.engine.exitsPassed[0];
+    assert.ok(exited, "the launch passed its exit to the attach");
+    await exited;
+    c.stdout.end("last\n");
+    c.stderr.end();
+    const t = await r.cz.wait("seen");
+    assert.equal(t.containerTermination.state, TaskState.TASK_FINISHED);
+    const sandbox = r.cz.list().find((x) => x.containerId === "seen")!.sandbox;
+    assert.equal(await readFile(path.join(sandbox, "stdout"), "utf8"), "before exit\nlast\n");
+    assert.equal(r.engine.calls("inspectContainer").length, inspectsBefore, "the attach's end was not checked with an inspect");
+    assert.deepEqual(r.engine.calls("followLogs"), [], "nothing re-attached");
+  });
+
+  it("the attach ends while no die was seen yet: the engine's inspect decides (still running: re-followed, nothing lost)", async () => {
+    const engineId = await running("unseen");
+    const c = r.engine.container(engineId);
+    c.keepsOutputOpen = true;
+    const inspectsBefore = r.engine.calls("inspectContainer").length;
+    c.stdout.write("one\n");
+    // The connection ends while the container runs (an engine restart with live-restore).
+    c.stdout.end();
+    c.stderr.end();
+    const inspect = await r.engine.nextCall("inspectContainer", inspectsBefore + 1);
+    assert.equal(inspect.args[0], engineId);
+    await r.engine.nextCall("followLogs");
+    r.engine.exit(engineId, 0);
+    const t = await r.cz.wait("unseen");
+    assert.equal(t.containerTermination.state, TaskState.TASK_FINISHED);
+    const sandbox = r.cz.list().find((x) => x.containerId === "unseen")!.sandbox;
+    assert.equal(await readFile(path.join(sandbox, "stdout"), "utf8"), "one\n");
+  });
+});
+
 describe("output in pieces (as an attach delivers it) still rotates at line ends", () => {
   let dir: string;
   beforeEach(async () => (dir = await mkdtemp(path.join(tmpdir(), "berth-pieces-"))));
@@ -160,6 +233,72 @@ describe("the dockerode adapter tells an attach that ended from one that broke",
     socket.end("raw tty bytes");
     assert.equal(await drain(streams.stdout), "raw tty bytes");
     assert.match(String(await streams.interrupted), /ended while the container still runs/);
+  });
+
+  /** An inspect that counts its calls and answers as `running` says. */
+  function countedInspect(running: boolean): { inspect: () => Promise<unknown>; calls: () => number } {
+    let n = 0;
+    const answer = state(running);
+    return {
+      inspect: () => {
+        n++;
+        return answer();
+      },
+      calls: () => n,
+    };
+  }
+
+  it("ended after the caller saw the exit (its die event): over, without an inspect", async () => {
+    const socket = new PassThrough();
+    // Even an engine that would say "running" is not asked: the exit is known.
+    const engine = countedInspect(true);
+    const exited = Promise.resolve({ exitCode: 0 });
+    const streams = await engineAttaching(socket, engine.inspect).attachOutput("c", new AbortController().signal, false, exited);
+    await exited;
+    socket.end(frame(1, "last\n"));
+    assert.equal(await drain(streams.stdout), "last\n");
+    assert.equal(await streams.interrupted, undefined);
+    assert.equal(engine.calls(), 0, "no inspect after a seen exit");
+  });
+
+  it("ended before any exit was seen: the inspect decides (running: broken; exited: over)", async () => {
+    const never = new Promise<never>(() => undefined);
+    const running = countedInspect(true);
+    const broken = new PassThrough();
+    const a = await engineAttaching(broken, running.inspect).attachOutput("c", new AbortController().signal, true, never);
+    broken.end("bytes");
+    assert.equal(await drain(a.stdout), "bytes");
+    assert.match(String(await a.interrupted), /ended while the container still runs/);
+    assert.equal(running.calls(), 1);
+    const exitedEngine = countedInspect(false);
+    const ended = new PassThrough();
+    const b = await engineAttaching(ended, exitedEngine.inspect).attachOutput("c", new AbortController().signal, true, never);
+    ended.end("bytes");
+    assert.equal(await drain(b.stdout), "bytes");
+    assert.equal(await b.interrupted, undefined);
+    assert.equal(exitedEngine.calls(), 1);
+  });
+
+  it("an exit seen while the inspect is in flight decides without waiting for the engine's answer", async () => {
+    let inspected = false;
+    let asked!: () => void;
+    const askedP = new Promise<void>((resolve) => (asked = resolve));
+    // The engine never answers this inspect: only the exit can end the wait.
+    const hanging = () => {
+      inspected = true;
+      asked();
+      return new Promise<unknown>(() => undefined);
+    };
+    let exit!: (facts: unknown) => void;
+    const exited = new Promise<unknown>((resolve) => (exit = resolve));
+    const socket = new PassThrough();
+    const streams = await engineAttaching(socket, hanging).attachOutput("c", new AbortController().signal, true, exited);
+    socket.end();
+    streams.stdout.resume();
+    await askedP;
+    assert.equal(inspected, true);
+    exit({ exitCode: 0 });
+    assert.equal(await streams.interrupted, undefined);
   });
 
   it("ended and the engine does not answer the inspect: broken; aborted by Berth: over, the connection closed", async () => {
