@@ -281,16 +281,26 @@ async function superviseExit(c: Container, deps: PipelineDeps, log: Logger, outp
  * only once the removal is done.
  */
 async function finish(c: Container, deps: PipelineDeps, log: Logger, termination: Termination, neverRan = false): Promise<void> {
-  const record = () => deps.checkpoint(c, { state: "TERMINATED", termination }).catch((err: unknown) => log.error({ err }, "could not checkpoint the termination"));
+  const record = () =>
+    deps.checkpoint(c, { state: "TERMINATED", termination }).then(
+      () => true,
+      (err: unknown) => {
+        log.error({ err }, "could not checkpoint the termination");
+        return false;
+      },
+    );
   if (neverRan) {
     await record();
     await removeFromEngine(c, deps, log, true);
   }
+  // A container that ran is published at once; its record is made durable after, and only then is
+  // the exited container removed from the engine: until the record is durable, that exited
+  // container is the evidence a restarted Berth reads its real exit from.
   c.terminate(termination, finalTaskStatus(c, deps, termination));
   log.info({ state: TaskState[termination.containerTermination.state], status: termination.containerTermination.status }, "container terminated");
   if (!neverRan) {
-    await record();
-    await removeFromEngine(c, deps, log);
+    if (await record()) await removeFromEngine(c, deps, log);
+    else log.warn({ engine_id: c.engineId }, "the exited container is kept in the engine: its termination is not recorded, and a restarted Berth reads the exit from it");
   }
   c.markRemoved();
 }

@@ -382,6 +382,22 @@ describe("domain races and error codes (issue 9)", function () {
       assert.doesNotMatch(toStatus(err).details, /engine/i);
     });
 
+    it("a termination that cannot be recorded is still answered, and the exited container stays in the engine as the evidence of its exit", async () => {
+      const r = await rig({}, { store: true });
+      const store = r.store!;
+      const id = newId("unrecorded-exit");
+      const engineId = await launchRunning(r, id);
+      const save = store.save.bind(store);
+      store.save = (cp: ContainerCheckpoint) =>
+        cp.termination ? Promise.reject(Object.assign(new Error(`ENOSPC: no space left on device, write '${store.dir}/containers/x.tmp'`), { code: "ENOSPC" })) : save(cp);
+      r.engine.exit(engineId, 3);
+      const t = await r.cz.wait(id);
+      assert.equal(t.exitCode, 3);
+      await r.cz.idle();
+      assert.equal(r.engine.calls("removeContainer").filter((c) => c.args[0] === engineId).length, 0, "not removed while its termination is unrecorded");
+      assert.ok(r.engine.containers.has(engineId));
+    });
+
     it("no docker-layer error leaves the domain untranslated", async () => {
       const r = await rig();
       const id = newId("untranslated");
