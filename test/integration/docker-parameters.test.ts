@@ -6,8 +6,7 @@
 // and leave nothing behind. Networks: none only.
 import assert from "node:assert/strict";
 import { createSocket, type Socket } from "node:dgram";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -17,11 +16,11 @@ import type Dockerode from "dockerode";
 import { State, type LaunchRequestSchema } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { RLimitInfo_RLimit_Type } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { StartupError } from "../../src/berth.js";
-import { LABEL_CONTAINER_ID } from "../../src/docker/names.js";
 import { pollUntil } from "../harness/engine-control.js";
 import { launchRequest, newId } from "../harness/launches.js";
 import { startTestBerth, type TestBerth } from "../harness/test-berth.js";
 import { ensureEngine, ensureTestImages } from "../support/engine.js";
+import { refusedLeavingNothing } from "../harness/engine-leftovers.js";
 
 type Req = MessageInitShape<typeof LaunchRequestSchema>;
 
@@ -250,19 +249,7 @@ describe("docker parameters, rlimit_info and seccomp against the real engine", f
   });
 
   describe("refused launches leave nothing behind", () => {
-    async function refused(req: Req, code: status, names: string[]): Promise<void> {
-      const id = req.containerId!.value!;
-      await assert.rejects(t.client.launch(req), (err: { code: number; details: string }) => {
-        assert.equal(err.code, code, `code for ${err.details}`);
-        for (const n of names) assert.ok(err.details.includes(n), `'${err.details}' names ${n}`);
-        return true;
-      });
-      assert.ok(!(await t.client.containers()).containers.some((c) => c.containerId?.value === id), "not recorded");
-      assert.ok(!existsSync(path.join(t.workDir, "sandboxes", id)), "no sandbox");
-      const checkpoints = await readdir(path.join(t.workDir, "meta", "containers")).catch(() => [] as string[]);
-      assert.ok(!checkpoints.some((f) => f.startsWith(id)), "no checkpoint");
-      assert.deepEqual(await docker.listContainers({ all: true, filters: { label: [`${LABEL_CONTAINER_ID}=${id}`] } }), [], "no engine container");
-    }
+    const refused = (req: Req, code: status, names: string[]) => refusedLeavingNothing(t, docker, req, code, names);
     const req = (params: Array<[string, string]>) => withParameters(launchRequest(newId("par-no"), { image: busybox, shell: "true" }), params);
     const p = (i: number) => `container_info.docker.parameters[${i}]`;
 

@@ -5,12 +5,13 @@ import path from "node:path";
 import type Dockerode from "dockerode";
 import { LaunchResult, State } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { TaskState } from "../../src/gen/mesos/v1/mesos_pb.js";
-import { LABEL_AGENT_ID, LABEL_CONTAINER_ID } from "../../src/docker/names.js";
-import { ensureEngine, ensureTestImages, removeTestContainers, TEST_LABEL, type TestImages } from "../support/engine.js";
+import { LABEL_AGENT_ID } from "../../src/docker/names.js";
+import { ensureEngine, ensureTestImages, removeTestContainers, type TestImages } from "../support/engine.js";
 import type { BerthClient } from "../harness/berth-client.js";
 import { pollUntil } from "../harness/engine-control.js";
 import { describeTermination, EventWitness, FaultAgent, recoveryTotals, withDeadline } from "../harness/fault-berth.js";
 import { launchRequest } from "../harness/launches.js";
+import { plantOrphan as plantOrphanIn } from "../harness/engine-leftovers.js";
 
 describe("two berth agents on one engine, one killed with SIGKILL and restarted", function () {
   this.timeout(180_000);
@@ -68,17 +69,7 @@ describe("two berth agents on one engine, one killed with SIGKILL and restarted"
     return new Map((await client.containers()).containers.map((s) => [s.containerId!.value, s.engineId]));
   }
 
-  /** An engine container that looks like one of `agentId`'s but has no checkpoint behind it. */
-  async function plantOrphan(agentId: string, containerId: string, options: { start: boolean } = { start: true }): Promise<string> {
-    const created = await docker.createContainer({
-      Image: images.busybox,
-      Cmd: ["sleep", "300"],
-      Labels: { [LABEL_AGENT_ID]: agentId, [LABEL_CONTAINER_ID]: containerId, [TEST_LABEL]: "fault-two-agents" },
-      HostConfig: { NetworkMode: "none" },
-    });
-    if (options.start) await created.start();
-    return created.id;
-  }
+  const plantOrphan = (agentId: string, containerId: string, options?: { start: boolean }) => plantOrphanIn(docker, images.busybox, agentId, containerId, "fault-two-agents", options);
 
   async function engineState(id: string): Promise<{ running: boolean } | undefined> {
     try {

@@ -4,7 +4,7 @@
 // opens the door. Also: the limits, the default pids limit, and sandboxes owned by the task's user.
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
-import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -18,25 +18,10 @@ import { LABEL_CONTAINER_ID } from "../../src/docker/names.js";
 import { launchRequest, newId } from "../harness/launches.js";
 import type { TestBerth } from "../harness/test-berth.js";
 import { useBerth } from "../harness/use-berth.js";
+import { refusedLeavingNothing } from "../harness/engine-leftovers.js";
 import type { TestImages } from "../support/engine.js";
 
 type Req = MessageInitShape<typeof LaunchRequestSchema>;
-
-/** A launch refused with `code`, whose message names each of `names`, and that left nothing behind. */
-async function refusedLeavingNothing(t: TestBerth, docker: Dockerode, req: Req, code: status, names: string[]): Promise<void> {
-  const id = req.containerId!.value!;
-  await assert.rejects(t.client.launch(req), (err: { code: number; details: string }) => {
-    assert.equal(err.code, code, `code for ${err.details}`);
-    for (const n of names) assert.ok(err.details.includes(n), `'${err.details}' names ${n}`);
-    return true;
-  });
-  assert.ok(!(await t.client.containers()).containers.some((c) => c.containerId?.value === id), "not recorded");
-  assert.ok(!existsSync(path.join(t.workDir, "sandboxes", id)), "no sandbox");
-  const checkpoints = await readdir(path.join(t.workDir, "meta", "containers")).catch(() => [] as string[]);
-  assert.ok(!checkpoints.some((f) => f.startsWith(id)), "no checkpoint");
-  const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_CONTAINER_ID}=${id}`] } });
-  assert.deepEqual(left, [], "no engine container");
-}
 
 async function finished(t: TestBerth, id: string): Promise<void> {
   const { termination } = await t.client.wait(id);

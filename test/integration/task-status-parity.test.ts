@@ -10,11 +10,12 @@ import type Dockerode from "dockerode";
 import { LaunchResult, type ContainerEvent } from "../../src/gen/berth/v1/containerizer_pb.js";
 import { TaskState, TaskStatus_Reason, type TaskStatus } from "../../src/gen/mesos/v1/mesos_pb.js";
 import { LABEL_AGENT_ID, LABEL_CONTAINER_ID } from "../../src/docker/names.js";
-import { ensureEngine, ensureTestImages, removeTestContainers, TEST_LABEL, type TestImages } from "../support/engine.js";
+import { ensureEngine, ensureTestImages, removeTestContainers, type TestImages } from "../support/engine.js";
 import type { BerthClient } from "../harness/berth-client.js";
 import { EventWitness, FaultAgent, withDeadline } from "../harness/fault-berth.js";
 import { launchRequest, newId } from "../harness/launches.js";
 import { useBerth } from "../harness/use-berth.js";
+import { plantOrphan as plantOrphanIn } from "../harness/engine-leftovers.js";
 
 const taskStatusOf = (e: ContainerEvent): TaskStatus | undefined => (e.kind.case === "taskStatus" ? e.kind.value : undefined);
 const isTaskRunning = (id: string) => (e: ContainerEvent) => e.containerId?.value === id && taskStatusOf(e)?.state === TaskState.TASK_RUNNING;
@@ -88,17 +89,7 @@ describe("task statuses and orphans across a SIGKILL and restart of berth serve"
     return client;
   }
 
-  /** An engine container with the agent's label and a container id Berth has no record of. */
-  async function plantOrphan(agentId: string, containerId: string, options: { start: boolean } = { start: true }): Promise<string> {
-    const created = await docker.createContainer({
-      Image: images.busybox,
-      Cmd: ["sleep", "300"],
-      Labels: { [LABEL_AGENT_ID]: agentId, [LABEL_CONTAINER_ID]: containerId, [TEST_LABEL]: "task-status-parity" },
-      HostConfig: { NetworkMode: "none" },
-    });
-    if (options.start) await created.start();
-    return created.id;
-  }
+  const plantOrphan = (agentId: string, containerId: string, options?: { start: boolean }) => plantOrphanIn(docker, images.busybox, agentId, containerId, "task-status-parity", options);
 
   async function engineRunning(id: string): Promise<boolean | undefined> {
     try {
