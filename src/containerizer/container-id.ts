@@ -5,6 +5,12 @@ export const MAX_CONTAINER_ID_LENGTH = 128;
 
 const ALLOWED = /^[A-Za-z0-9_.-]+$/;
 
+/** An environment variable's name as Berth accepts it (launch, parameters, exec, health checks): non-empty, no '=' or NUL. */
+export const ENV_NAME = /^[^=\0]+$/;
+
+/** A user as the engine takes it (launch, `user` parameter, exec): a name or uid, optionally ':group' or ':gid'. */
+export const USER_SPEC = /^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/;
+
 // Characters JSON.stringify leaves alone but a reader cannot see or that reorder the text around
 // them: C1 controls, format characters (zero-width, bidi overrides) and line/paragraph separators.
 const INVISIBLE = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu;

@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import path from "node:path";
 import { CapabilityInfo_Capability, type Parameter } from "../gen/mesos/v1/mesos_pb.js";
 import type { CreateSpec } from "../docker/engine-port.js";
-import { quote } from "./container-id.js";
+import { quote, USER_SPEC } from "./container-id.js";
 import { InvalidRequest } from "./errors.js";
 import type { LaunchSpec } from "./launch-spec.js";
 
@@ -101,7 +101,6 @@ export function parameterField(i: number): string {
 }
 
 const NAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/;
-const USER = /^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/;
 const DRIVER = /^[A-Za-z0-9][A-Za-z0-9_.\/:-]{0,127}$/;
 
 /** Rlimit names the engine takes (Mesos' RLMT_* without the prefix, lower case). */
@@ -206,7 +205,7 @@ const READERS: { [K in ParameterKey]: Reader<K> } = {
   user: {
     repeatable: false,
     parse(raw, bad) {
-      if (!USER.test(raw)) throw bad("is not a user name or uid (optionally ':group')");
+      if (!USER_SPEC.test(raw)) throw bad("is not a user name or uid (optionally ':group')");
       return raw;
     },
   },

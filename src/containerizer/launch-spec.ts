@@ -13,7 +13,7 @@ import {
 } from "../gen/mesos/v1/mesos_pb.js";
 import { validateFetchUris, FetchUriInvalid, type FetchUri } from "../fetcher/fetcher.js";
 import { HealthCheckInvalid, resolveHealthCheck } from "../health/health-check.js";
-import { quote } from "./container-id.js";
+import { ENV_NAME, quote, USER_SPEC } from "./container-id.js";
 import { InvalidRequest } from "./errors.js";
 import { refuseUnsupportedFields } from "./field-support.js";
 
@@ -74,7 +74,6 @@ export interface LaunchSpec {
 /** Why a request is valid but not for this containerizer (Mesos' LaunchResult NOT_SUPPORTED). */
 export class NotSupported extends Error {}
 
-const ENV_NAME = /^[^=\0]+$/;
 
 /**
  * Resolves and validates a launch. Throws InvalidRequest (bad input) or NotSupported (not a
@@ -139,7 +138,7 @@ export function resolveLaunchSpec(containerId: string, config: ContainerConfig |
   }
 
   const user = config.user !== "" ? config.user : command.user !== "" ? command.user : undefined;
-  if (user !== undefined && !/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/.test(user)) {
+  if (user !== undefined && !USER_SPEC.test(user)) {
     throw new InvalidRequest(`user ${quote(user)} is not a user name or uid (optionally ':group')`);
   }
 

@@ -1,6 +1,6 @@
 /** What an exec asks for, checked and turned into the engine's exec create body. */
 import type { ExecCreateSpec } from "../docker/engine-port.js";
-import { quote } from "../containerizer/container-id.js";
+import { ENV_NAME, quote, USER_SPEC } from "../containerizer/container-id.js";
 import { InvalidRequest } from "../containerizer/errors.js";
 
 /** The process an exec runs, as the domain takes it. */
@@ -26,8 +26,6 @@ export interface ExecFieldNames {
 /** Field names of ExecSyncRequest. */
 export const EXEC_SYNC_FIELDS: ExecFieldNames = { argv: "command", env: "environment", user: "user", workingDir: "working_dir" };
 
-const ENV_NAME = /^[^=\0]+$/;
-const USER = /^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/;
 
 /** Checks the command (InvalidRequest naming the field and value) and builds the engine's exec body. */
 export function execCreateSpec(cmd: ExecCommand, options: { tty: boolean; stdin: boolean }, fields: ExecFieldNames = EXEC_SYNC_FIELDS): ExecCreateSpec {
@@ -45,7 +43,7 @@ export function execCreateSpec(cmd: ExecCommand, options: { tty: boolean; stdin:
   const spec: ExecCreateSpec = { Cmd: [...cmd.argv], Tty: options.tty, AttachStdin: options.stdin };
   if (env.length > 0) spec.Env = env;
   if (cmd.user !== undefined && cmd.user !== "") {
-    if (!USER.test(cmd.user)) throw new InvalidRequest(`${fields.user} ${quote(cmd.user)} is not a user name or uid (optionally ':group' or ':gid')`);
+    if (!USER_SPEC.test(cmd.user)) throw new InvalidRequest(`${fields.user} ${quote(cmd.user)} is not a user name or uid (optionally ':group' or ':gid')`);
     spec.User = cmd.user;
   }
   if (cmd.workingDir !== undefined && cmd.workingDir !== "") {

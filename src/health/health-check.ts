@@ -1,4 +1,5 @@
 import { isFieldSet } from "@bufbuild/protobuf";
+import { ENV_NAME } from "../containerizer/container-id.js";
 import {
   Environment_Variable_Type,
   HealthCheck_HTTPCheckInfoSchema,
@@ -94,7 +95,7 @@ function probeSpec(check: HealthCheck): HealthProbeSpec {
     const env: Record<string, string> = {};
     for (const [i, v] of (cmd.environment?.variables ?? []).entries()) {
       const vf = `${f}.environment.variables[${i}]`;
-      if (!/^[^=\0]+$/.test(v.name)) throw new HealthCheckInvalid(`${vf}.name '${v.name}' is empty or contains '=' or NUL`);
+      if (!ENV_NAME.test(v.name)) throw new HealthCheckInvalid(`${vf}.name '${v.name}' is empty or contains '=' or NUL`);
       if (v.type === Environment_Variable_Type.SECRET) throw new HealthCheckInvalid(`${vf} ('${v.name}') is a SECRET; Berth does not resolve secrets, pass the value as VALUE`);
       if (v.value.includes("\0")) throw new HealthCheckInvalid(`${vf}.value of '${v.name}' contains a NUL character`);
       env[v.name] = v.value;
