@@ -24,9 +24,28 @@ export interface Figure {
   error?: string;
   /** Context printed as a footnote below the table. */
   note?: string;
+  /**
+   * A difference figure (Berth − its floor, in `unit`): the difference and the floor it is over, so
+   * a comparison with an earlier run can say how far it moved as a share of the floor. Printed in
+   * the berth column when there is no `berth` number or `berthText`.
+   */
+  difference?: { value: number; floor: number };
 }
 
-function formatValue(value: number, unit: Unit): string {
+/** Berth's figure over its floor's (`berth / raw`); undefined when either is missing, not finite, or the floor is ≤ 0. */
+export function ratioValue(f: Figure): number | undefined {
+  if (f.berth === undefined || f.raw === undefined || !Number.isFinite(f.berth) || !Number.isFinite(f.raw) || f.raw <= 0) return undefined;
+  return f.berth / f.raw;
+}
+
+/** A ratio as printed: two decimals, or two significant digits below 0.1. */
+export function formatRatio(r: number): string {
+  if (!Number.isFinite(r)) return "n/a";
+  return `${r < 0.1 ? r.toPrecision(2) : r.toFixed(2)}×`;
+}
+
+/** A value in its unit, as the table prints it ("n/a" when not finite). */
+export function formatValue(value: number, unit: Unit): string {
   if (!Number.isFinite(value)) return "n/a";
   switch (unit) {
     case "ms":
@@ -43,9 +62,8 @@ function formatValue(value: number, unit: Unit): string {
 }
 
 function ratioOf(f: Figure): string {
-  if (f.berth === undefined || f.raw === undefined || !Number.isFinite(f.berth) || !Number.isFinite(f.raw) || f.raw <= 0) return "";
-  const r = f.berth / f.raw;
-  return `${r < 0.1 ? r.toPrecision(2) : r.toFixed(2)}×`;
+  const r = ratioValue(f);
+  return r === undefined ? "" : formatRatio(r);
 }
 
 function metOf(f: Figure): string {
@@ -71,7 +89,7 @@ function cells(f: Figure): string[] {
   return [
     f.scenario,
     f.figure,
-    f.berth !== undefined ? formatValue(f.berth, f.unit) : (f.berthText ?? ""),
+    f.berth !== undefined ? formatValue(f.berth, f.unit) : (f.berthText ?? (f.difference !== undefined ? formatValue(f.difference.value, f.unit) : "")),
     f.raw !== undefined ? formatValue(f.raw, f.unit) : (f.rawText ?? ""),
     ratioOf(f),
     f.target ?? "",

@@ -20,6 +20,25 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(rank, sorted.length) - 1]!;
 }
 
+/**
+ * The p-th percentile (nearest rank) of values that may be negative (differences between paired
+ * samples); throws BadSample on a value that is not finite.
+ */
+export function signedPercentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  for (const [i, v] of values.entries()) {
+    if (!Number.isFinite(v)) throw new BadSample(`difference #${i} is ${v}; differences are finite (a clock or bookkeeping bug)`);
+  }
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(rank, sorted.length) - 1]!;
+}
+
+/** The median (nearest rank) of values that may be negative. */
+export function signedMedian(values: readonly number[]): number {
+  return signedPercentile(values, 50);
+}
+
 /** The median (p50, nearest rank). */
 export function median(values: readonly number[]): number {
   return percentile(values, 50);

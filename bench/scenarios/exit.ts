@@ -5,13 +5,13 @@ import { launchOrThrow } from "../bench-launch.js";
 import { BerthEventTap } from "../berth-event-tap.js";
 import { wallNowMs } from "../clock.js";
 import { withDeadline } from "../deadline.js";
-import { EngineEventTap } from "../engine-events.js";
+import { EngineEventTap, type TimedEngineEvent } from "../engine-events.js";
 import type { Figure } from "../report.js";
 import type { BenchContext, Scenario } from "../scenario.js";
-import { median, p99Label, percentile, spread } from "../stats.js";
+import { checkSample, median, p99Label, percentile, shuffled, signedMedian, signedPercentile, spread } from "../stats.js";
 import { bestEffort } from "../best-effort.js";
 import { checkBerthExit, checkRawExit } from "../exits.js";
-import { ENGINE_CALL_MS } from "../raw-engine.js";
+import { BENCH_LABEL, openRawEngine } from "../raw-engine.js";
 
 const COMMAND = "sleep 0.3";
 const RUNNING_MS = 60_000;
@@ -19,88 +19,158 @@ const EXIT_MS = 30_000;
 /** Berth's own cost allowed on top of the engine's wait endpoint: median and p99. */
 const TARGET_MEDIAN_MS = 2;
 const TARGET_P99_MS = 5;
+/** Pairs measured in a full run (and in --quick). */
+const PAIRS = 100;
+const QUICK_PAIRS = 5;
+
+/** One side's sample: the die's stamp and delivery, and when the client learnt of the exit. */
+interface ExitSample {
+  die: TimedEngineEvent;
+  /** When the wait (Berth's Wait, or the engine's POST /containers/{id}/wait) answered. */
+  waitedMs: number;
+}
+
+/** Throws unless the wait was asked for before the engine stamped the die: a late wait measures nothing. */
+function checkOpenedBefore(what: string, openedMs: number, die: TimedEngineEvent): void {
+  if (!(openedMs < die.stampedMs)) {
+    throw new Error(`${what} was opened ${(openedMs - die.stampedMs).toFixed(1)} ms after the die stamp; the sample measures delivery only if the wait is open before the exit`);
+  }
+}
 
 /**
- * Engine `die` → Berth's client learns of the termination, through Wait and through Watch. The
- * die's own timestamp comes from a separate raw /events subscription. The floor is the engine's
- * own `POST /containers/{id}/wait` on the same container, opened (like Berth's Wait) long before
- * the exit and timed from the same die stamp: what a client of the raw engine waits anyway.
+ * Engine `die` → the client learns of the exit: Berth's Wait (and its Watch's TERMINATED) on one
+ * side, the engine's own `POST /containers/{id}/wait` on the other. The floor has a container of
+ * its own, made by a raw create+start of the same image, options and command, so Berth's work on
+ * its container (the removal after the exit) cannot slow the floor. Each pair runs Berth's sample
+ * and the raw one in a random order, one after the other; each side's wait is open long before
+ * its exit (the command sleeps) and is timed from its own container's `die` stamp (timeNano), read
+ * on raw /events subscriptions of this process. Each sample ends with its container removed
+ * (Berth's Destroy answered, the raw remove awaited) before the next begins.
  */
 export const exitScenario: Scenario = {
   name: "exit",
-  describe: "engine die event → Wait returns / TERMINATED event delivered (p99), vs the die event's own delivery",
+  describe: "engine die → Wait returns / TERMINATED event delivered, vs the engine's own wait on a raw container of the same command",
   async run(ctx: BenchContext): Promise<Figure[]> {
-    const n = ctx.quick ? 5 : 30;
+    const n = ctx.quick ? QUICK_PAIRS : PAIRS;
     const home = await newBerthHome("exit");
+    const rawRun = `${ctx.run}-exit`;
+    const { raw, dispose } = await openRawEngine(ctx.docker, ctx.image, rawRun);
     let berth: BenchBerth | undefined;
     let tap: BerthEventTap | undefined;
-    let engineTap: EngineEventTap | undefined;
+    let berthDies: EngineEventTap | undefined;
+    let rawDies: EngineEventTap | undefined;
     try {
       berth = await BenchBerth.start(home);
       tap = new BerthEventTap(berth.client);
-      engineTap = await EngineEventTap.open(ctx.docker, [`${LABEL_AGENT_ID}=${home.agentId}`], ["die"]);
+      // Engine label filters are ANDed: one subscription per side.
+      berthDies = await EngineEventTap.open(ctx.docker, [`${LABEL_AGENT_ID}=${home.agentId}`], ["die"]);
+      rawDies = await EngineEventTap.open(ctx.docker, [`${BENCH_LABEL}.run=${rawRun}`], ["die"]);
       const b = berth;
       const t = tap;
-      const e = engineTap;
+      const bd = berthDies;
+      const rd = rawDies;
       const viaWait: number[] = [];
       const viaWatch: number[] = [];
-      const viaEngineWait: number[] = [];
+      const viaRawWait: number[] = [];
       const dieDelivery: number[] = [];
 
-      const one = async (i: number) => {
+      const oneBerth = async (i: number): Promise<ExitSample & { terminatedMs: number }> => {
         const id = `exit-${i < 0 ? "warm" : i}`;
         await launchOrThrow(b.client, id, ctx.image, COMMAND);
         await t.waitState(id, State.RUNNING, RUNNING_MS);
-        const engineId = (await withDeadline(b.client.status(id), ENGINE_CALL_MS, `Status of '${id}'`)).engineId;
-        // Both waits are in place long before the exit (the command sleeps), so they measure delivery only.
-        const engineWaited = withDeadline(ctx.docker.getContainer(engineId).wait(), EXIT_MS, `engine wait of '${engineId}'`).then((res) => {
-          const at = wallNowMs();
-          checkRawExit(engineId, res, 0);
-          return at;
-        });
+        // Wait is open long before the exit (the command sleeps 0.3 s), so it measures delivery only.
+        const openedMs = wallNowMs();
         const waited = withDeadline(b.client.wait(id), EXIT_MS, `Wait of '${id}'`).then((res) => {
           const at = wallNowMs();
           checkBerthExit(id, res.termination, 0);
           return at;
         });
-        const [waitMs, engineWaitMs, terminated, die] = await Promise.all([
+        const [waitedMs, terminated, die] = await Promise.all([
           waited,
-          engineWaited,
           t.waitState(id, State.TERMINATED, EXIT_MS),
-          e.waitFor((ev) => ev.attributes[LABEL_CONTAINER_ID] === id, EXIT_MS, `die of '${id}'`),
+          bd.waitFor((ev) => ev.attributes[LABEL_CONTAINER_ID] === id, EXIT_MS, `die of '${id}'`),
         ]);
+        checkOpenedBefore(`Wait of '${id}'`, openedMs, die);
         t.forget(id);
         // Nothing of this sample may overlap the next one: Destroy answers once the container is gone.
         await withDeadline(b.client.destroy(id), EXIT_MS, `Destroy of '${id}'`);
-        if (i < 0) return;
-        viaWait.push(waitMs - die.stampedMs);
-        viaWatch.push(terminated.receivedMs - die.stampedMs);
-        viaEngineWait.push(engineWaitMs - die.stampedMs);
-        dieDelivery.push(die.receivedMs - die.stampedMs);
+        return { die, waitedMs, terminatedMs: terminated.receivedMs };
+      };
+      const oneRaw = async (): Promise<ExitSample> => {
+        const { container } = await raw.createStart(COMMAND);
+        const openedMs = wallNowMs();
+        const waited = withDeadline(container.wait(), EXIT_MS, `engine wait of raw container '${container.id}'`).then((res) => {
+          const at = wallNowMs();
+          checkRawExit(container.id, res, 0);
+          return at;
+        });
+        const [waitedMs, die] = await Promise.all([waited, rd.waitFor((ev) => ev.id === container.id, EXIT_MS, `die of raw container '${container.id}'`)]);
+        checkOpenedBefore(`engine wait of raw container '${container.id}'`, openedMs, die);
+        // As Berth's Destroy is awaited, so is the raw removal: no removal overlaps the next sample.
+        await raw.remove(container.id);
+        return { die, waitedMs };
       };
 
-      await one(-1);
-      for (let i = 0; i < n; i++) {
-        await one(i);
-        if ((i + 1) % 10 === 0) ctx.progress(`exit: ${i + 1}/${n}`);
+      // One untimed pair first: the first launch pays for cold caches on both sides.
+      await oneBerth(-1);
+      await oneRaw();
+      let done = 0;
+      for (const [i, berthFirst] of shuffled(Array.from({ length: n }, (_, i) => [i, i % 2 === 0] as const))) {
+        let bs: Awaited<ReturnType<typeof oneBerth>>;
+        let rs: ExitSample;
+        if (berthFirst) {
+          bs = await oneBerth(i);
+          rs = await oneRaw();
+        } else {
+          rs = await oneRaw();
+          bs = await oneBerth(i);
+        }
+        viaWait.push(bs.waitedMs - bs.die.stampedMs);
+        viaWatch.push(bs.terminatedMs - bs.die.stampedMs);
+        viaRawWait.push(rs.waitedMs - rs.die.stampedMs);
+        dieDelivery.push(bs.die.receivedMs - bs.die.stampedMs, rs.die.receivedMs - rs.die.stampedMs);
+        done += 1;
+        if (done % 10 === 0) ctx.progress(`exit: ${done}/${n}`);
       }
-      const note = `time from the die event's timeNano (engine clock = this host's clock) to receipt; floor = the engine's own POST /containers/{id}/wait on the same container, opened before the exit, from the same die stamp; n=${n} serial exits of '${COMMAND}', each container destroyed before the next launch; Berth runs with its default --docker_remove_delay 0. Spread: Wait ${spread(viaWait)} ms, engine wait ${spread(viaEngineWait)} ms`;
+      checkSample(viaWait, "die → Wait");
+      checkSample(viaWatch, "die → TERMINATED");
+      checkSample(viaRawWait, "die → engine wait");
+      checkSample(dieDelivery, "die delivery");
+
       const p99 = p99Label(n);
-      const diffMedian = median(viaWait) - median(viaEngineWait);
-      const diffP99 = percentile(viaWait, 99) - percentile(viaEngineWait, 99);
+      const waitMed = median(viaWait);
+      const rawMed = median(viaRawWait);
+      const waitP99 = percentile(viaWait, 99);
+      const rawP99 = percentile(viaRawWait, 99);
+      const paired = viaWait.map((w, i) => w - viaRawWait[i]!);
+      const note =
+        `time from each container's own die event (timeNano; engine clock = this host's clock) to receipt; floor = the engine's own POST /containers/{id}/wait on a raw container of its own ` +
+        `(create+start of the same image, options and '${COMMAND}'), opened before the exit; n=${n} pairs, each running Berth's sample and the raw one in a random order (half Berth first), ` +
+        `each container removed before the next sample (Berth's Destroy answered, the raw remove awaited); Berth runs with its default --docker_remove_delay 0. ` +
+        `Spread: Wait ${spread(viaWait, 2)} ms, engine wait ${spread(viaRawWait, 2)} ms, TERMINATED ${spread(viaWatch, 2)} ms; per pair, Wait − engine wait: median ${signedMedian(paired).toFixed(2)} ms, p25 ${signedPercentile(paired, 25).toFixed(2)} ms, p75 ${signedPercentile(paired, 75).toFixed(2)} ms`;
       return [
-        { scenario: "exit", figure: "die → Wait returns, median", unit: "ms", berth: median(viaWait), raw: median(viaEngineWait), note },
-        { scenario: "exit", figure: `die → Wait returns, ${p99}`, unit: "ms", berth: percentile(viaWait, 99), raw: percentile(viaEngineWait, 99) },
-        { scenario: "exit", figure: "Wait − engine wait, median / p99", unit: "ms", berthText: `${diffMedian.toFixed(1)} / ${diffP99.toFixed(1)} ms`, rawText: "", target: `≤ ${TARGET_MEDIAN_MS} / ≤ ${TARGET_P99_MS} ms`, met: diffMedian <= TARGET_MEDIAN_MS && diffP99 <= TARGET_P99_MS },
-        { scenario: "exit", figure: "die → TERMINATED event, median", unit: "ms", berth: median(viaWatch), raw: median(viaEngineWait) },
-        { scenario: "exit", figure: `die → TERMINATED event, ${p99}`, unit: "ms", berth: percentile(viaWatch, 99), raw: percentile(viaEngineWait, 99) },
-        { scenario: "exit", figure: "die event delivery on /events, median / p99 (context)", unit: "ms", berthText: "", rawText: `${median(dieDelivery).toFixed(1)} / ${percentile(dieDelivery, 99).toFixed(1)} ms`, note: "the die event's own delivery on a separate raw /events subscription (timeNano → receipt): what any events client waits" },
+        { scenario: "exit", figure: "die → Wait returns, median", unit: "ms", berth: waitMed, raw: rawMed, note },
+        { scenario: "exit", figure: `die → Wait returns, ${p99}`, unit: "ms", berth: waitP99, raw: rawP99 },
+        { scenario: "exit", figure: "Wait − engine wait, median", unit: "ms", difference: { value: waitMed - rawMed, floor: rawMed }, rawText: "", target: `≤ ${TARGET_MEDIAN_MS} ms`, met: waitMed - rawMed <= TARGET_MEDIAN_MS },
+        { scenario: "exit", figure: `Wait − engine wait, ${p99}`, unit: "ms", difference: { value: waitP99 - rawP99, floor: rawP99 }, rawText: "", target: `≤ ${TARGET_P99_MS} ms`, met: waitP99 - rawP99 <= TARGET_P99_MS },
+        { scenario: "exit", figure: "die → TERMINATED event, median", unit: "ms", berth: median(viaWatch), raw: rawMed },
+        { scenario: "exit", figure: `die → TERMINATED event, ${p99}`, unit: "ms", berth: percentile(viaWatch, 99), raw: rawP99 },
+        {
+          scenario: "exit",
+          figure: "die event delivery on /events, median / p99 (context)",
+          unit: "ms",
+          berthText: "",
+          rawText: `${median(dieDelivery).toFixed(1)} / ${percentile(dieDelivery, 99).toFixed(1)} ms`,
+          note: `each die event's own delivery (timeNano → receipt) on this process's raw /events subscriptions, Berth's containers' and the raw ones' together (n=${dieDelivery.length}): what any events client waits`,
+        },
       ];
     } finally {
-      engineTap?.close();
+      berthDies?.close();
+      rawDies?.close();
       tap?.close();
       await bestEffort(ctx.progress, "stopping Berth", () => berth?.stop());
-      await bestEffort(ctx.progress, "removing Berth\'s containers", () => cleanupHome(ctx.docker, home));
+      await bestEffort(ctx.progress, "removing Berth's containers", () => cleanupHome(ctx.docker, home));
+      await bestEffort(ctx.progress, "removing raw containers", dispose);
     }
   },
 };
