@@ -2,7 +2,7 @@
  * Berth's benchmarks: every figure beside the same figure for the raw Docker engine, measured in
  * the same run, with their ratio and the issue's target. Nothing asserts a time; the run prints.
  *
- *   node dist/bench/run.js [scenario...] [--quick]
+ *   node dist/bench/run.js [scenario...] [--quick] [--markdown] [--json FILE] [--compare PREV.json]
  */
 import { LABEL_AGENT_ID } from "../src/docker/names.js";
 import { ensureEngine, ensureTestImages } from "../test/support/engine.js";
@@ -12,6 +12,8 @@ import { removeAllTempDirs } from "./temp-dirs.js";
 import { cleanupFailures } from "./best-effort.js";
 import { countBenchContainers } from "./raw-engine.js";
 import { machineHeader, renderMarkdown, renderTable, runCommit, type Figure } from "./report.js";
+import { compareRuns, renderComparisonMarkdown, renderComparisonTable } from "./compare.js";
+import { readRunRecord, runRecord, writeRunRecord, type RunRecord } from "./run-record.js";
 import type { BenchContext, Scenario } from "./scenario.js";
 import { exitScenario } from "./scenarios/exit.js";
 import { launchConcurrentScenario } from "./scenarios/launch-concurrent.js";
@@ -41,33 +43,52 @@ export interface BenchArgs {
   help: boolean;
   /** Also print the table as markdown (for the README, pasted as it is). */
   markdown: boolean;
+  /** Write the run's figures, machine readable, to this file. */
+  json?: string;
+  /** A file an earlier run wrote with --json: the report adds how every ratio and difference moved since. */
+  compare?: string;
 }
 
-/** Parses `[scenario...] [--quick] [--help]`; throws naming an unknown scenario or flag. */
+const FLAGS = "--quick, --markdown, --json FILE, --compare PREV.json, --help";
+
+/** Parses `[scenario...] [--quick] [--markdown] [--json FILE] [--compare PREV.json] [--help]`; throws naming an unknown scenario or flag. */
 export function parseArgs(argv: readonly string[]): BenchArgs {
   const names: string[] = [];
   let quick = false;
   let help = false;
   let markdown = false;
-  for (const arg of argv) {
-    if (arg === "--quick") quick = true;
-    else if (arg === "--markdown") markdown = true;
-    else if (arg === "--help" || arg === "-h") help = true;
-    else if (arg.startsWith("-")) throw new Error(`unknown flag '${arg}'; flags: --quick, --markdown, --help`);
+  let json: string | undefined;
+  let compare: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v === "" || (inline === undefined && v.startsWith("-"))) throw new Error(`${flag} needs a file name`);
+      return v;
+    };
+    if (flag === "--quick") quick = true;
+    else if (flag === "--markdown") markdown = true;
+    else if (flag === "--help" || flag === "-h") help = true;
+    else if (flag === "--json") json = value();
+    else if (flag === "--compare") compare = value();
+    else if (arg.startsWith("-")) throw new Error(`unknown flag '${arg}'; flags: ${FLAGS}`);
     else names.push(arg);
   }
   for (const name of names) {
     if (!SCENARIOS.some((s) => s.name === name)) throw new Error(`unknown scenario '${name}'; scenarios: ${SCENARIOS.map((s) => s.name).join(", ")}`);
   }
   const scenarios = names.length === 0 ? [...SCENARIOS] : SCENARIOS.filter((s) => names.includes(s.name));
-  return { scenarios, quick, help, markdown };
+  return { scenarios, quick, help, markdown, json, compare };
 }
 
 function usage(): string {
   return [
-    "usage: npm run bench -- [scenario...] [--quick] [--markdown]",
+    "usage: npm run bench -- [scenario...] [--quick] [--markdown] [--json FILE] [--compare PREV.json]",
     "  no scenario runs all; --quick uses small counts (a smoke run, not figures);",
-    "  --markdown also prints the table as markdown, headed by the run's commit and machine (the README's table is that output, pasted)",
+    "  --markdown also prints the table as markdown, headed by the run's commit and machine (the README's table is that output, pasted);",
+    "  --json FILE writes the run's figures (commit, machine, every row with its ratio or difference) to FILE;",
+    `  --compare PREV.json adds a section comparing every ratio and difference with PREV.json's (a file --json wrote): change in %, and whether within 2 %`,
     "",
     ...SCENARIOS.map((s) => `  ${s.name.padEnd(18)} ${s.describe}`),
   ].join("\n");
@@ -99,6 +120,16 @@ async function main(): Promise<number> {
     process.stdout.write(`${usage()}\n`);
     return 0;
   }
+  // A comparison file that cannot be read fails now, not after the whole run.
+  let previous: RunRecord | undefined;
+  if (args.compare !== undefined) {
+    try {
+      previous = await readRunRecord(args.compare);
+    } catch (err) {
+      process.stderr.write(`--compare: ${(err as Error).message}\n`);
+      return 2;
+    }
+  }
   const docker = await ensureEngine();
   const run = `${process.pid.toString(36)}${Date.now().toString(36).slice(-5)}`;
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => void interrupted(docker, signal));
@@ -125,6 +156,7 @@ async function main(): Promise<number> {
   };
   const figures: Figure[] = [];
   const started = Date.now();
+  const startedAt = new Date(started).toISOString();
   for (const scenario of args.scenarios) {
     const t0 = Date.now();
     progress(`${scenario.name}: start`);
@@ -165,10 +197,26 @@ async function main(): Promise<number> {
   }
   await removeAllTempDirs();
 
+  const record = runRecord({ commit, startedAt, finishedAt: new Date().toISOString(), header, quick: args.quick, scenarios: args.scenarios.map((s) => s.name) }, figures);
+  const comparison = previous !== undefined ? compareRuns(previous, record) : undefined;
   process.stdout.write(`${renderTable(figures)}\n`);
-  if (args.markdown) process.stdout.write(`\n${renderMarkdown(figures, { commit, header, quick: args.quick })}\n`);
+  if (comparison) process.stdout.write(`\n${renderComparisonTable(comparison)}\n`);
+  if (args.markdown) {
+    process.stdout.write(`\n${renderMarkdown(figures, { commit, header, quick: args.quick })}\n`);
+    if (comparison) process.stdout.write(`\n${renderComparisonMarkdown(comparison)}\n`);
+  }
+  let jsonFailed = false;
+  if (args.json !== undefined) {
+    try {
+      await writeRunRecord(args.json, record);
+      progress(`figures written to ${args.json}`);
+    } catch (err) {
+      jsonFailed = true;
+      process.stderr.write(`--json: could not write '${args.json}': ${(err as Error).message}\n`);
+    }
+  }
   process.stdout.write(`total ${((Date.now() - started) / 1000).toFixed(0)} s${args.quick ? "; --quick figures are a smoke run, not measurements" : ""}\n`);
-  return figures.some((f) => f.error !== undefined) ? 1 : 0;
+  return figures.some((f) => f.error !== undefined) || jsonFailed ? 1 : 0;
 }
 
 main().then(
