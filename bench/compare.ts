@@ -14,6 +14,8 @@ export interface FigureChange {
    * change = (this − previous) in the figure's unit, and as % of this run's floor.
    */
   kind: "ratio" | "difference";
+  /** Set only when the row was of the other kind in the previous run (then nothing is compared). */
+  previousKind?: "ratio" | "difference";
   previous: number;
   current: number;
   /** Difference figures: this run's floor (what the change is a share of). */
@@ -24,6 +26,11 @@ export interface FigureChange {
   changePct: number;
   /** |changePct| ≤ AGREEMENT_PCT (false when the change is not computable). */
   within: boolean;
+  /**
+   * Whether the previous run's value lies inside this run's own 95 % interval (when this run has
+   * one): if so, the move is within what this run's noise explains.
+   */
+  previousInCi?: boolean;
 }
 
 /** This run against a previous one. */
@@ -39,14 +46,15 @@ export interface Comparison {
   onlyCurrent: string[];
 }
 
-type Measure = { kind: "ratio"; value: number } | { kind: "difference"; value: number; floor: number };
+type Measure = ({ kind: "ratio"; value: number } | { kind: "difference"; value: number; floor: number }) & { ci95?: { low: number; high: number } };
 
 /** What a figure says that a comparison can use: its difference (when it is one) or its ratio. */
 export function measureOf(f: Figure): Measure | undefined {
   if (f.error !== undefined) return undefined;
-  if (f.difference !== undefined) return { kind: "difference", value: f.difference.value, floor: f.difference.floor };
+  const ci = f.ci95 !== undefined ? { ci95: f.ci95 } : {};
+  if (f.difference !== undefined) return { kind: "difference", value: f.difference.value, floor: f.difference.floor, ...ci };
   const ratio = ratioValue(f);
-  return ratio === undefined ? undefined : { kind: "ratio", value: ratio };
+  return ratio === undefined ? undefined : { kind: "ratio", value: ratio, ...ci };
 }
 
 /** |pct| ≤ AGREEMENT_PCT, allowing for floating point (1.02 / 1 − 1 is a hair above 2 %). */
@@ -56,7 +64,9 @@ const keyOf = (f: { scenario: string; figure: string }) => `${f.scenario}: ${f.f
 
 /** One figure's change between two runs; changePct is NaN (and within false) when either side is not a number. */
 export function changeOf(f: Figure, previous: Measure, current: Measure): FigureChange {
-  const base = { scenario: f.scenario, figure: f.figure, unit: f.unit };
+  const ci = current.ci95;
+  const inCi = ci !== undefined && previous.kind === current.kind && Number.isFinite(ci.low) && Number.isFinite(ci.high) ? { previousInCi: previous.value >= ci.low && previous.value <= ci.high } : {};
+  const base = { scenario: f.scenario, figure: f.figure, unit: f.unit, ...inCi };
   if (previous.kind === "difference" && current.kind === "difference") {
     const delta = current.value - previous.value;
     const ok = Number.isFinite(delta) && Number.isFinite(current.floor) && current.floor > 0;
@@ -69,7 +79,7 @@ export function changeOf(f: Figure, previous: Measure, current: Measure): Figure
     return { ...base, kind: "ratio", previous: previous.value, current: current.value, changePct, within: ok && agrees(changePct) };
   }
   // The same row changed kind between the two runs: nothing to compare.
-  return { ...base, kind: current.kind, previous: previous.value, current: current.value, changePct: Number.NaN, within: false };
+  return { ...base, kind: current.kind, previousKind: previous.kind, previous: previous.value, current: current.value, changePct: Number.NaN, within: false };
 }
 
 /** Compares every figure of `current` that has a ratio or a difference with the same figure of `previous`. */
@@ -100,20 +110,31 @@ function signed(v: number, digits: number): string {
   return `${v >= 0 ? "+" : "−"}${Math.abs(v).toFixed(digits)}`;
 }
 
-function cellsOf(c: FigureChange): string[] {
-  const value = (v: number) => (c.kind === "ratio" ? formatRatio(v) : formatValue(v, c.unit));
+function cellsOf(c: FigureChange, withCi: boolean): string[] {
+  const value = (v: number, kind = c.kind) => (kind === "ratio" ? formatRatio(v) : formatValue(v, c.unit));
+  const pct = Number.isNaN(c.changePct) ? "n/a" : `${signed(c.changePct, 1)} %`;
   const change =
-    c.kind === "ratio"
-      ? `${signed(c.changePct, 1)} %`
-      : `${signed(c.delta ?? Number.NaN, 2)} ${c.unit} = ${signed(c.changePct, 1)} % of the floor (${c.floor !== undefined ? formatValue(c.floor, c.unit) : "n/a"})`;
-  return [c.scenario, c.figure, c.kind, value(c.previous), value(c.current), change, Number.isNaN(c.changePct) ? "n/a" : c.within ? "yes" : "NO"];
+    c.kind === "ratio" || c.delta === undefined || Number.isNaN(c.delta)
+      ? pct
+      : `${signed(c.delta, 2)} ${c.unit} = ${pct} of the floor (${c.floor !== undefined ? formatValue(c.floor, c.unit) : "n/a"})`;
+  const noise = c.previousInCi === undefined ? "" : c.previousInCi ? "yes" : "no";
+  const cells = [c.scenario, c.figure, c.kind, value(c.previous, c.previousKind), value(c.current), change, Number.isNaN(c.changePct) ? "n/a" : c.within ? "yes" : "NO"];
+  return withCi ? [...cells, noise] : cells;
 }
 
-const HEADER = ["scenario", "figure", "kind", "previous", "this run", "change", `within ${AGREEMENT_PCT} %?`];
+/** The columns; the last only when some figure of this run carries its 95 % interval. */
+function header(withCi: boolean): string[] {
+  const h = ["scenario", "figure", "kind", "previous", "this run", "change", `within ${AGREEMENT_PCT} %?`];
+  return withCi ? [...h, "previous inside this run's 95 % CI?"] : h;
+}
+
+const hasCi = (cmp: Comparison) => cmp.changes.some((c) => c.previousInCi !== undefined);
 
 function summary(cmp: Comparison): string[] {
   const within = cmp.changes.filter((c) => c.within).length;
   const lines = [`${within} of ${cmp.changes.length} figure(s) within ${AGREEMENT_PCT} % of the previous run.`];
+  const withCi = cmp.changes.filter((c) => c.previousInCi !== undefined);
+  if (withCi.length > 0) lines.push(`${withCi.filter((c) => c.previousInCi).length} of ${withCi.length} figure(s) with an interval: the previous value is inside this run's 95 % interval (paired bootstrap), a move this run's own noise explains.`);
   if (cmp.onlyPrevious.length > 0) lines.push(`Only in the previous run: ${cmp.onlyPrevious.join("; ")}.`);
   if (cmp.onlyCurrent.length > 0) lines.push(`Only in this run: ${cmp.onlyCurrent.join("; ")}.`);
   if (cmp.previousQuick || cmp.currentQuick) lines.push("A --quick run is a smoke run: its figures are not measurements.");
@@ -126,21 +147,25 @@ function title(cmp: Comparison): string {
 
 /** The comparison as a plain-text section. */
 export function renderComparisonTable(cmp: Comparison): string {
-  const rows = cmp.changes.map(cellsOf);
-  const widths = HEADER.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const withCi = hasCi(cmp);
+  const head = header(withCi);
+  const rows = cmp.changes.map((c) => cellsOf(c, withCi));
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ").trimEnd();
-  return [title(cmp), "", line(HEADER), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.map(line), "", ...summary(cmp)].join("\n");
+  return [title(cmp), "", line(head), widths.map((w) => "-".repeat(w)).join("-|-"), ...rows.map(line), "", ...summary(cmp)].join("\n");
 }
 
 /** The comparison as a markdown section. */
 export function renderComparisonMarkdown(cmp: Comparison): string {
   const esc = (s: string) => s.replace(/\|/g, "\\|");
+  const withCi = hasCi(cmp);
+  const head = header(withCi);
   return [
     `${title(cmp)}:`,
     "",
-    `| ${HEADER.map(esc).join(" | ")} |`,
-    `|${HEADER.map(() => "---").join("|")}|`,
-    ...cmp.changes.map((c) => `| ${cellsOf(c).map(esc).join(" | ")} |`),
+    `| ${head.map(esc).join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+    ...cmp.changes.map((c) => `| ${cellsOf(c, withCi).map(esc).join(" | ")} |`),
     "",
     ...summary(cmp).map(esc),
   ].join("\n");

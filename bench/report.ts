@@ -30,6 +30,11 @@ export interface Figure {
    * the berth column when there is no `berth` number or `berthText`.
    */
   difference?: { value: number; floor: number };
+  /**
+   * The run's own precision: a 95 % interval (paired bootstrap) of the ratio, or of the difference
+   * for a difference figure. Printed beside it in brackets.
+   */
+  ci95?: { low: number; high: number };
 }
 
 /** Berth's figure over its floor's (`berth / raw`); undefined when either is missing, not finite, or the floor is ≤ 0. */
@@ -61,9 +66,22 @@ export function formatValue(value: number, unit: Unit): string {
   }
 }
 
+/** An interval as printed beside its figure: `[low, high]` with the figure's own digits. */
+export function formatInterval(ci: { low: number; high: number }, format: (v: number) => string): string {
+  return `[${format(ci.low)}, ${format(ci.high)}]`;
+}
+
 function ratioOf(f: Figure): string {
   const r = ratioValue(f);
-  return r === undefined ? "" : formatRatio(r);
+  if (r === undefined) return "";
+  const bare = (v: number) => formatRatio(v).replace(/×$/, "");
+  return f.ci95 !== undefined && f.difference === undefined ? `${formatRatio(r)} ${formatInterval(f.ci95, bare)}` : formatRatio(r);
+}
+
+function differenceOf(f: Figure & { difference: { value: number } }): string {
+  const text = formatValue(f.difference.value, f.unit);
+  const bare = (v: number) => formatValue(v, f.unit).replace(/ \S+$/, "");
+  return f.ci95 !== undefined ? `${text} ${formatInterval(f.ci95, bare)}` : text;
 }
 
 function metOf(f: Figure): string {
@@ -89,7 +107,7 @@ function cells(f: Figure): string[] {
   return [
     f.scenario,
     f.figure,
-    f.berth !== undefined ? formatValue(f.berth, f.unit) : (f.berthText ?? (f.difference !== undefined ? formatValue(f.difference.value, f.unit) : "")),
+    f.berth !== undefined ? formatValue(f.berth, f.unit) : (f.berthText ?? (f.difference !== undefined ? differenceOf(f as Figure & { difference: { value: number } }) : "")),
     f.raw !== undefined ? formatValue(f.raw, f.unit) : (f.rawText ?? ""),
     ratioOf(f),
     f.target ?? "",

@@ -94,6 +94,14 @@ function parseFigure(v: unknown, where: string): Figure & { ratio?: number } {
     if (value === undefined || floor === undefined) throw new BadRunRecord(`${where}.difference needs value and floor`);
     f.difference = { value, floor };
   }
+  if (o.ci95 !== undefined) {
+    const c = o.ci95 as Record<string, unknown> | null;
+    if (typeof c !== "object" || c === null) throw new BadRunRecord(`${where}.ci95 is not an object`);
+    const low = optionalNumber(c.low, `${where}.ci95.low`);
+    const high = optionalNumber(c.high, `${where}.ci95.high`);
+    if (low === undefined || high === undefined) throw new BadRunRecord(`${where}.ci95 needs low and high`);
+    f.ci95 = { low, high };
+  }
   return f;
 }
 

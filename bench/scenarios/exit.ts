@@ -8,7 +8,7 @@ import { withDeadline } from "../deadline.js";
 import { EngineEventTap, type TimedEngineEvent } from "../engine-events.js";
 import type { Figure } from "../report.js";
 import type { BenchContext, Scenario } from "../scenario.js";
-import { checkSample, median, p99Label, percentile, shuffled, signedMedian, signedPercentile, spread } from "../stats.js";
+import { checkSample, median, pairedBootstrap, p99Label, percentile, shuffled, signedMedian, signedPercentile, spread } from "../stats.js";
 import { bestEffort } from "../best-effort.js";
 import { checkBerthExit, checkRawExit } from "../exits.js";
 import { BENCH_LABEL, openRawEngine } from "../raw-engine.js";
@@ -143,18 +143,22 @@ export const exitScenario: Scenario = {
       const waitP99 = percentile(viaWait, 99);
       const rawP99 = percentile(viaRawWait, 99);
       const paired = viaWait.map((w, i) => w - viaRawWait[i]!);
+      // Each figure's own precision: a 95 % paired-bootstrap interval (pairs resampled whole).
+      const p99Of = (v: number[]) => percentile(v, 99);
+      const ratioCi = (a: number[], stat: (v: number[]) => number) => pairedBootstrap(a, viaRawWait, (x, y) => stat(x) / stat(y));
+      const diffCi = (stat: (v: number[]) => number) => pairedBootstrap(viaWait, viaRawWait, (x, y) => stat(x) - stat(y));
       const note =
         `time from each container's own die event (timeNano; engine clock = this host's clock) to receipt; floor = the engine's own POST /containers/{id}/wait on a raw container of its own ` +
         `(create+start of the same image, options and '${COMMAND}'), opened before the exit; n=${n} pairs, each running Berth's sample and the raw one in a random order (half Berth first), ` +
         `each container removed before the next sample (Berth's Destroy answered, the raw remove awaited); Berth runs with its default --docker_remove_delay 0. ` +
-        `Spread: Wait ${spread(viaWait, 2)} ms, engine wait ${spread(viaRawWait, 2)} ms, TERMINATED ${spread(viaWatch, 2)} ms; per pair, Wait − engine wait: median ${signedMedian(paired).toFixed(2)} ms, p25 ${signedPercentile(paired, 25).toFixed(2)} ms, p75 ${signedPercentile(paired, 75).toFixed(2)} ms`;
+        `Brackets: 95 % paired-bootstrap interval of the ratio or difference (2000 resamples of the ${n} pairs). Spread: Wait ${spread(viaWait, 2)} ms, engine wait ${spread(viaRawWait, 2)} ms, TERMINATED ${spread(viaWatch, 2)} ms; per pair, Wait − engine wait: median ${signedMedian(paired).toFixed(2)} ms, p25 ${signedPercentile(paired, 25).toFixed(2)} ms, p75 ${signedPercentile(paired, 75).toFixed(2)} ms`;
       return [
-        { scenario: "exit", figure: "die → Wait returns, median", unit: "ms", berth: waitMed, raw: rawMed, note },
-        { scenario: "exit", figure: `die → Wait returns, ${p99}`, unit: "ms", berth: waitP99, raw: rawP99 },
-        { scenario: "exit", figure: "Wait − engine wait, median", unit: "ms", difference: { value: waitMed - rawMed, floor: rawMed }, rawText: "", target: `≤ ${TARGET_MEDIAN_MS} ms`, met: waitMed - rawMed <= TARGET_MEDIAN_MS },
-        { scenario: "exit", figure: `Wait − engine wait, ${p99}`, unit: "ms", difference: { value: waitP99 - rawP99, floor: rawP99 }, rawText: "", target: `≤ ${TARGET_P99_MS} ms`, met: waitP99 - rawP99 <= TARGET_P99_MS },
-        { scenario: "exit", figure: "die → TERMINATED event, median", unit: "ms", berth: median(viaWatch), raw: rawMed },
-        { scenario: "exit", figure: `die → TERMINATED event, ${p99}`, unit: "ms", berth: percentile(viaWatch, 99), raw: rawP99 },
+        { scenario: "exit", figure: "die → Wait returns, median", unit: "ms", berth: waitMed, raw: rawMed, ci95: ratioCi(viaWait, median), note },
+        { scenario: "exit", figure: `die → Wait returns, ${p99}`, unit: "ms", berth: waitP99, raw: rawP99, ci95: ratioCi(viaWait, p99Of) },
+        { scenario: "exit", figure: "Wait − engine wait, median", unit: "ms", difference: { value: waitMed - rawMed, floor: rawMed }, ci95: diffCi(median), rawText: "", target: `≤ ${TARGET_MEDIAN_MS} ms`, met: waitMed - rawMed <= TARGET_MEDIAN_MS },
+        { scenario: "exit", figure: `Wait − engine wait, ${p99}`, unit: "ms", difference: { value: waitP99 - rawP99, floor: rawP99 }, ci95: diffCi(p99Of), rawText: "", target: `≤ ${TARGET_P99_MS} ms`, met: waitP99 - rawP99 <= TARGET_P99_MS },
+        { scenario: "exit", figure: "die → TERMINATED event, median", unit: "ms", berth: median(viaWatch), raw: rawMed, ci95: ratioCi(viaWatch, median) },
+        { scenario: "exit", figure: `die → TERMINATED event, ${p99}`, unit: "ms", berth: percentile(viaWatch, 99), raw: rawP99, ci95: ratioCi(viaWatch, p99Of) },
         {
           scenario: "exit",
           figure: "die event delivery on /events, median / p99 (context)",

@@ -5,7 +5,7 @@ import path from "node:path";
 import { AGREEMENT_PCT, compareRuns, renderComparisonMarkdown, renderComparisonTable } from "../../bench/compare.js";
 import { renderTable, type Figure } from "../../bench/report.js";
 import { BadRunRecord, parseRunRecord, readRunRecord, runRecord, serializeRunRecord, writeRunRecord, type RunRecord } from "../../bench/run-record.js";
-import { BadSample, percentile, signedMedian, signedPercentile } from "../../bench/stats.js";
+import { BadSample, median, pairedBootstrap, percentile, seededRandom, signedMedian, signedPercentile } from "../../bench/stats.js";
 
 const RUN = { commit: "abc1234", startedAt: "2026-11-30T01:00:00.000Z", finishedAt: "2026-11-30T01:02:00.000Z", header: "Berth benchmarks — test\nnproc 2", quick: false, scenarios: ["exit", "launch"] };
 
@@ -19,8 +19,8 @@ const diffFigure = (value: number, floor: number, figure = "Wait − engine wait
 describe("bench run record (--json)", () => {
   it("round-trips every field of every figure through JSON, a figure not measured (NaN) included", () => {
     const figures: Figure[] = [
-      { ...ratioFigure(4.5, 9), note: "spread: p25–p75 1–2 | pipes kept" },
-      diffFigure(-1.25, 8.5),
+      { ...ratioFigure(4.5, 9), note: "spread: p25–p75 1–2 | pipes kept", ci95: { low: 0.45, high: 0.56 } },
+      { ...diffFigure(-1.25, 8.5), ci95: { low: -1.5, high: Number.NaN } },
       { scenario: "usage", figure: "engine stats (context)", unit: "ms", berthText: "", rawText: "780 / 850 ms" },
       { scenario: "scale", figure: "agent RSS", unit: "MB", berth: 153, rawText: "n/a", target: "≤ 150 MB", met: false },
       { scenario: "launch", figure: "Launch→RUNNING median", unit: "ms", berth: Number.NaN, raw: 150 },
@@ -61,6 +61,7 @@ describe("bench run record (--json)", () => {
     assert.throws(() => parseRunRecord(bad((o) => (o.figures[0].unit = "hours"))), /figures\[0\]\.unit is 'hours'/);
     assert.throws(() => parseRunRecord(bad((o) => (o.figures[0].berth = "4 ms"))), /figures\[0\]\.berth is "4 ms", not a number/);
     assert.throws(() => parseRunRecord(bad((o) => (o.figures[0].difference = { value: 1 }))), /difference needs value and floor/);
+    assert.throws(() => parseRunRecord(bad((o) => (o.figures[0].ci95 = { low: 1 }))), /ci95 needs low and high/);
     const dir = await mkdtemp(path.join(os.tmpdir(), "bench-record-"));
     try {
       await assert.rejects(readRunRecord(path.join(dir, "absent.json")), (e: unknown) => e instanceof BadRunRecord && /cannot read '.*absent\.json'/.test((e as Error).message));
@@ -122,7 +123,33 @@ describe("bench comparison (--compare)", () => {
       assert.ok(Number.isNaN(c.changePct), c.figure);
       assert.equal(c.within, false, c.figure);
     }
-    assert.match(renderComparisonTable(cmp), /\| n\/a\s*$/m);
+    const text = renderComparisonTable(cmp);
+    assert.match(text, /\| kind\s*\| ratio\s*\| 1\.00 ms\s*\| 0\.50×\s*\| n\/a\s*\| n\/a$/m);
+    assert.match(text, /\| zero floor \| difference \| 1\.00 ms\s*\| 1\.00 ms\s*\| \+0\.00 ms = n\/a of the floor \(0\.00 ms\) \| n\/a$/m);
+  });
+
+  it("says whether the previous value lies inside this run's 95 % interval, when this run has one", () => {
+    const prev = record([ratioFigure(4, 8, "inside"), ratioFigure(4, 8, "outside"), diffFigure(-2, 8, "diff inside"), ratioFigure(4, 8, "no interval")]);
+    const cur = record([
+      { ...ratioFigure(4.4, 8, "inside"), ci95: { low: 0.48, high: 0.6 } },
+      { ...ratioFigure(4.4, 8, "outside"), ci95: { low: 0.52, high: 0.6 } },
+      { ...diffFigure(-1.5, 8, "diff inside"), ci95: { low: -2.1, high: -1.0 } },
+      ratioFigure(4.4, 8, "no interval"),
+    ]);
+    const cmp = compareRuns(prev, cur);
+    assert.deepEqual(
+      cmp.changes.map((c) => [c.figure, c.within, c.previousInCi]),
+      [
+        ["inside", false, true],
+        ["outside", false, false],
+        ["diff inside", false, true],
+        ["no interval", false, undefined],
+      ],
+    );
+    const text = renderComparisonTable(cmp);
+    assert.match(text, /\| within 2 %\? \| previous inside this run's 95 % CI\?$/m);
+    assert.match(text, /^exit\s*\| outside .*\| NO\s*\| no$/m);
+    assert.match(text, /2 of 3 figure\(s\) with an interval: the previous value is inside/);
   });
 
   it("prints previous, this run, the change and the verdict, as text and as markdown", () => {
@@ -139,9 +166,27 @@ describe("bench comparison (--compare)", () => {
 });
 
 describe("bench report and stats", () => {
-  it("prints a difference figure's value in the berth column", () => {
-    const table = renderTable([diffFigure(-1.9, 6.85)]);
-    assert.match(table, /Wait − engine wait, median \| -1\.90 ms \|/);
+  it("prints a difference figure's value in the berth column, and each figure's interval beside it", () => {
+    const table = renderTable([diffFigure(-1.9, 6.85), { ...diffFigure(-3.09, 6.92, "with ci"), ci95: { low: -3.52, high: -2.61 } }, { ...ratioFigure(3.83, 6.92), ci95: { low: 0.51, high: 0.6 } }]);
+    assert.match(table, /Wait − engine wait, median \| -1\.90 ms\s*\|/);
+    assert.match(table, /with ci\s*\| -3\.09 ms \[-3\.52, -2\.61\] \|/);
+    assert.match(table, /die → Wait returns, median \| 3\.83 ms\s*\| 6\.92 ms\s*\| 0\.55× \[0\.51, 0\.60\] \|/);
+  });
+
+  it("bootstraps a paired interval reproducibly (seeded) that holds the statistic of the sample", () => {
+    const r = seededRandom(7);
+    const a = Array.from({ length: 100 }, () => 4 + r());
+    const b = Array.from({ length: 100 }, () => 7 + r());
+    const ratio = (x: number[], y: number[]) => median(x) / median(y);
+    const ci = pairedBootstrap(a, b, ratio);
+    assert.deepStrictEqual(pairedBootstrap(a, b, ratio), ci, "same samples, same interval");
+    const point = ratio(a, b);
+    assert.ok(ci.low < point && point < ci.high, `${ci.low} < ${point} < ${ci.high}`);
+    assert.ok(ci.high - ci.low < 0.05, "100 pairs with little spread give a narrow interval");
+    const wide = pairedBootstrap(a.slice(0, 5), b.slice(0, 5), ratio);
+    assert.ok(wide.high - wide.low > ci.high - ci.low, "fewer pairs, wider interval");
+    assert.throws(() => pairedBootstrap([1, 2], [1], ratio), /not pairs/);
+    assert.ok(Number.isNaN(pairedBootstrap([], [], ratio).low));
   });
 
   it("takes percentiles of paired differences, which may be negative; plain percentiles refuse them", () => {
