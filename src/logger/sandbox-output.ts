@@ -34,8 +34,8 @@ export async function openOutputFiles(sandbox: string, rotation: RotationOptions
  * termination published after the files are closed never truncates the output. Each stream is read
  * as fast as the files take it; a rotation in between is a few renames.
  */
-export async function captureOutput(streams: LogStreams, files: OutputFiles, warn?: WriterWarning): Promise<void> {
-  await Promise.all([copy(streams.stdout, files.stdout, warn), copy(streams.stderr, files.stderr, warn)]);
+export function captureOutput(streams: LogStreams, files: OutputFiles, warn?: WriterWarning): Promise<void> {
+  return Promise.all([copy(streams.stdout, files.stdout, warn), copy(streams.stderr, files.stderr, warn)]).then(() => undefined);
 }
 
 /**
@@ -49,9 +49,17 @@ const PARTIAL_LINE_HOLD_MS = 50;
 const PARTIAL_LINE_MAX = 64 * 1024;
 const NEWLINE = 0x0a;
 
+/**
+ * Copies one stream into its file: each chunk is written before the next is read (the stream is
+ * paused meanwhile, so a slow file holds the output back in the engine, not in Berth's heap).
+ * Plain listeners rather than `for await`: every live container has two of these for its whole
+ * life, and an async iterator (with its end-of-stream listeners and generator) costs several
+ * times the memory of the copy itself. Resolves once the stream ended and every byte is written;
+ * rejects (after writing what it held) when the stream failed or closed before its end.
+ */
 // A file that cannot be written (a full disk) loses that stream's output, but the stream is still
 // read to its end: the engine's two streams share one connection, and a stalled one would stall both.
-async function copy(source: Readable, file: RotatingFile, warn?: WriterWarning): Promise<void> {
+function copy(source: Readable, file: RotatingFile, warn?: WriterWarning): Promise<void> {
   let failed = false;
   let held: Buffer | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -72,9 +80,19 @@ async function copy(source: Readable, file: RotatingFile, warn?: WriterWarning):
     held = undefined;
     return piece;
   };
-  try {
-    for await (const chunk of source as AsyncIterable<Buffer | string>) {
-      if (failed) continue;
+  return new Promise<void>((resolve, reject) => {
+    let over = false;
+    const settle = (err?: Error): void => {
+      if (over) return;
+      over = true;
+      source.off("data", onData);
+      source.off("end", onEnd);
+      source.off("error", onError);
+      source.off("close", onClose);
+      void write(release()).then(() => (err ? reject(err) : resolve()));
+    };
+    const onData = (chunk: Buffer | string): void => {
+      if (failed) return;
       const piece = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
       let data = held ? Buffer.concat([release(), piece]) : piece;
       const lineEnd = data.lastIndexOf(NEWLINE);
@@ -83,11 +101,24 @@ async function copy(source: Readable, file: RotatingFile, warn?: WriterWarning):
         data = data.subarray(0, lineEnd + 1);
         timer = setTimeout(() => void write(release()), PARTIAL_LINE_HOLD_MS);
       }
-      await write(data);
-    }
-  } finally {
-    await write(release());
-  }
+      if (data.length === 0) return;
+      source.pause();
+      void write(data).then(() => {
+        if (!over) source.resume();
+      });
+    };
+    const onEnd = (): void => settle();
+    const onError = (err: Error): void => settle(err);
+    // After 'end' this is a no-op; before it, the stream was destroyed without its end.
+    const onClose = (): void => settle(source.errored ?? new Error("output stream closed before its end"));
+    if (source.readableEnded) return settle();
+    if (source.destroyed) return settle(source.errored ?? new Error("output stream closed before its end"));
+    source.on("data", onData);
+    // `on`, not `once` (a bound wrapper each): settle() removes all four.
+    source.on("end", onEnd);
+    source.on("error", onError);
+    source.on("close", onClose);
+  });
 }
 
 /**
