@@ -9,6 +9,7 @@ import { claimAgentId, resolveAgentId, type AgentClaim } from "./agent-id.js";
 import { Containerizer } from "./containerizer/containerizer.js";
 import { DockerodeEngine } from "./docker/dockerode-engine.js";
 import type { EnginePort } from "./docker/engine-port.js";
+import { ImagePresence } from "./docker/image-presence.js";
 import { EventMonitor } from "./docker/event-monitor.js";
 import { ImagePuller } from "./docker/image-puller.js";
 import { checkedDockerConfig } from "./docker/registry-auth.js";
@@ -164,6 +165,8 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   const real = new DockerodeEngine(engineOptions(config.dockerHost, config.dockerRequestTimeoutMs));
   const engine = overrides.wrapEngine ? overrides.wrapEngine(real) : real;
   const monitor = new EventMonitor({ engine, labels: agentLabels(agentId), logger: log.child({ component: "events" }), backoff: { initialMs: 100, maxMs: 5000 } });
+  // Which images the engine has, remembered between launches while the engine reports removals.
+  const images = new ImagePresence(engine, { logger: log.child({ component: "images" }), backoff: { initialMs: 100, maxMs: 5000 } });
   const puller = new ImagePuller({ engine, overallTimeoutMs: config.pullTimeoutMs, activityTimeoutMs: config.pullActivityTimeoutMs, credentials: dockerConfig });
   // Usage reads the host's cgroup files; the reader keeps descriptors open, closed at stop.
   const stats = new CgroupStatsReader();
@@ -197,6 +200,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
     },
     {
       engine,
+      images,
       puller,
       monitor,
       fetch: (uris, sandbox, o) =>
@@ -262,9 +266,10 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
   // Subscribe to the events before the stream opens, so nothing is missed.
   containerizer.start();
   monitor.start();
+  images.start();
   undo.push(async () => {
     containerizer.shutdown();
-    await monitor.stop();
+    await Promise.all([monitor.stop(), images.stop()]);
   });
   try {
     await firstValueFrom(monitor.connected$.pipe(filter(Boolean), timeout(config.dockerRequestTimeoutMs)));
@@ -308,7 +313,7 @@ export async function startBerth(config: ServeConfig, log: Logger, overrides: St
       const serverStopped = server.stop();
       containerizer.shutdown();
       await serverStopped;
-      await monitor.stop();
+      await Promise.all([monitor.stop(), images.stop()]);
       // Every output capture ends with its files closed (as a process exit would end them).
       await containerizer.closed();
       stats.close();

@@ -20,7 +20,7 @@ import { checkLaunchLimits, checkLiveContainers, DEFAULT_LAUNCH_LIMITS, type Lau
 import { defaultPolicy, WELL_KNOWN_ENGINE_SOCKETS, type Policy } from "../policy/policy.js";
 import { resolvePaths } from "../policy/resolve-paths.js";
 import { isInside } from "../fetcher/sandbox-paths.js";
-import { adoptContainer, BerthStopping, KilledUnhealthy, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
+import { adoptContainer, BerthStopping, createOptionsOf, KilledUnhealthy, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
 import { HealthSupervisor } from "../health/health-supervisor.js";
 import { execSync } from "../exec/exec-sync.js";
 import { healthStatus } from "./task-status.js";
@@ -117,6 +117,8 @@ export interface ContainerizerOptions {
 /** The collaborators the containerizer drives. */
 export interface ContainerizerDeps {
   engine: EnginePort;
+  /** Whether an image is present, remembered between launches (default: asked of the engine each time). */
+  images?: Pick<EnginePort, "imagePresent">;
   puller: ImagePuller;
   monitor: EventMonitor;
   fetch: FetchFn;
@@ -242,6 +244,7 @@ export class Containerizer {
     });
     this.pipelineDeps = {
       engine: deps.engine,
+      images: deps.images,
       puller: recordingPuller(deps.puller, this.pulledImages),
       cfsQuota: options.cgroupsEnableCfs ?? false,
       pidsLimit: options.defaultPidsLimit,
@@ -370,7 +373,7 @@ export class Containerizer {
     }
     // Build the engine's create options now, so a shape the engine cannot take is refused
     // before anything is recorded.
-    buildCreateSpec(spec, { agentId: this.options.agentId, hostSandbox: sandbox, containerSandbox: this.options.sandboxDirectory }, this.pipelineDeps.createOptions);
+    const createSpec = buildCreateSpec(spec, { agentId: this.options.agentId, hostSandbox: sandbox, containerSandbox: this.options.sandboxDirectory }, createOptionsOf(this.pipelineDeps));
     const admitting = this.admit(spec, input.peer);
     // An earlier container of this id is being forgotten: its record and sandbox removal must be
     // over before this launch writes its own (same record name, and the same sandbox path when
@@ -413,7 +416,7 @@ export class Containerizer {
       : Promise.resolve();
     const container = new Container(spec, sandbox, this.hub.publish);
     this.containers.set(id, container);
-    this.track(container, runContainer(container, this.pipelineDeps, recorded));
+    this.track(container, runContainer(container, this.pipelineDeps, recorded, createSpec));
     try {
       await recorded;
     } catch (err) {

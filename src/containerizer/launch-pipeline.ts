@@ -1,11 +1,11 @@
-import { constants } from "node:fs";
-import { lchown, lstat, mkdir, open } from "node:fs/promises";
+import { closeSync, constants, mkdirSync, openSync } from "node:fs";
+import { lchown, lstat, mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { isFieldSet } from "@bufbuild/protobuf";
 import { ContainerTerminationSchema } from "../gen/mesos/slave/containerizer_pb.js";
 import { TaskState } from "../gen/mesos/v1/mesos_pb.js";
-import { EngineRequestFailed, EngineUnreachable, type EnginePort, type LogStreams } from "../docker/engine-port.js";
+import { EngineRequestFailed, EngineUnreachable, type CreateSpec, type EnginePort, type LogStreams } from "../docker/engine-port.js";
 import type { ImagePuller } from "../docker/image-puller.js";
 import type { FetchUri, FetchOptions } from "../fetcher/fetcher.js";
 import { followOutput, outputWatermark, STDERR_FILE, STDOUT_FILE } from "../logger/sandbox-output.js";
@@ -48,6 +48,8 @@ export type FetchFn = (uris: FetchUri[], sandbox: string, options: FetchOptions)
 /** What the pipeline needs from the rest of Berth. */
 export interface PipelineDeps {
   engine: EnginePort;
+  /** Whether an image is present, remembered between launches (default: asked of the engine each time). */
+  images?: Pick<EnginePort, "imagePresent">;
   puller: ImagePuller;
   fetch: FetchFn;
   agentId: string;
@@ -94,8 +96,9 @@ export interface PipelineDeps {
  * Runs one container from FETCHING to TERMINATED. It is the only writer of the container's
  * transitions after the launch was accepted, and it always ends in `terminate`: every failure,
  * destroy or timeout becomes a termination, and whatever it created in the engine is removed.
+ * `spec`, when given, is the create options the launch was admitted with (built once).
  */
-export async function runContainer(c: Container, deps: PipelineDeps, recorded: Promise<void> = Promise.resolve()): Promise<void> {
+export async function runContainer(c: Container, deps: PipelineDeps, recorded: Promise<void> = Promise.resolve(), spec?: CreateSpec): Promise<void> {
   const log = deps.log.child({ container_id: c.id });
   const signal = c.launchAbort.signal;
   const deadline = new LaunchDeadline(deps.launchTimeoutMs, (reason) => {
@@ -109,36 +112,43 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
 
   if (c.spec.taskId !== undefined) c.publishTaskStatus({ type: "task_status", status: taskStatus(c.spec, deps.agentId, TaskState.TASK_STARTING) });
 
-  // With no URIs, FETCHING lasts a mkdir: the image lookup then runs alongside it instead of after
-  // it (one engine round trip off every launch). With URIs it waits, so a long fetch never acts on
-  // a stale answer.
-  const earlyPresence = !c.spec.forcePull && c.spec.uris.length === 0 ? deps.engine.imagePresent(c.spec.image) : undefined;
+  // Whether the image is present is known from memory once asked (ImagePresence); otherwise, with
+  // no URIs, the engine's answer comes while the sandbox is made. With URIs it waits, so a long
+  // fetch never acts on a stale answer.
+  const images = deps.images ?? deps.engine;
+  const earlyPresence = !c.spec.forcePull && c.spec.uris.length === 0 ? images.imagePresent(c.spec.image) : undefined;
   earlyPresence?.catch(() => undefined);
 
   try {
     deadline.run("FETCHING");
-    await prepareSandbox(c.sandbox);
+    // The sandbox and its empty output files are a handful of local metadata calls: made in place
+    // they cost microseconds, where each trip through the thread pool costs a few hundred (five of
+    // them were 1.5 ms of every launch's critical path).
+    prepareSandbox(c.sandbox);
     // The task's user owns its sandbox (as Mesos chowns it), so a non-root task can write there;
     // the fetcher runs as root, so what it fetched is handed over too.
     // The launch's user, or a `user` Docker parameter's (admission judged the same one).
     const taskUser = effectiveUser(c.spec)?.user;
     const owner = await resolveSandboxOwner(taskUser);
     if (taskUser !== undefined && !owner) log.info({ user: taskUser }, "the task's user is not known on the host; its sandbox stays root's");
-    // Local files are read with the task user's rights (an unknown user reads as nobody); each URI
-    // placed is an event (with its cache outcome); the fetcher's lines go to the sandbox's stderr.
-    await deps.fetch(c.spec.uris, c.sandbox, {
-      signal,
-      user: taskUser === undefined ? undefined : { name: taskUser, uid: owner?.uid, gid: owner?.gid },
-      onFetched: (result) => c.publishFetch({ type: "fetch", result }),
-      logFile: STDERR_FILE,
-    });
+    // Nothing is fetched for a launch without URIs (not even the sandbox's real path is looked up).
+    if (c.spec.uris.length > 0) {
+      // Local files are read with the task user's rights (an unknown user reads as nobody); each
+      // URI placed is an event (with its cache outcome); the fetcher's lines go to the sandbox's stderr.
+      await deps.fetch(c.spec.uris, c.sandbox, {
+        signal,
+        user: taskUser === undefined ? undefined : { name: taskUser, uid: owner?.uid, gid: owner?.gid },
+        onFetched: (result) => c.publishFetch({ type: "fetch", result }),
+        logFile: STDERR_FILE,
+      });
+    }
     signal.throwIfAborted();
     if (owner) await chownTree(c.sandbox, owner);
 
     stage = "PULLING";
     c.transition("PULLING");
     deadline.pause();
-    const present = !c.spec.forcePull && (await (earlyPresence ?? deps.engine.imagePresent(c.spec.image)));
+    const present = !c.spec.forcePull && (await (earlyPresence ?? images.imagePresent(c.spec.image)));
     signal.throwIfAborted();
     if (!present) {
       log.info({ image: c.spec.image }, "pulling image");
@@ -149,15 +159,8 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     stage = "MOUNTING";
     c.transition("MOUNTING");
     deadline.run("MOUNTING");
-    const createSpec = buildCreateSpec(
-      c.spec,
-      { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox },
-      { cfsQuota: deps.cfsQuota, pidsLimit: deps.pidsLimit, ...deps.createOptions },
-    );
+    const createSpec = spec ?? buildCreateSpec(c.spec, { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox }, createOptionsOf(deps));
     await makeSandboxMountSources(c.sandbox, createSpec.HostConfig.Mounts.map((m) => m.Source), owner);
-    // The stage is recorded too, without waiting (after the launch record; it only sharpens
-    // recovery's message).
-    void deps.checkpoint(c).catch((err: unknown) => log.warn({ err }, "could not checkpoint the stage"));
     // Destroyed while the mount sources were made: create nothing that would only be removed.
     signal.throwIfAborted();
     // Time spent queued behind Berth's own bound on engine calls is not the launch's: the clock
@@ -182,6 +185,9 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     // overlaps the launch record's fsync and the RUNNING checkpoint; the start waits for it.
     const attached = output.attach(deps, c, log, signal);
     attached.catch(() => undefined);
+    // The stage is recorded too, without waiting (after the launch record; it only sharpens
+    // recovery's message).
+    void deps.checkpoint(c).catch((err: unknown) => log.warn({ err }, "could not checkpoint the stage"));
     // Nothing runs before the launch itself is durable. The create overlaps the record's fsync
     // (one disk flush off every launch): a crash before it is durable leaves at most a created,
     // never started container of a launch that was never answered LAUNCHED, which recovery
@@ -270,7 +276,11 @@ async function superviseExit(c: Container, deps: PipelineDeps, log: Logger, outp
   await finish(c, deps, log, termination);
 }
 
-/** Records the termination durably, removes the engine container, then publishes. */
+/** The create options beyond the launch itself: the same for the admission check and the create. */
+export function createOptionsOf(deps: Pick<PipelineDeps, "cfsQuota" | "pidsLimit" | "createOptions">): CreateOptions {
+  return { cfsQuota: deps.cfsQuota, pidsLimit: deps.pidsLimit, ...deps.createOptions };
+}
+
 /**
  * Publishes the termination, records it durably and removes the engine container — in an order
  * that never loses it. A container that ran is published first: until its record is durable the
@@ -455,14 +465,12 @@ async function wasOomKilled(engine: EnginePort, engineId: string, facts: ExitFac
   return inspect?.oomKilled ?? false;
 }
 
-async function prepareSandbox(sandbox: string): Promise<void> {
-  await mkdir(sandbox, { recursive: true, mode: 0o755 });
+function prepareSandbox(sandbox: string): void {
+  mkdirSync(sandbox, { recursive: true, mode: 0o755 });
   // Empty stdout/stderr exist from the start, as in Mesos, so a tail never races their creation.
-  await Promise.all(
-    [STDOUT_FILE, STDERR_FILE].map(async (name) => {
-      await (await open(path.join(sandbox, name), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644)).close();
-    }),
-  );
+  for (const name of [STDOUT_FILE, STDERR_FILE]) {
+    closeSync(openSync(path.join(sandbox, name), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644));
+  }
 }
 
 /**

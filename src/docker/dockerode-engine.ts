@@ -391,8 +391,21 @@ export class DockerodeEngine implements EnginePort {
     return rows.map((r) => ({ id: r.Id, labels: r.Labels ?? {}, state: r.State }));
   }
 
-  async *events(
+  events(
     labels: Record<string, string>,
+    sinceNano: bigint | undefined,
+    signal: AbortSignal,
+    onSubscribed?: () => void,
+  ): AsyncIterable<EngineEvent> {
+    return this.eventStream({ type: ["container"], label: labelFilters(labels) }, sinceNano, signal, onSubscribed);
+  }
+
+  imageEvents(signal: AbortSignal, onSubscribed?: () => void): AsyncIterable<EngineEvent> {
+    return this.eventStream({ type: ["image"], event: ["delete", "untag"] }, undefined, signal, onSubscribed);
+  }
+
+  private async *eventStream(
+    filters: Record<string, string[]>,
     sinceNano: bigint | undefined,
     signal: AbortSignal,
     onSubscribed?: () => void,
@@ -402,10 +415,7 @@ export class DockerodeEngine implements EnginePort {
     const ac = new AbortController();
     const onAbort = (): void => ac.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
-    const query: WithSignal<Record<string, unknown>> = {
-      filters: { type: ["container"], label: labelFilters(labels) },
-      abortSignal: ac.signal,
-    };
+    const query: WithSignal<Record<string, unknown>> = { filters, abortSignal: ac.signal };
     if (sinceNano !== undefined) query.since = nanosToSince(sinceNano);
 
     let stream: Readable;

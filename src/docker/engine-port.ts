@@ -249,6 +249,11 @@ export interface EnginePort {
     onSubscribed?: () => void,
   ): AsyncIterable<EngineEvent>;
   /**
+   * The `/events` stream of image removals (`delete`, `untag`; `id` is the image id or the
+   * reference), as `events` ends and reports. Optional: an engine without it gets no image cache.
+   */
+  imageEvents?(signal: AbortSignal, onSubscribed?: () => void): AsyncIterable<EngineEvent>;
+  /**
    * Follows stdout/stderr from the container's start (or from `sinceSeconds`, a Unix time with
    * a fraction, when re-attaching after a restart); both streams end when it stops. `tty`, when
    * the caller knows it, saves the inspect that would otherwise tell whether output is multiplexed.

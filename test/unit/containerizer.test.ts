@@ -613,7 +613,8 @@ describe("Containerizer over a fake engine", function () {
       const id = newId("rootowned");
       await launchRunning(r, id);
       const owned = newId("owned");
-      const j = input(owned);
+      // A URI, so the fetcher (the fake above) runs: a launch without URIs fetches nothing.
+      const j = input(owned, { command: { shell: true, value: "true", uris: [{ value: "https://example.com/fetched" }] } });
       j.config!.user = "1234:2345";
       j.config!.containerInfo!.volumes = [create(VolumeSchema, { containerPath: "/v", hostPath: "vol/deep", mode: Volume_Mode.RW })];
       assert.equal((await r.cz.launch(j)).result, "LAUNCHED");
@@ -706,10 +707,19 @@ describe("Containerizer over a fake engine", function () {
       const r = await rig();
       const n = SLOTS * 3;
       const ids = Array.from({ length: n }, () => newId("storm-order"));
+      // The first two rounds of creates are held: the first round's starts then queue behind the
+      // second round's creates, beside the third round's, and must be served first (the fake's
+      // creates are instant, so without this the order would only tell which path has fewer ticks).
       const holds = Array.from({ length: SLOTS }, () => r.engine.hold("createContainer"));
+      const second = Array.from({ length: SLOTS }, () => r.engine.hold("createContainer"));
       for (const id of ids) await r.cz.launch(input(id));
       await Promise.all(holds.map((h) => h.entered));
       for (const h of holds) h();
+      await Promise.all(second.map((h) => h.entered));
+      // The first round attaches, then asks for a slot to start in: wait until all of them have.
+      for (let i = 0; i < 1000 && r.engine.calls("attachOutput").filter((c) => c.settledAt !== undefined).length < SLOTS; i++) await tick();
+      for (let i = 0; i < 20; i++) await tick();
+      for (const h of second) h();
       await Promise.all(ids.map((id) => eventOf(r.cz, id, isState("RUNNING"))));
       const order = r.engine.methods().filter((m) => m === "createContainer" || m === "startContainer");
       const firstStart = order.indexOf("startContainer");
