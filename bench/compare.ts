@@ -27,10 +27,11 @@ export interface FigureChange {
   /** |changePct| ≤ AGREEMENT_PCT (false when the change is not computable). */
   within: boolean;
   /**
-   * Whether the previous run's value lies inside this run's own 95 % interval (when this run has
-   * one): if so, the move is within what this run's noise explains.
+   * Whether the two runs' 95 % intervals overlap (set when both runs carry one): if they do, the
+   * two runs cannot be told apart at their own precision; if not, the figure really moved (or the
+   * machine's conditions did).
    */
-  previousInCi?: boolean;
+  intervalsOverlap?: boolean;
 }
 
 /** This run against a previous one. */
@@ -64,9 +65,10 @@ const keyOf = (f: { scenario: string; figure: string }) => `${f.scenario}: ${f.f
 
 /** One figure's change between two runs; changePct is NaN (and within false) when either side is not a number. */
 export function changeOf(f: Figure, previous: Measure, current: Measure): FigureChange {
-  const ci = current.ci95;
-  const inCi = ci !== undefined && previous.kind === current.kind && Number.isFinite(ci.low) && Number.isFinite(ci.high) ? { previousInCi: previous.value >= ci.low && previous.value <= ci.high } : {};
-  const base = { scenario: f.scenario, figure: f.figure, unit: f.unit, ...inCi };
+  const [p, c] = [previous.ci95, current.ci95];
+  const finite = (i: { low: number; high: number } | undefined): i is { low: number; high: number } => i !== undefined && Number.isFinite(i.low) && Number.isFinite(i.high);
+  const overlap = previous.kind === current.kind && finite(p) && finite(c) ? { intervalsOverlap: p.low <= c.high && c.low <= p.high } : {};
+  const base = { scenario: f.scenario, figure: f.figure, unit: f.unit, ...overlap };
   if (previous.kind === "difference" && current.kind === "difference") {
     const delta = current.value - previous.value;
     const ok = Number.isFinite(delta) && Number.isFinite(current.floor) && current.floor > 0;
@@ -117,7 +119,7 @@ function cellsOf(c: FigureChange, withCi: boolean): string[] {
     c.kind === "ratio" || c.delta === undefined || Number.isNaN(c.delta)
       ? pct
       : `${signed(c.delta, 2)} ${c.unit} = ${pct} of the floor (${c.floor !== undefined ? formatValue(c.floor, c.unit) : "n/a"})`;
-  const noise = c.previousInCi === undefined ? "" : c.previousInCi ? "yes" : "no";
+  const noise = c.intervalsOverlap === undefined ? "" : c.intervalsOverlap ? "yes" : "no";
   const cells = [c.scenario, c.figure, c.kind, value(c.previous, c.previousKind), value(c.current), change, Number.isNaN(c.changePct) ? "n/a" : c.within ? "yes" : "NO"];
   return withCi ? [...cells, noise] : cells;
 }
@@ -125,16 +127,16 @@ function cellsOf(c: FigureChange, withCi: boolean): string[] {
 /** The columns; the last only when some figure of this run carries its 95 % interval. */
 function header(withCi: boolean): string[] {
   const h = ["scenario", "figure", "kind", "previous", "this run", "change", `within ${AGREEMENT_PCT} %?`];
-  return withCi ? [...h, "previous inside this run's 95 % CI?"] : h;
+  return withCi ? [...h, "95 % intervals overlap?"] : h;
 }
 
-const hasCi = (cmp: Comparison) => cmp.changes.some((c) => c.previousInCi !== undefined);
+const hasCi = (cmp: Comparison) => cmp.changes.some((c) => c.intervalsOverlap !== undefined);
 
 function summary(cmp: Comparison): string[] {
   const within = cmp.changes.filter((c) => c.within).length;
   const lines = [`${within} of ${cmp.changes.length} figure(s) within ${AGREEMENT_PCT} % of the previous run.`];
-  const withCi = cmp.changes.filter((c) => c.previousInCi !== undefined);
-  if (withCi.length > 0) lines.push(`${withCi.filter((c) => c.previousInCi).length} of ${withCi.length} figure(s) with an interval: the previous value is inside this run's 95 % interval (paired bootstrap), a move this run's own noise explains.`);
+  const withCi = cmp.changes.filter((c) => c.intervalsOverlap !== undefined);
+  if (withCi.length > 0) lines.push(`${withCi.filter((c) => c.intervalsOverlap).length} of ${withCi.length} figure(s) with intervals in both runs: the two 95 % intervals (paired bootstrap) overlap, so the runs cannot be told apart at their own precision.`);
   if (cmp.onlyPrevious.length > 0) lines.push(`Only in the previous run: ${cmp.onlyPrevious.join("; ")}.`);
   if (cmp.onlyCurrent.length > 0) lines.push(`Only in this run: ${cmp.onlyCurrent.join("; ")}.`);
   if (cmp.previousQuick || cmp.currentQuick) lines.push("A --quick run is a smoke run: its figures are not measurements.");

@@ -128,28 +128,33 @@ describe("bench comparison (--compare)", () => {
     assert.match(text, /\| zero floor \| difference \| 1\.00 ms\s*\| 1\.00 ms\s*\| \+0\.00 ms = n\/a of the floor \(0\.00 ms\) \| n\/a$/m);
   });
 
-  it("says whether the previous value lies inside this run's 95 % interval, when this run has one", () => {
-    const prev = record([ratioFigure(4, 8, "inside"), ratioFigure(4, 8, "outside"), diffFigure(-2, 8, "diff inside"), ratioFigure(4, 8, "no interval")]);
+  it("says whether the two runs' 95 % intervals overlap, when both runs carry one", () => {
+    const prev = record([
+      { ...ratioFigure(4, 8, "overlap"), ci95: { low: 0.45, high: 0.52 } },
+      { ...ratioFigure(4, 8, "apart"), ci95: { low: 0.45, high: 0.51 } },
+      { ...diffFigure(-2, 8, "diff overlap"), ci95: { low: -2.5, high: -1.5 } },
+      ratioFigure(4, 8, "only this run has one"),
+    ]);
     const cur = record([
-      { ...ratioFigure(4.4, 8, "inside"), ci95: { low: 0.48, high: 0.6 } },
-      { ...ratioFigure(4.4, 8, "outside"), ci95: { low: 0.52, high: 0.6 } },
-      { ...diffFigure(-1.5, 8, "diff inside"), ci95: { low: -2.1, high: -1.0 } },
-      ratioFigure(4.4, 8, "no interval"),
+      { ...ratioFigure(4.4, 8, "overlap"), ci95: { low: 0.52, high: 0.6 } },
+      { ...ratioFigure(4.4, 8, "apart"), ci95: { low: 0.52, high: 0.6 } },
+      { ...diffFigure(-1.2, 8, "diff overlap"), ci95: { low: -1.6, high: -0.8 } },
+      { ...ratioFigure(4.4, 8, "only this run has one"), ci95: { low: 0.4, high: 0.6 } },
     ]);
     const cmp = compareRuns(prev, cur);
     assert.deepEqual(
-      cmp.changes.map((c) => [c.figure, c.within, c.previousInCi]),
+      cmp.changes.map((c) => [c.figure, c.within, c.intervalsOverlap]),
       [
-        ["inside", false, true],
-        ["outside", false, false],
-        ["diff inside", false, true],
-        ["no interval", false, undefined],
+        ["overlap", false, true],
+        ["apart", false, false],
+        ["diff overlap", false, true],
+        ["only this run has one", false, undefined],
       ],
     );
     const text = renderComparisonTable(cmp);
-    assert.match(text, /\| within 2 %\? \| previous inside this run's 95 % CI\?$/m);
-    assert.match(text, /^exit\s*\| outside .*\| NO\s*\| no$/m);
-    assert.match(text, /2 of 3 figure\(s\) with an interval: the previous value is inside/);
+    assert.match(text, /\| within 2 %\? \| 95 % intervals overlap\?$/m);
+    assert.match(text, /^exit\s*\| apart .*\| NO\s*\| no$/m);
+    assert.match(text, /2 of 3 figure\(s\) with intervals in both runs: the two 95 % intervals \(paired bootstrap\) overlap/);
   });
 
   it("prints previous, this run, the change and the verdict, as text and as markdown", () => {
