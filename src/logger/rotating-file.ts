@@ -259,7 +259,8 @@ export async function readIndex(sandbox: string, name: string, size: number, mti
   try {
     const h = await open(path.join(sandbox, indexName(name)), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     try {
-      if ((await h.stat()).isFile()) index = OutputIndex.parse(await readBounded(h), size);
+      const st = await h.stat();
+      if (st.isFile()) index = OutputIndex.parse(await readBounded(h, st.size), size);
     } finally {
       await h.close();
     }
@@ -270,9 +271,12 @@ export async function readIndex(sandbox: string, name: string, size: number, mti
   return index;
 }
 
-/** The start of a sidecar, at most MAX_INDEX_FILE_BYTES of it. */
-async function readBounded(h: FileHandle): Promise<string> {
-  const buf = Buffer.alloc(MAX_INDEX_FILE_BYTES);
+/**
+ * The start of a sidecar, at most MAX_INDEX_FILE_BYTES of it (and no more than its size when it was
+ * opened: a sidecar is usually a few hundred bytes, and a restart opens two per adopted container).
+ */
+async function readBounded(h: FileHandle, size: number): Promise<string> {
+  const buf = Buffer.alloc(Math.min(size, MAX_INDEX_FILE_BYTES));
   let n = 0;
   for (;;) {
     const { bytesRead } = await h.read(buf, n, buf.length - n, n);
