@@ -172,7 +172,11 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     deadline.pause();
     let engineId: string;
     try {
-      engineId = await deps.engineSlots(inSlot(() => deps.engine.createContainer(createSpec)), { signal });
+      const creating = deps.engineSlots(inSlot(() => deps.engine.createContainer(createSpec)), { signal });
+      // The stage is recorded too, while the engine creates (after the launch record, without
+      // waiting: it only sharpens recovery's message).
+      void deps.checkpoint(c).catch((err: unknown) => log.warn({ err }, "could not checkpoint the stage"));
+      engineId = await creating;
     } catch (err) {
       await removeAfterFailedCreate(deps, log, createSpec.name, err);
       throw err;
@@ -185,26 +189,25 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     // overlaps the launch record's fsync and the RUNNING checkpoint; the start waits for it.
     const attached = output.attach(deps, c, log, signal);
     attached.catch(() => undefined);
-    // The stage is recorded too, without waiting (after the launch record; it only sharpens
-    // recovery's message).
-    void deps.checkpoint(c).catch((err: unknown) => log.warn({ err }, "could not checkpoint the stage"));
     // Nothing runs before the launch itself is durable. The create overlaps the record's fsync
     // (one disk flush off every launch): a crash before it is durable leaves at most a created,
     // never started container of a launch that was never answered LAUNCHED, which recovery
     // removes as an orphan (it has the agent's labels and no record).
     await recorded;
     signal.throwIfAborted();
-    // RUNNING (with the engine id) is made durable while the engine starts the container, so the
-    // fsync costs no launch time. A crash in between leaves a RUNNING record of a container the
-    // engine shows as "created": recovery treats that as a launch caught mid-way.
-    const running = deps.checkpoint(c, { state: "RUNNING" });
-    running.catch(() => undefined);
     // An attach the engine refused fails the launch before anything runs.
     await attached;
     deadline.pause();
     // Starts go before queued creates: a launch storm then brings containers up one by one
     // instead of creating all of them before starting any.
-    await deps.engineSlots(inSlot(() => deps.engine.startContainer(engineId)), { signal, urgent: true });
+    const starting = deps.engineSlots(inSlot(() => deps.engine.startContainer(engineId)), { signal, urgent: true });
+    // RUNNING (with the engine id) is made durable while the engine starts the container, so
+    // neither the fsync nor the record's encoding costs launch time (the start request is on its
+    // way first). A crash in between leaves a record short of RUNNING, or a RUNNING record of a
+    // container the engine shows as "created": recovery treats either as a launch caught mid-way.
+    const running = deps.checkpoint(c, { state: "RUNNING" });
+    running.catch(() => undefined);
+    await starting;
     started = true;
     // TASK_RUNNING carries the engine's inspect, as Mesos' docker executor sends it: the inspect
     // runs while the RUNNING record is made durable, and never fails (it is left out instead).
