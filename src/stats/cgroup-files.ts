@@ -34,9 +34,11 @@ export interface CgroupFileSource {
   read(path: string): string | undefined;
   /**
    * Counts the ids listed one per line (cgroup.procs, tasks, cgroup.threads); undefined when
-   * absent. A list longer than a few KiB (thousands of threads) is counted off the event loop.
+   * absent. A list of up to a few KiB is counted at once (the answer, not a promise: a Usage() call
+   * then takes no event-loop or microtask detour); a longer one (thousands of threads) is counted
+   * off the event loop, and the answer is a promise.
    */
-  count(path: string): Promise<number | undefined>;
+  count(path: string): number | undefined | Promise<number | undefined>;
 }
 
 function isAbsent(err: unknown): boolean {
@@ -115,7 +117,7 @@ async function countLinesOffLoop(path: string): Promise<number | undefined> {
 }
 
 /** count() over a synchronous head read: small lists are counted at once, long ones off the loop. */
-async function countFrom(path: string, head: (limit: number) => { text: string; whole: boolean } | undefined): Promise<number | undefined> {
+function countFrom(path: string, head: (limit: number) => { text: string; whole: boolean } | undefined): number | undefined | Promise<number | undefined> {
   const first = head(SYNC_COUNT_BYTES);
   if (first === undefined) return undefined;
   if (first.whole) return countLines(first.text);
@@ -140,7 +142,7 @@ export const oneShotFiles: CgroupFileSource = {
   read(path: string): string | undefined {
     return readOnce(path, Infinity)?.text;
   },
-  count(path: string): Promise<number | undefined> {
+  count(path: string): number | undefined | Promise<number | undefined> {
     return countFrom(path, (limit) => readOnce(path, limit));
   },
 };
@@ -184,7 +186,7 @@ export class KeptCgroupFiles implements CgroupFileSource {
     return this.readKept(path, Infinity)?.text;
   }
 
-  count(path: string): Promise<number | undefined> {
+  count(path: string): number | undefined | Promise<number | undefined> {
     return countFrom(path, (limit) => this.readKept(path, limit));
   }
 
@@ -238,28 +240,74 @@ export class KeptCgroupFiles implements CgroupFileSource {
   }
 }
 
-/** Parses a flat keyed file ("key value" per line: cpu.stat, memory.stat, cpuacct.stat) into key → integer, only `keys` when given. */
-export function parseKeyed(text: string | undefined, keys?: ReadonlySet<string>): Map<string, bigint> {
-  const values = new Map<string, bigint>();
-  if (text === undefined) return values;
-  for (const line of text.split("\n")) {
-    const space = line.indexOf(" ");
-    if (space <= 0) continue;
-    const key = line.slice(0, space);
-    // memory.stat has ~35 keys of which a handful are reported: the rest are not converted.
-    if (keys !== undefined && !keys.has(key)) continue;
-    const value = line.slice(space + 1).trim();
-    // Keyed files are integers; anything else (a future format) is skipped rather than misread.
-    if (/^-?\d+$/.test(value)) values.set(key, BigInt(value));
+const MINUS = 0x2d;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
+const NEWLINE = 0x0a;
+const SPACE = 0x20;
+
+function isBlank(c: number): boolean {
+  return c === SPACE || c === NEWLINE || c === 0x09 || c === 0x0d || c === 0x0b || c === 0x0c;
+}
+
+/**
+ * The integer in text[start, end) with surrounding whitespace trimmed, as its text, when it is one
+ * (`-?\d+`); undefined otherwise. A hand-written scan: a Usage() call parses a dozen values, and a
+ * split, a trim and a regular expression per value were a visible share of the call.
+ */
+function integerIn(text: string, start: number, end: number): string | undefined {
+  while (start < end && isBlank(text.charCodeAt(start))) start += 1;
+  while (end > start && isBlank(text.charCodeAt(end - 1))) end -= 1;
+  let i = start;
+  if (i < end && text.charCodeAt(i) === MINUS) i += 1;
+  if (i === end) return undefined;
+  for (; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < DIGIT_0 || c > DIGIT_9) return undefined;
   }
-  return values;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
+}
+
+/**
+ * The value of `key` in a flat keyed file ("key value" per line: cpu.stat, memory.stat,
+ * cpuacct.stat) as integer text, or undefined when the key is absent or its value is not an integer
+ * (a future format is skipped rather than misread). Only the keys asked for are looked at: memory.stat
+ * has ~35 of which a handful are reported.
+ */
+export function keyedInteger(text: string | undefined, key: string): string | undefined {
+  if (text === undefined) return undefined;
+  for (let from = 0; ; ) {
+    const at = text.indexOf(key, from);
+    if (at < 0) return undefined;
+    const after = at + key.length;
+    // The key starts its line and a space ends it ("total_rss" is not "total_rss_huge").
+    if ((at === 0 || text.charCodeAt(at - 1) === NEWLINE) && text.charCodeAt(after) === SPACE) {
+      const eol = text.indexOf("\n", after);
+      return integerIn(text, after + 1, eol < 0 ? text.length : eol);
+    }
+    from = at + 1;
+  }
+}
+
+/** The text of a single-integer file ("67108864\n", "-1\n"), trimmed; undefined when absent or not an integer. */
+export function integerText(text: string | undefined): string | undefined {
+  return text === undefined ? undefined : integerIn(text, 0, text.length);
 }
 
 /** Parses a single-integer file ("67108864\n", "-1\n"); undefined when absent or not an integer. */
 export function parseInteger(text: string | undefined): bigint | undefined {
-  if (text === undefined) return undefined;
-  const value = text.trim();
-  return /^-?\d+$/.test(value) ? BigInt(value) : undefined;
+  const value = integerText(text);
+  return value === undefined ? undefined : BigInt(value);
+}
+
+/** Integer text as a number (exact up to 2^53; counters and ticks stay far below). */
+export function asNumber(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : Number(value);
+}
+
+/** Integer text as a bigint (byte counts are uint64 in the proto). */
+export function asBigInt(value: string | undefined): bigint | undefined {
+  return value === undefined ? undefined : BigInt(value);
 }
 
 /** Counts the ids listed one per line (cgroup.procs, tasks, cgroup.threads); undefined when absent. */

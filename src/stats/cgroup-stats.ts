@@ -3,8 +3,8 @@ import { access, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type ResourceStatistics, ResourceStatisticsSchema } from "../gen/mesos/v1/mesos_pb.js";
 import { KeptCgroupFiles } from "./cgroup-files.js";
-import { readV1Stats } from "./cgroup-v1-stats.js";
-import { readV2Stats } from "./cgroup-v2-stats.js";
+import { type V1Files, readV1Stats, v1Files } from "./cgroup-v1-stats.js";
+import { type V2Files, readV2Stats, v2Files } from "./cgroup-v2-stats.js";
 import { type CgroupMount, parseCgroupMounts } from "./mountinfo.js";
 import { type ProcCgroupEntry, parseProcCgroup } from "./proc-cgroup.js";
 
@@ -57,6 +57,8 @@ export class CgroupStatsReader {
   private readonly mountsFile: string;
   private mounts?: Promise<CgroupMount[]>;
   private readonly files: KeptCgroupFiles;
+  // The file paths of each resolved CgroupPaths, joined on its first read instead of on every one.
+  private readonly plans = new WeakMap<CgroupPaths, { v1?: V1Files; v2?: V2Files }>();
 
   constructor(options: CgroupStatsReaderOptions = {}) {
     this.files = new KeptCgroupFiles(options.keptFds);
@@ -99,12 +101,25 @@ export class CgroupStatsReader {
   async read(paths: CgroupPaths): Promise<ResourceStatistics> {
     // Taken before the reads, as Mesos does: the sample describes the state at (or just after) this instant.
     const timestamp = Date.now() / 1000;
-    const fields = paths.version === 1 ? await readV1Stats(paths.dirs, this.files) : await readV2Stats(v2Dir(paths), this.files);
+    let fields = paths.version === 1 ? readV1Stats(this.plan(paths).v1!, this.files) : readV2Stats(this.plan(paths).v2!, this.files);
+    // Synchronous unless a membership list had to be counted off the loop: no await otherwise.
+    if (fields instanceof Promise) fields = await fields;
     if (fields === undefined) {
       this.release(paths);
       throw new CgroupNotFound(`cgroup v${paths.version} dirs ${JSON.stringify(paths.dirs)} no longer hold any statistics file (did the container exit?)`);
     }
-    return create(ResourceStatisticsSchema, { ...fields, timestamp });
+    fields.timestamp = timestamp;
+    return create(ResourceStatisticsSchema, fields);
+  }
+
+  /** The files a read of `paths` reads, joined once per CgroupPaths object. */
+  private plan(paths: CgroupPaths): { v1?: V1Files; v2?: V2Files } {
+    let plan = this.plans.get(paths);
+    if (plan === undefined) {
+      plan = paths.version === 1 ? { v1: v1Files(paths.dirs) } : { v2: v2Files(v2Dir(paths)) };
+      this.plans.set(paths, plan);
+    }
+    return plan;
   }
 
   /** Closes the descriptors kept for a cgroup (its container ended; an open file pins a removed cgroup). */

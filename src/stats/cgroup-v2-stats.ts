@@ -1,65 +1,121 @@
 import { join } from "node:path";
-import { type CgroupFileSource, parseInteger, parseKeyed, toUint32, toUint64, v2Limit } from "./cgroup-files.js";
+import { type CgroupFileSource, asBigInt, asNumber, integerText, keyedInteger, toUint32, toUint64, v2Limit } from "./cgroup-files.js";
 import { sharesFromWeight } from "./cpu-weight.js";
 import type { StatsFields } from "./stats-fields.js";
 
 const US_PER_SEC = 1e6;
 const SHARES_PER_CPU = 1024;
 
-const FILES = [
-  "cpu.stat",
-  "cpu.max",
-  "cpu.weight",
-  "memory.current",
-  "memory.max",
-  "memory.high",
-  "memory.swap.current",
-  "memory.stat",
-] as const;
+/** The files one v2 sample reads, joined once per container (v2Files) rather than on every Usage() call. */
+export interface V2Files {
+  cpuStat: string;
+  cpuMax: string;
+  cpuWeight: string;
+  memCurrent: string;
+  memMax: string;
+  memHigh: string;
+  swapCurrent: string;
+  memStat: string;
+  procs: string;
+  threads: string;
+  pidsCurrent: string;
+}
 
-// The memory.stat keys reported (see the mapping below).
-const MEMORY_STAT_KEYS: ReadonlySet<string> = new Set(["anon", "file", "file_mapped", "unevictable"]);
+/** The files of a v2 cgroup's sample, from its unified dir. */
+export function v2Files(dir: string): V2Files {
+  return {
+    cpuStat: join(dir, "cpu.stat"),
+    cpuMax: join(dir, "cpu.max"),
+    cpuWeight: join(dir, "cpu.weight"),
+    memCurrent: join(dir, "memory.current"),
+    memMax: join(dir, "memory.max"),
+    memHigh: join(dir, "memory.high"),
+    swapCurrent: join(dir, "memory.swap.current"),
+    memStat: join(dir, "memory.stat"),
+    procs: join(dir, "cgroup.procs"),
+    threads: join(dir, "cgroup.threads"),
+    pidsCurrent: join(dir, "pids.current"),
+  };
+}
 
-const seconds = (usec: bigint | undefined): number | undefined => (usec === undefined ? undefined : Number(usec) / US_PER_SEC);
+/** The texts of one sample's files (undefined: absent). */
+interface V2Texts {
+  cpuStat?: string;
+  cpuMax?: string;
+  cpuWeight?: string;
+  memCurrent?: string;
+  memMax?: string;
+  memHigh?: string;
+  swapCurrent?: string;
+  memStat?: string;
+}
 
-/** Reads a cgroup v2 container's statistics from its unified dir; returns undefined when none of the files exist (the cgroup is gone). */
-export async function readV2Stats(dir: string, source: CgroupFileSource): Promise<StatsFields | undefined> {
-  const texts = FILES.map((name) => source.read(join(dir, name)));
+const seconds = (usec: number | undefined): number | undefined => (usec === undefined ? undefined : usec / US_PER_SEC);
+
+/**
+ * Reads a cgroup v2 container's statistics from its files; undefined when none of the files exist
+ * (the cgroup is gone). The answer is synchronous unless a membership list is long enough to be
+ * counted off the event loop (thousands of threads), and then it is a promise.
+ */
+export function readV2Stats(files: V2Files, source: CgroupFileSource): StatsFields | undefined | Promise<StatsFields | undefined> {
+  const texts: V2Texts = {
+    cpuStat: source.read(files.cpuStat),
+    cpuMax: source.read(files.cpuMax),
+    cpuWeight: source.read(files.cpuWeight),
+    memCurrent: source.read(files.memCurrent),
+    memMax: source.read(files.memMax),
+    memHigh: source.read(files.memHigh),
+    swapCurrent: source.read(files.swapCurrent),
+    memStat: source.read(files.memStat),
+  };
   // The membership lists are counted, not kept: tens of thousands of threads make them long
   // enough to be read off the event loop.
-  const [procs, threads] = await Promise.all([source.count(join(dir, "cgroup.procs")), source.count(join(dir, "cgroup.threads"))]);
-  if (texts.every((text) => text === undefined) && procs === undefined && threads === undefined) return undefined;
-  const [cpuStatText, cpuMax, cpuWeight, current, max, high, swapCurrent, memStatText] = texts;
-  // pids.current counts the same tasks as cgroup.threads (plus those of child cgroups); it is read
-  // only when cgroup.threads is missing (kernels before 4.14), to keep the common path one file shorter.
-  const pidsCurrent = threads === undefined ? source.read(join(dir, "pids.current")) : undefined;
+  const procs = source.count(files.procs);
+  const threads = source.count(files.threads);
+  if (procs instanceof Promise || threads instanceof Promise) {
+    return Promise.all([procs, threads]).then(([p, t]) => v2Fields(texts, p, t, () => source.read(files.pidsCurrent)));
+  }
+  return v2Fields(texts, procs, threads, () => source.read(files.pidsCurrent));
+}
 
+function v2Fields(texts: V2Texts, procs: number | undefined, threads: number | undefined, pidsCurrent: () => string | undefined): StatsFields | undefined {
+  let any = procs !== undefined || threads !== undefined;
+  for (const key in texts) {
+    if (texts[key as keyof V2Texts] !== undefined) {
+      any = true;
+      break;
+    }
+  }
+  if (!any) return undefined;
+  const { cpuStat, memStat } = texts;
+  const anon = toUint64(asBigInt(keyedInteger(memStat, "anon")));
+  const file = toUint64(asBigInt(keyedInteger(memStat, "file")));
   // cpu.stat always has usage/user/system_usec; the nr_* and throttled_usec keys appear only when
   // the cpu controller is enabled for the cgroup.
-  const cpuStat = parseKeyed(cpuStatText);
-  const memStat = parseKeyed(memStatText, MEMORY_STAT_KEYS);
   return {
     processes: toUint32(procs),
-    threads: toUint32(threads ?? parseInteger(pidsCurrent)),
-    cpusUserTimeSecs: seconds(cpuStat.get("user_usec")),
-    cpusSystemTimeSecs: seconds(cpuStat.get("system_usec")),
-    cpusLimit: cpusLimit(cpuMax, parseInteger(cpuWeight)),
-    cpusNrPeriods: toUint32(cpuStat.get("nr_periods")),
-    cpusNrThrottled: toUint32(cpuStat.get("nr_throttled")),
-    cpusThrottledTimeSecs: seconds(cpuStat.get("throttled_usec")),
-    memTotalBytes: toUint64(parseInteger(current)),
+    // pids.current counts the same tasks as cgroup.threads (plus those of child cgroups); it is read
+    // only when cgroup.threads is missing (kernels before 4.14), to keep the common path one file shorter.
+    threads: toUint32(threads ?? asNumber(integerText(pidsCurrent()))),
+    cpusUserTimeSecs: seconds(asNumber(keyedInteger(cpuStat, "user_usec"))),
+    cpusSystemTimeSecs: seconds(asNumber(keyedInteger(cpuStat, "system_usec"))),
+    cpusLimit: cpusLimit(texts.cpuMax, asNumber(integerText(texts.cpuWeight))),
+    cpusNrPeriods: toUint32(asNumber(keyedInteger(cpuStat, "nr_periods"))),
+    cpusNrThrottled: toUint32(asNumber(keyedInteger(cpuStat, "nr_throttled"))),
+    cpusThrottledTimeSecs: seconds(asNumber(keyedInteger(cpuStat, "throttled_usec"))),
+    memTotalBytes: toUint64(asBigInt(integerText(texts.memCurrent))),
     // v2 has no memory+swap counter (memory.swap.current is swap alone), so memsw stays unset.
-    memLimitBytes: v2Limit(max),
+    memLimitBytes: v2Limit(texts.memMax),
     // memory.high is v2's throttling threshold, the nearest thing to v1's soft limit.
-    memSoftLimitBytes: v2Limit(high),
-    memRssBytes: toUint64(memStat.get("anon")),
-    memCacheBytes: toUint64(memStat.get("file")),
-    memAnonBytes: toUint64(memStat.get("anon")),
-    memFileBytes: toUint64(memStat.get("file")),
-    memMappedFileBytes: toUint64(memStat.get("file_mapped")),
+    memSoftLimitBytes: v2Limit(texts.memHigh),
+    memRssBytes: anon,
+    memCacheBytes: file,
+    memAnonBytes: anon,
+    memFileBytes: file,
+    memMappedFileBytes: toUint64(asBigInt(keyedInteger(memStat, "file_mapped"))),
     // memory.swap.current is absent when the kernel does not account swap.
-    memSwapBytes: toUint64(parseInteger(swapCurrent)),
-    memUnevictableBytes: toUint64(memStat.get("unevictable")),
+    memSwapBytes: toUint64(asBigInt(integerText(texts.swapCurrent))),
+    memUnevictableBytes: toUint64(asBigInt(keyedInteger(memStat, "unevictable"))),
   };
 }
 
@@ -69,13 +125,13 @@ export async function readV2Stats(dir: string, source: CgroupFileSource): Promis
  * reports. "max" as the quota means no cap. Both files are absent when the cpu controller is not
  * enabled for the cgroup, and then the limit stays unset.
  */
-function cpusLimit(cpuMax: string | undefined, weight: bigint | undefined): number | undefined {
+function cpusLimit(cpuMax: string | undefined, weight: number | undefined): number | undefined {
   if (cpuMax !== undefined) {
     const [quota, period] = cpuMax.trim().split(/\s+/);
     if (quota !== "max" && /^\d+$/.test(quota ?? "") && /^\d+$/.test(period ?? "") && Number(period) > 0) {
       return Number(quota) / Number(period);
     }
   }
-  if (weight !== undefined && weight > 0n) return sharesFromWeight(Number(weight)) / SHARES_PER_CPU;
+  if (weight !== undefined && weight > 0) return sharesFromWeight(weight) / SHARES_PER_CPU;
   return undefined;
 }
