@@ -5,15 +5,17 @@ import type { ContainerEvent } from "../containerizer/container-event.js";
 import { eventToProto } from "./convert.js";
 import { preEncode, type PreEncoded } from "./service-definition.js";
 
-// One event is fanned out to every Watch stream: encode it once, share the bytes.
-const encoded = new WeakMap<ContainerEvent, PreEncoded>();
+// One event is fanned out to every Watch stream in one synchronous delivery (each stream encodes
+// it as it queues it): encode it once, share the bytes. Only the last event's bytes are kept: a
+// cache keyed by every event kept its bytes for as long as the event lived — the journal keeps
+// the last 10,000, each container its last state — although no stream would write them again
+// (snapshots are copies, and a resume re-encodes at most what it replays).
+let lastEncoded: { event: ContainerEvent; bytes: PreEncoded } | undefined;
 
 function encode(event: ContainerEvent): PreEncoded {
-  let bytes = encoded.get(event);
-  if (!bytes) {
-    bytes = preEncode(WatchResponseSchema, { $typeName: "berth.v1.WatchResponse", event: eventToProto(event) });
-    encoded.set(event, bytes);
-  }
+  if (lastEncoded?.event === event) return lastEncoded.bytes;
+  const bytes = preEncode(WatchResponseSchema, { $typeName: "berth.v1.WatchResponse", event: eventToProto(event) });
+  lastEncoded = { event, bytes };
   return bytes;
 }
 
