@@ -22,6 +22,8 @@ export interface ProcessFacts {
 interface Entry {
   facts: Promise<ProcessFacts>;
   paths?: Promise<CgroupPaths>;
+  /** `paths` once it has resolved: a Usage() call then reads without awaiting it. */
+  resolved?: CgroupPaths;
   /** Drops the entry at termination; ended with the entry, so failed lookups retried during an engine outage do not pile up subscriptions. */
   watch?: Subscription;
 }
@@ -50,20 +52,26 @@ export class RuntimeFacts {
     const entry = this.entry(c);
     if (!entry.paths) {
       entry.paths = entry.facts.then((f) => this.stats.resolve(f.pid));
-      entry.paths.catch(() => this.drop(c, entry));
+      entry.paths.then(
+        (paths) => (entry.resolved = paths),
+        () => this.drop(c, entry),
+      );
     }
     return entry.paths;
   }
 
   /** Fresh statistics from the cached cgroup dirs. */
-  async read(c: Container): Promise<ResourceStatistics> {
-    const paths = await this.cgroupPaths(c);
-    try {
-      return await this.stats.read(paths);
-    } catch (err) {
+  read(c: Container): Promise<ResourceStatistics> {
+    const resolved = this.entries.get(c)?.resolved;
+    // Polled calls find the dirs resolved and read at once, without a turn through the microtask queue.
+    return resolved !== undefined ? this.readFrom(c, resolved) : this.cgroupPaths(c).then((paths) => this.readFrom(c, paths));
+  }
+
+  private readFrom(c: Container, paths: CgroupPaths): Promise<ResourceStatistics> {
+    return this.stats.read(paths).catch((err: unknown) => {
       this.invalidate(c);
       throw err;
-    }
+    });
   }
 
   /** Forgets what is cached for `c` (its process is gone or was replaced). */

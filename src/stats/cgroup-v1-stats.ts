@@ -103,14 +103,7 @@ export function readV1Stats(files: V1Files, source: CgroupFileSource): StatsFiel
 }
 
 function v1Fields(texts: V1Texts, tasks: number | undefined, procs: number | undefined, pidsCurrent: () => string | undefined): StatsFields | undefined {
-  let any = tasks !== undefined || procs !== undefined;
-  for (const key in texts) {
-    if (texts[key as keyof V1Texts] !== undefined) {
-      any = true;
-      break;
-    }
-  }
-  if (!any) return undefined;
+  if (tasks === undefined && procs === undefined && Object.values(texts).every((text) => text === undefined)) return undefined;
   const { cpuacctStat, cpuStat, memStat } = texts;
   const user = asNumber(keyedInteger(cpuacctStat, "user"));
   const system = asNumber(keyedInteger(cpuacctStat, "system"));

@@ -79,14 +79,7 @@ export function readV2Stats(files: V2Files, source: CgroupFileSource): StatsFiel
 }
 
 function v2Fields(texts: V2Texts, procs: number | undefined, threads: number | undefined, pidsCurrent: () => string | undefined): StatsFields | undefined {
-  let any = procs !== undefined || threads !== undefined;
-  for (const key in texts) {
-    if (texts[key as keyof V2Texts] !== undefined) {
-      any = true;
-      break;
-    }
-  }
-  if (!any) return undefined;
+  if (procs === undefined && threads === undefined && Object.values(texts).every((text) => text === undefined)) return undefined;
   const { cpuStat, memStat } = texts;
   const anon = toUint64(asBigInt(keyedInteger(memStat, "anon")));
   const file = toUint64(asBigInt(keyedInteger(memStat, "file")));
