@@ -9,4 +9,4 @@ bash scripts/engine-up.sh
 npm run build
 # The image the README's examples launch (127.0.0.1:5000/berth-test/busybox:1), built locally.
 node scripts/test-images.mjs
-exec node dist/src/main.js serve "$@"
+exec node --max-semi-space-size=8 dist/src/main.js serve "$@"

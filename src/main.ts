@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 import { setLogger } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { buildCli } from "./config.js";

@@ -237,7 +237,9 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     if (c.state !== "DESTROYING") c.transition("DESTROYING", messageOf(reason));
     await deps.engine.killContainer(c.engineId!).catch((e: unknown) => log.warn({ err: e }, "kill failed"));
   }
-  await superviseExit(c, deps, log, output);
+  // Returned, not awaited: the launch's frame (its closures and locals) is not kept alive for the
+  // container's whole life.
+  return superviseExit(c, deps, log, output);
 }
 
 /**
@@ -255,7 +257,7 @@ export async function adoptContainer(c: Container, deps: PipelineDeps, attach: G
     const since = await outputWatermark(c.sandbox);
     await output.follow(deps, c, log, since);
   });
-  await superviseExit(c, deps, log, output);
+  return superviseExit(c, deps, log, output);
 }
 
 /** Waits for the exit, drains the output, records the termination, removes, publishes. */

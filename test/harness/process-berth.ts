@@ -1,10 +1,21 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 
 /** The compiled entry point, next to this file in dist/ (tests run after a build). */
 export const MAIN_JS = fileURLToPath(new URL("../../src/main.js", import.meta.url));
+
+/**
+ * The node flags of the entry's `#!/usr/bin/env -S node …` line: Berth is spawned with them, as the
+ * installed `berth` command runs (its V8 heap settings are part of what is tested and measured).
+ */
+export const NODE_FLAGS: string[] = (() => {
+  const first = readFileSync(MAIN_JS, "utf8").split("\n", 1)[0]!;
+  const m = /^#!\S*env(?: -S)? node((?: --\S+)*)\s*$/.exec(first);
+  return m ? m[1]!.trim().split(/\s+/).filter((f) => f !== "") : [];
+})();
 
 /** How a process ended. */
 export interface ProcessExit {
@@ -26,7 +37,7 @@ export class BerthProcess {
   private exit: ProcessExit | undefined;
 
   constructor(args: string[], env: NodeJS.ProcessEnv = process.env) {
-    this.child = spawn(process.execPath, [MAIN_JS, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    this.child = spawn(process.execPath, [...NODE_FLAGS, MAIN_JS, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
     this.child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (this.out += chunk));
     let partial = "";
     this.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
