@@ -79,7 +79,8 @@ function readHead(fd: number, limit: number): { text: string; whole: boolean } {
     length += bytesRead;
     if (bytesRead === 0 || length < WHOLE_FILE_BELOW_BYTES) break;
   }
-  return { text: shared.toString("utf8", 0, length), whole };
+  // Kernel-generated cgroup text is ASCII: latin1 decodes it as UTF-8 would, as a plain byte copy.
+  return { text: shared.toString("latin1", 0, length), whole };
 }
 
 /**
