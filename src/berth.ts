@@ -15,7 +15,7 @@ import { ImagePuller } from "./docker/image-puller.js";
 import { checkedDockerConfig } from "./docker/registry-auth.js";
 import { agentLabels } from "./docker/names.js";
 import { FetcherCache, fetchUris } from "./fetcher/fetcher.js";
-import { effectivePolicy } from "./policy/load-policy.js";
+import { effectivePolicy } from "./policy/startup-policy.js";
 import { SeccompProfiles } from "./containerizer/seccomp.js";
 import { describePolicy } from "./policy/policy.js";
 import { BerthServer } from "./rpc/server.js";

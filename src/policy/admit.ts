@@ -13,8 +13,7 @@ import { PermissionDenied } from "../containerizer/errors.js";
 import type { LaunchSpec } from "../containerizer/launch-spec.js";
 import { effectiveUser, launchParameters } from "../containerizer/docker-parameters.js";
 import { admitDockerParameters } from "./admit-parameters.js";
-import { normalizeDir } from "./load-policy.js";
-import { DOCKER_DEFAULT_CAPABILITIES, normalizeRegistry, registryOf, type Policy } from "./policy.js";
+import { DOCKER_DEFAULT_CAPABILITIES, normalizeDir, normalizeRegistry, registryOf, type Policy } from "./policy.js";
 import type { ResolvedPaths } from "./resolve-paths.js";
 
 /** Facts of this Berth that admission needs besides the launch and the policy. */

@@ -3,7 +3,7 @@ import path from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
 import { CapabilityInfo_Capability } from "../gen/mesos/v1/mesos_pb.js";
-import { defaultPolicy, normalizeRegistry, type Policy } from "./policy.js";
+import { defaultPolicy, normalizeDir, normalizeRegistry, type Policy } from "./policy.js";
 
 /** A policy file that cannot be read or does not validate; the message names the file and the key. */
 export class PolicyInvalid extends Error {
@@ -69,12 +69,6 @@ const PolicyFile = z.strictObject({
   allow_negative_oom_score_adj: z.boolean().optional(),
   allowed_log_drivers: z.array(logDriver).optional(),
 });
-
-/** Normalises a folder: no '.', no '//', no trailing '/' (except the root itself). */
-export function normalizeDir(p: string): string {
-  const n = path.normalize(p);
-  return n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
-}
 
 /** Reads and validates a policy file (JSON or YAML); throws PolicyInvalid naming the file and the key. */
 export async function loadPolicy(file: string): Promise<Policy> {
@@ -150,14 +144,4 @@ function valueAt(raw: unknown, parts: ReadonlyArray<PropertyKey>): unknown {
     v = (v as Record<PropertyKey, unknown>)[p];
   }
   return v;
-}
-
-/**
- * The policy in force: the file's (or the safe defaults without one), with loopback fetches also
- * opened by --fetch_allow_loopback.
- */
-export async function effectivePolicy(file: string | undefined, fetchAllowLoopback: boolean): Promise<Policy> {
-  const policy = file === undefined ? defaultPolicy() : await loadPolicy(file);
-  if (fetchAllowLoopback) policy.fetch.allowLoopback = true;
-  return policy;
 }

@@ -1,3 +1,4 @@
+import path from "node:path";
 /**
  * The operator policy: what a Launch may ask for. Without a policy file every field has the safe
  * default below; `examples/policy.yaml` documents each key (the file's keys are the snake_case
@@ -138,6 +139,12 @@ export function registryOf(image: string): string {
   const first = image.slice(0, slash);
   if (!first.includes(".") && !first.includes(":") && first !== "localhost") return DEFAULT_REGISTRY;
   return normalizeRegistry(first);
+}
+
+/** Normalises a folder: no '.', no '//', no trailing '/' (except the root itself). */
+export function normalizeDir(p: string): string {
+  const n = path.normalize(p);
+  return n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
 }
 
 /** Lower-cases a registry and folds Docker Hub's aliases into `docker.io`. */

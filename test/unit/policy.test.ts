@@ -26,7 +26,8 @@ import { InvalidRequest, PermissionDenied, ResourceExhausted } from "../../src/c
 import { resolveLaunchSpec, type LaunchSpec } from "../../src/containerizer/launch-spec.js";
 import { admissionPaths, admit, hostPathRequests, type AdmissionContext } from "../../src/policy/admit.js";
 import { checkLaunchLimits, checkLiveContainers, DEFAULT_LAUNCH_LIMITS } from "../../src/policy/limits.js";
-import { effectivePolicy, loadPolicy, parsePolicy, PolicyInvalid } from "../../src/policy/load-policy.js";
+import { loadPolicy, parsePolicy, PolicyInvalid } from "../../src/policy/load-policy.js";
+import { effectivePolicy } from "../../src/policy/startup-policy.js";
 import { DOCKER_DEFAULT_CAPABILITIES, defaultPolicy, registryOf, type Policy } from "../../src/policy/policy.js";
 import { realPathOf, resolvePaths } from "../../src/policy/resolve-paths.js";
 
