@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { EngineRequestFailed, EngineUnreachable, type EnginePort } from "../docker/engine-port.js";
-import type { Resource, ResourceStatistics } from "../gen/mesos/v1/mesos_pb.js";
+import { isFieldSet } from "@bufbuild/protobuf";
+import { ResourceStatisticsSchema, type Resource, type ResourceStatistics } from "../gen/mesos/v1/mesos_pb.js";
 import { CgroupNotFound } from "../stats/cgroup-stats.js";
 import { quote } from "./container-id.js";
 import type { Container } from "./container.js";
@@ -104,8 +105,9 @@ export class ContainerResources {
     // The cgroup knows the limits in force; the launch's limits, then its resources, are the
     // fallback for a missing controller.
     reportLimits(stats, c);
-    if (stats.cpusLimit === undefined && c.resources.cpus !== undefined) stats.cpusLimit = c.resources.cpus;
-    if (stats.memLimitBytes === undefined && c.resources.memMb !== undefined) stats.memLimitBytes = BigInt(Math.floor(c.resources.memMb * 1024 * 1024));
+    // (proto2 optional fields: an unset one reads 0, so presence is asked, not `=== undefined`.)
+    if (!isFieldSet(stats, ResourceStatisticsSchema.field.cpusLimit) && c.resources.cpus !== undefined) stats.cpusLimit = c.resources.cpus;
+    if (!isFieldSet(stats, ResourceStatisticsSchema.field.memLimitBytes) && c.resources.memMb !== undefined) stats.memLimitBytes = BigInt(Math.floor(c.resources.memMb * 1024 * 1024));
     if (!(stats.timestamp > 0)) stats.timestamp = Date.now() / 1000;
     // As Mesos' disk/du isolator: the sandbox's last measured usage and the `disk` resource.
     const diskUsed = this.deps.diskUsedBytes?.(c);
@@ -188,11 +190,11 @@ function reportLimits(stats: ResourceStatistics, c: Container): void {
   if (cpus !== undefined) stats.cpusSoftLimit = cpus;
   if (limits.cpus !== undefined) {
     if (!Number.isFinite(limits.cpus)) stats.cpusLimit = hostCapacity().cpus;
-    else stats.cpusLimit ??= limits.cpus;
+    else if (!isFieldSet(stats, ResourceStatisticsSchema.field.cpusLimit)) stats.cpusLimit = limits.cpus;
   }
   if (limits.memMb !== undefined) {
     if (!Number.isFinite(limits.memMb)) stats.memLimitBytes = BigInt(hostCapacity().memoryBytes);
-    else stats.memLimitBytes ??= BigInt(Math.floor(limits.memMb * 1024 * 1024));
+    else if (!isFieldSet(stats, ResourceStatisticsSchema.field.memLimitBytes)) stats.memLimitBytes = BigInt(Math.floor(limits.memMb * 1024 * 1024));
     if (memMb !== undefined) stats.memSoftLimitBytes = BigInt(Math.floor(memMb * 1024 * 1024));
   }
 }

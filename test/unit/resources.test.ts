@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { create } from "@bufbuild/protobuf";
+import { create, isFieldSet } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { filter, firstValueFrom } from "rxjs";
 import { CheckpointStore } from "../../src/checkpoint/checkpoint-store.js";
@@ -33,6 +33,8 @@ class FakeStats implements StatsSource {
   readonly released: CgroupPaths[] = [];
   reads = 0;
   gone = false;
+  /** A cgroup without the cpu and memory limit files (a controller not mounted): no limits read. */
+  noLimits = false;
 
   async resolve(pid: number): Promise<CgroupPaths> {
     this.resolved.push(pid);
@@ -42,6 +44,7 @@ class FakeStats implements StatsSource {
   async read(paths: CgroupPaths): Promise<ResourceStatistics> {
     this.reads += 1;
     if (this.gone) throw new CgroupNotFound(`cgroup v1 dirs ${JSON.stringify(paths.dirs)} no longer hold any statistics file`);
+    if (this.noLimits) return create(ResourceStatisticsSchema, { timestamp: Date.now() / 1000, processes: 1 });
     return create(ResourceStatisticsSchema, { timestamp: Date.now() / 1000, processes: 1, cpusLimit: 0.5, memLimitBytes: BigInt(64 * MiB) });
   }
 
@@ -234,6 +237,21 @@ describe("resources: Update, Usage, Status, PruneImages over a fake engine", fun
       const status = await r.cz.status(id);
       assert.equal(status.pid, r.engine.container(engineId).pid);
       assert.equal(r.engine.calls("inspectContainer").length - inspectsBefore, 1, "Status shares the cached inspect");
+    });
+
+    it("a cgroup that shows no limits falls back to the launch's resources (the unset proto2 fields read 0, not undefined)", async () => {
+      const r = await rig();
+      r.stats.noLimits = true;
+      const id = newId("usage-nolimits");
+      await launchRunning(r, id, { cpus: 0.25, memMb: 48 });
+      const u = await r.cz.usage(id);
+      assert.equal(u.cpusLimit, 0.25);
+      assert.equal(u.memLimitBytes, BigInt(48 * MiB));
+      const bare = newId("usage-noresources");
+      await launchRunning(r, bare);
+      const none = await r.cz.usage(bare);
+      assert.equal(isFieldSet(none, ResourceStatisticsSchema.field.cpusLimit), false, "no limit anywhere: none reported");
+      assert.equal(isFieldSet(none, ResourceStatisticsSchema.field.memLimitBytes), false);
     });
 
     it("refuses a container that is not RUNNING, and forgets the cached pid and releases the cgroup once it terminates", async () => {
