@@ -67,8 +67,8 @@ export class BerthClient {
     return this.unary("update", create(UpdateRequestSchema, { containerId: { value: id }, resources }));
   }
 
-  usage(id: string): Promise<UsageResponse> {
-    return this.unary("usage", create(UsageRequestSchema, { containerId: { value: id } }));
+  usage(id: string, options?: CallOptions): Promise<UsageResponse> {
+    return this.unary("usage", create(UsageRequestSchema, { containerId: { value: id } }), options);
   }
 
   /** PruneImages keeping the given docker image names. */
