@@ -17,7 +17,6 @@ import {
   type StatusRequest,
   type UpdateRequest,
   type UsageRequest,
-  type UsageResponse,
   type WaitRequest,
   type WatchRequest,
 } from "../gen/berth/v1/containerizer_pb.js";
@@ -26,8 +25,7 @@ import type { ContainerInfoSummary, Containerizer } from "../containerizer/conta
 import { InvalidRequest } from "../containerizer/errors.js";
 import { statusToProto, summaryToProto, terminationToProto } from "./convert.js";
 import { toStatus } from "./error-status.js";
-import { PreEncoded, asBuffer } from "./service-definition.js";
-import { fastBinary } from "./scalar-encoding.js";
+import { PreEncoded } from "./service-definition.js";
 import type { WatchLimits } from "./watch-limits.js";
 import { pipeEvents, type WatchStreams } from "./watch-writer.js";
 import { logsHandler } from "./logs-handler.js";
@@ -168,11 +166,7 @@ export function containerizerService(containerizer: Containerizer, options: Serv
       return create(UpdateResponseSchema, {});
     }),
 
-    // Encoded here in one pass (fastBinary) rather than by the serializer's toBinary: Usage is polled.
-    usage: unary(async (req: UsageRequest) => {
-      const response = create(UsageResponseSchema, { statistics: await containerizer.usage(requireId(req.containerId)) });
-      return new PreEncoded(asBuffer(fastBinary(UsageResponseSchema, response))) as unknown as UsageResponse;
-    }),
+    usage: unary(async (req: UsageRequest) => create(UsageResponseSchema, { statistics: await containerizer.usage(requireId(req.containerId)) })),
 
     pruneImages: unary(async (req: PruneImagesRequest) => {
       const excluded = req.excludedImages.map((image, i) => dockerImageName(image, i));

@@ -3,7 +3,7 @@ import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 import { assertRequiredFields } from "./required-fields.js";
 
 /** Wraps protobuf-es bytes as a Buffer without copying (grpc-js calls Buffer methods on it). */
-export function asBuffer(bytes: Uint8Array): Buffer {
+function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
