@@ -172,11 +172,9 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     deadline.pause();
     let engineId: string;
     try {
-      const creating = deps.engineSlots(inSlot(() => deps.engine.createContainer(createSpec)), { signal });
-      // The stage is recorded too, while the engine creates (after the launch record, without
-      // waiting: it only sharpens recovery's message).
-      void deps.checkpoint(c).catch((err: unknown) => log.warn({ err }, "could not checkpoint the stage"));
-      engineId = await creating;
+      // No record of the stage is written here: it would be a second fsync beside the engine's own
+      // during the create, and recovery tells MOUNTING from the engine's container of the launch.
+      engineId = await deps.engineSlots(inSlot(() => deps.engine.createContainer(createSpec)), { signal });
     } catch (err) {
       await removeAfterFailedCreate(deps, log, createSpec.name, err);
       throw err;

@@ -55,7 +55,9 @@ export function planRecovery(checkpoints: ContainerCheckpoint[], rows: Container
       else if (row) actions.push({ kind: "adopt", checkpoint: cp, state: effective, row, leftovers: mine.filter((r) => r !== row) });
       else actions.push({ kind: "vanished", checkpoint: cp, state: effective });
     } else if (state === "FETCHING" || state === "PULLING" || state === "MOUNTING") {
-      actions.push({ kind: "abandon", checkpoint: cp, stage: state, leftovers: mine });
+      // The launch records only FETCHING and then RUNNING; an engine container of it shows the
+      // launch had reached MOUNTING (the create).
+      actions.push({ kind: "abandon", checkpoint: cp, stage: mine.length > 0 ? "MOUNTING" : state, leftovers: mine });
     } else {
       actions.push({ kind: "unreadable", checkpoint: cp, reason: `its state '${cp.state}' is not one Berth knows` });
     }
