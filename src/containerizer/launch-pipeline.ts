@@ -200,10 +200,12 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     // instead of creating all of them before starting any.
     const starting = deps.engineSlots(inSlot(() => deps.engine.startContainer(engineId)), { signal, urgent: true });
     // RUNNING (with the engine id) is made durable while the engine starts the container, so
-    // neither the fsync nor the record's encoding costs launch time (the start request is on its
-    // way first). A crash in between leaves a record short of RUNNING, or a RUNNING record of a
-    // container the engine shows as "created": recovery treats either as a launch caught mid-way.
-    const running = deps.checkpoint(c, { state: "RUNNING" });
+    // neither the fsync nor the record's encoding costs launch time: it begins on the next turn of
+    // the event loop, once the start request is written (the request goes out on a process tick,
+    // after this turn's microtasks). A crash in between leaves a record short of RUNNING, or a
+    // RUNNING record of a container the engine shows as "created": recovery treats either as a
+    // launch caught mid-way.
+    const running = new Promise<void>((resolve, reject) => setImmediate(() => deps.checkpoint(c, { state: "RUNNING" }).then(resolve, reject)));
     running.catch(() => undefined);
     await starting;
     started = true;
