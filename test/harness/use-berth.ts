@@ -1,6 +1,7 @@
 import type Dockerode from "dockerode";
 import type { StartOverrides } from "../../src/berth.js";
-import { ensureEngine, ensureTestImages, type TestImages } from "../support/engine.js";
+import { LABEL_AGENT_ID } from "../../src/docker/names.js";
+import { ensureEngine, ensureTestImages, removeTestContainers, type TestImages } from "../support/engine.js";
 import { startTestBerth, type TestBerth } from "./test-berth.js";
 
 /** What a suite using the real engine and an in-process Berth gets. */
@@ -22,7 +23,11 @@ export function useBerth(flags: Record<string, string> = {}, overrides: StartOve
     suite.t = await startTestBerth(flags, overrides);
   });
   after(async () => {
+    const agentId = suite.t?.berth.agentId;
     await suite.t?.close();
+    // What the suite's containers left in the engine (Berth stopped before a test's own clean-up
+    // could reach it, or before a removal it had scheduled): the agent's label finds them all.
+    if (suite.docker && agentId) await removeTestContainers(suite.docker, { [LABEL_AGENT_ID]: agentId });
   });
   return suite;
 }
