@@ -9,7 +9,7 @@ import type { ImagePuller } from "../docker/image-puller.js";
 import { validateId } from "./container-id.js";
 import { Container, DestroyRequested } from "./container.js";
 import type { ContainerEvent } from "./container-event.js";
-import { buildCreateSpec } from "./create-spec.js";
+import { buildCreateSpec, type CreateOptions } from "./create-spec.js";
 import { stopTimeoutMs } from "./docker-parameters.js";
 import type { SeccompProfiles } from "./seccomp.js";
 import { AlreadyExists, BerthError, Cancelled, ContainerNotFound, EngineFailed, EngineUnavailable, FailedPrecondition, InvalidRequest, PermissionDenied, ResourceExhausted, StorageFailed } from "./errors.js";
@@ -20,7 +20,7 @@ import { checkLaunchLimits, checkLiveContainers, DEFAULT_LAUNCH_LIMITS, type Lau
 import { defaultPolicy, WELL_KNOWN_ENGINE_SOCKETS, type Policy } from "../policy/policy.js";
 import { resolvePaths } from "../policy/resolve-paths.js";
 import { isInside } from "../fetcher/sandbox-paths.js";
-import { adoptContainer, BerthStopping, createOptionsOf, KilledUnhealthy, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
+import { adoptContainer, BerthStopping, KilledUnhealthy, runContainer, type FetchFn, type PipelineDeps } from "./launch-pipeline.js";
 import { HealthSupervisor } from "../health/health-supervisor.js";
 import { execSync } from "../exec/exec-sync.js";
 import { healthStatus } from "./task-status.js";
@@ -180,6 +180,8 @@ export class Containerizer {
   /** The engine's events, routed to the containers. */
   private readonly engineEvents: EngineEvents;
   private readonly pipelineDeps: PipelineDeps;
+  /** The engine's create options beyond the launch itself (CFS quota, pids limit, log cap, seccomp). */
+  private readonly createOptions: CreateOptions;
   /** Numbering, journal and Watch streams of every container's events. */
   private readonly hub: EventHub;
   /** Recover after a restart, reconcile after an events gap. */
@@ -242,13 +244,16 @@ export class Containerizer {
       checkpoint: (c) => this.checkpoint(c),
       diskUsedBytes: (c) => this.disk.usedBytes(c),
     });
+    this.createOptions = {
+      cfsQuota: options.cgroupsEnableCfs ?? false,
+      pidsLimit: options.defaultPidsLimit,
+      engineLogMaxSize: options.containerLogMaxSize,
+      seccomp: options.seccomp,
+    };
     this.pipelineDeps = {
       engine: deps.engine,
       images: deps.images,
       puller: recordingPuller(deps.puller, this.pulledImages),
-      cfsQuota: options.cgroupsEnableCfs ?? false,
-      pidsLimit: options.defaultPidsLimit,
-      createOptions: { engineLogMaxSize: options.containerLogMaxSize, seccomp: options.seccomp },
       fetch: deps.fetch,
       agentId: options.agentId,
       containerSandbox: options.sandboxDirectory,
@@ -373,7 +378,7 @@ export class Containerizer {
     }
     // Build the engine's create options now, so a shape the engine cannot take is refused
     // before anything is recorded.
-    const createSpec = buildCreateSpec(spec, { agentId: this.options.agentId, hostSandbox: sandbox, containerSandbox: this.options.sandboxDirectory }, createOptionsOf(this.pipelineDeps));
+    const createSpec = buildCreateSpec(spec, { agentId: this.options.agentId, hostSandbox: sandbox, containerSandbox: this.options.sandboxDirectory }, this.createOptions);
     const admitting = this.admit(spec, input.peer);
     // An earlier container of this id is being forgotten: its record and sandbox removal must be
     // over before this launch writes its own (same record name, and the same sandbox path when
@@ -416,7 +421,7 @@ export class Containerizer {
       : Promise.resolve();
     const container = new Container(spec, sandbox, this.hub.publish);
     this.containers.set(id, container);
-    this.track(container, runContainer(container, this.pipelineDeps, recorded, createSpec));
+    this.track(container, runContainer(container, this.pipelineDeps, createSpec, recorded));
     try {
       await recorded;
     } catch (err) {

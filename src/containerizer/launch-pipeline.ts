@@ -13,7 +13,6 @@ import type { OutputRegistry } from "../logger/live-output.js";
 import type { RotationOptions } from "../logger/rotating-file.js";
 import { DestroyRequested, type Container } from "./container.js";
 import type { Gate } from "./bounded.js";
-import { buildCreateSpec, type CreateOptions } from "./create-spec.js";
 import { effectiveUser } from "./docker-parameters.js";
 import { LaunchDeadline, LaunchTimedOut } from "./launch-deadline.js";
 import type { ContainerState } from "./state.js";
@@ -64,12 +63,6 @@ export interface PipelineDeps {
   logRotation?: RotationOptions;
   /** Where Logs finds the writers of the sandboxes' output files. */
   outputs?: OutputRegistry;
-  /** Mesos' --cgroups_enable_cfs: cpus also become a CFS quota. */
-  cfsQuota?: boolean;
-  /** --default_pids_limit: every container's pids limit (0 or unset = none). */
-  pidsLimit?: number;
-  /** The engine's log cap and the seccomp profiles (create options beyond cpus and pids). */
-  createOptions?: Pick<CreateOptions, "engineLogMaxSize" | "seccomp">;
   log: Logger;
   /** Registers the engine id so that engine events reach this container. */
   bindEngineId(container: Container, engineId: string): void;
@@ -96,9 +89,9 @@ export interface PipelineDeps {
  * Runs one container from FETCHING to TERMINATED. It is the only writer of the container's
  * transitions after the launch was accepted, and it always ends in `terminate`: every failure,
  * destroy or timeout becomes a termination, and whatever it created in the engine is removed.
- * `spec`, when given, is the create options the launch was admitted with (built once).
+ * `createSpec` is the engine's create options the launch was admitted with (built once, at admission).
  */
-export async function runContainer(c: Container, deps: PipelineDeps, recorded: Promise<void> = Promise.resolve(), spec?: CreateSpec): Promise<void> {
+export async function runContainer(c: Container, deps: PipelineDeps, createSpec: CreateSpec, recorded: Promise<void>): Promise<void> {
   const log = deps.log.child({ container_id: c.id });
   const signal = c.launchAbort.signal;
   const deadline = new LaunchDeadline(deps.launchTimeoutMs, (reason) => {
@@ -159,7 +152,6 @@ export async function runContainer(c: Container, deps: PipelineDeps, recorded: P
     stage = "MOUNTING";
     c.transition("MOUNTING");
     deadline.run("MOUNTING");
-    const createSpec = spec ?? buildCreateSpec(c.spec, { agentId: deps.agentId, hostSandbox: c.sandbox, containerSandbox: deps.containerSandbox }, createOptionsOf(deps));
     await makeSandboxMountSources(c.sandbox, createSpec.HostConfig.Mounts.map((m) => m.Source), owner);
     // Destroyed while the mount sources were made: create nothing that would only be removed.
     signal.throwIfAborted();
@@ -279,11 +271,6 @@ async function superviseExit(c: Container, deps: PipelineDeps, log: Logger, outp
         : exitTermination({ exitCode: facts.exitCode, oomKilled }, c.killedByDestroy, c.resources.memMb, signal.reason instanceof KilledUnhealthy ? signal.reason.why : undefined);
   }
   await finish(c, deps, log, termination);
-}
-
-/** The create options beyond the launch itself: the same for the admission check and the create. */
-export function createOptionsOf(deps: Pick<PipelineDeps, "cfsQuota" | "pidsLimit" | "createOptions">): CreateOptions {
-  return { cfsQuota: deps.cfsQuota, pidsLimit: deps.pidsLimit, ...deps.createOptions };
 }
 
 /**
