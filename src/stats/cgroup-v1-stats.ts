@@ -59,19 +59,11 @@ export function v1Files(dirs: Record<string, string>): V1Files {
   };
 }
 
-/** The texts of one sample's files (undefined: absent). */
-interface V1Texts {
-  cpuacctStat?: string;
-  cfsQuota?: string;
-  cfsPeriod?: string;
-  shares?: string;
-  cpuStat?: string;
-  memUsage?: string;
-  memswUsage?: string;
-  memLimit?: string;
-  memSoftLimit?: string;
-  memStat?: string;
-}
+/**
+ * The texts of one sample's files, keyed as the files are (undefined: absent); the membership lists
+ * are counted, not kept, and pids.current is read only when `tasks` is missing.
+ */
+type V1Texts = { [K in Exclude<keyof V1Files, "tasks" | "procs" | "pidsCurrent">]?: string };
 
 /**
  * Reads a cgroup v1 container's statistics from its files; undefined when none of the files exist

@@ -38,17 +38,11 @@ export function v2Files(dir: string): V2Files {
   };
 }
 
-/** The texts of one sample's files (undefined: absent). */
-interface V2Texts {
-  cpuStat?: string;
-  cpuMax?: string;
-  cpuWeight?: string;
-  memCurrent?: string;
-  memMax?: string;
-  memHigh?: string;
-  swapCurrent?: string;
-  memStat?: string;
-}
+/**
+ * The texts of one sample's files, keyed as the files are (undefined: absent); the membership lists
+ * are counted, not kept, and pids.current is read only when needed.
+ */
+type V2Texts = { [K in Exclude<keyof V2Files, "procs" | "threads" | "pidsCurrent">]?: string };
 
 const seconds = (usec: number | undefined): number | undefined => (usec === undefined ? undefined : usec / US_PER_SEC);
 
